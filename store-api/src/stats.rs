@@ -1,0 +1,96 @@
+//! Counters and capabilities every engine reports.
+
+/// Counters an engine keeps. Counters are cumulative since the store was opened
+/// (per process for engines shared across processes) unless an engine documents
+/// otherwise; `entries` and `bytes_used` are the current state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Entries stored now, including expired ones not yet reclaimed.
+    pub entries: u64,
+    /// Capacity in bytes, for bounded engines.
+    pub capacity: Option<u64>,
+    /// Bytes in use by entries (keys, values and per-entry overhead).
+    pub bytes_used: u64,
+    /// Reads (`get` and the read half of `update`).
+    pub reads: u64,
+    /// Reads that found a live entry.
+    pub hits: u64,
+    /// Successful writes (puts, sets and deletes through update, touches, deletes).
+    pub writes: u64,
+    /// Live entries evicted to make room.
+    pub evicted_live: u64,
+    /// Expired entries reclaimed to make room.
+    pub evicted_expired: u64,
+    /// Expired entries removed by `purge_expired`.
+    pub purged: u64,
+    /// Damaged regions (for example pages of a shared file) found and repaired.
+    pub recovered: u64,
+}
+
+/// How an engine runs an [`update`](crate::SessionStore::update) closure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UpdateAtomicity {
+    /// Under a lock: the closure runs exactly once per call.
+    Locked,
+    /// Optimistically: the closure may run again when another writer interfered, up to
+    /// `max_attempts` times, then the update fails with
+    /// [`Error::Contention`](crate::Error::Contention).
+    Optimistic {
+        /// Most times the closure runs in one call.
+        max_attempts: u32,
+    },
+}
+
+/// What an engine can do; conformance tests and callers read this instead of
+/// guessing from the engine's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// Several processes on one host see the same entries.
+    pub shared_across_processes: bool,
+    /// Several hosts see the same entries.
+    pub shared_across_hosts: bool,
+    /// Entries survive the store being closed and reopened.
+    pub survives_restart: bool,
+    /// The engine has a fixed capacity and evicts (or refuses) when full.
+    pub bounded: bool,
+    /// Longest key accepted, in bytes (at least [`MAX_KEY_LEN`](crate::MAX_KEY_LEN)).
+    pub max_key_len: usize,
+    /// Largest value accepted, in bytes, for the longest key. Shorter keys may allow
+    /// slightly larger values; a larger value is
+    /// [`Error::TooLarge`](crate::Error::TooLarge).
+    pub max_value_len: usize,
+    /// How `update` runs its closure.
+    pub update: UpdateAtomicity,
+}
+
+impl Capabilities {
+    /// An in-process, unbounded, non-persistent engine with locked updates; engines
+    /// start from this and change what differs.
+    pub fn new(max_value_len: usize) -> Self {
+        Capabilities {
+            shared_across_processes: false,
+            shared_across_hosts: false,
+            survives_restart: false,
+            bounded: false,
+            max_key_len: crate::MAX_KEY_LEN,
+            max_value_len,
+            update: UpdateAtomicity::Locked,
+        }
+    }
+}
+
+/// What a bounded engine does when a write needs room and no expired entry is left to
+/// reclaim. Expired entries are always reclaimed first, under either policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EvictionPolicy {
+    /// Evict live entries, least recently used first, and report them.
+    #[default]
+    Lru,
+    /// Never evict a live entry: the write fails with
+    /// [`Error::NoSpace`](crate::Error::NoSpace) instead.
+    NeverEvictLive,
+}

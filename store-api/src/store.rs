@@ -1,0 +1,248 @@
+//! The [`SessionStore`] trait every engine implements, and its extension trait.
+
+use std::fmt::Debug;
+
+use crate::{
+    Capabilities, Entry, EntryMeta, Expiry, Key, Result, Stats, UpdateAction, UpdateOutcome,
+    WriteMode, WriteOutcome,
+};
+
+/// A key-value store for web sessions.
+///
+/// The Perl original (`Catalyst::Plugin::Session::Store`) has four required methods and
+/// one optional; each has a counterpart here:
+///
+/// | Perl | here |
+/// |---|---|
+/// | `get_session_data($key)` | [`get`](Self::get) |
+/// | `store_session_data($key, $data)` | [`put`](Self::put) with [`WriteMode::Upsert`] |
+/// | `delete_session_data($key)` | [`delete`](Self::delete) |
+/// | `delete_expired_sessions()` | [`purge_expired`](Self::purge_expired) |
+/// | `get_and_set_session_data($key, $cb)` | [`update`](Self::update) |
+/// | `setup_session` | each engine's builder or `open` |
+///
+/// # Contract
+///
+/// - **Keys** are [`Key`]s, validated before they reach an engine. An engine whose
+///   [`Capabilities::max_key_len`] is larger may accept longer keys through its own API.
+/// - **Values** are opaque bytes, empty allowed, returned byte for byte. A value larger
+///   than the engine's maximum is [`Error::TooLarge`](crate::Error::TooLarge) and the
+///   write changes nothing and evicts nothing.
+/// - **A missing key is never an error**; a backend failure is never `Ok(None)`.
+/// - **Versions**: every successful write (put, a `Set` from update) gives the entry a
+///   new [`Version`](crate::Version), never reused for that key, not even after delete
+///   and re-create. [`touch`](Self::touch) does not change the version.
+/// - **Eviction is reported, never silent**: every write returns [`WriteOutcome::evicted`],
+///   how many live and expired entries of other keys were removed to make room, or
+///   [`Evictions::Unknown`](crate::Evictions::Unknown) when the engine cannot know.
+///   Bounded engines reclaim expired entries before live ones and either evict live
+///   entries in LRU order (reported, and counted in [`Stats::evicted_live`]) or, under a
+///   never-evict-live policy, fail with [`Error::NoSpace`](crate::Error::NoSpace).
+///
+/// # Expiry
+///
+/// Every entry carries an absolute expiry or none, with millisecond resolution, taken
+/// from the engine's [`Clock`](crate::Clock). An entry is **live while
+/// `now < expires_at`** ([`is_live`](crate::is_live)). An expired entry is
+/// indistinguishable from an absent one for every operation: `get` returns `None`,
+/// create-only succeeds over it, replace-only and compare-and-set fail, `touch` and
+/// `delete` report `false`, `update` sees `None`. Writing an expiry already past is
+/// allowed and stores an entry that is expired at once.
+///
+/// # Concurrency
+///
+/// All methods take `&self` and are safe to call from many threads. Every write is
+/// atomic for its key: readers see the old entry or the new one, never a mix.
+/// [`update`](Self::update) is atomic against every other write to that key, across
+/// threads and, for engines shared across processes, across processes.
+pub trait SessionStore: Send + Sync + Debug {
+    /// Reads the live entry for `key` (Perl's `get_session_data`).
+    ///
+    /// Returns `Ok(None)` if the key is absent or expired.
+    fn get(&self, key: &Key) -> Result<Option<Entry>>;
+
+    /// Reads the live entry for `key` into `buf` (cleared first), returning its metadata.
+    /// Engines override this to avoid allocating; on `Ok(None)` the buffer's contents are
+    /// unspecified.
+    fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        buf.clear();
+        Ok(self.get(key)?.map(|e| {
+            buf.extend_from_slice(&e.value);
+            e.meta()
+        }))
+    }
+
+    /// Writes `value` under `key` with `expiry`, as `mode` allows (Perl's
+    /// `store_session_data` is [`WriteMode::Upsert`]).
+    ///
+    /// # Errors
+    /// [`AlreadyExists`](crate::Error::AlreadyExists), [`NotFound`](crate::Error::NotFound)
+    /// or [`VersionMismatch`](crate::Error::VersionMismatch) when `mode` forbids the
+    /// write; [`TooLarge`](crate::Error::TooLarge); [`NoSpace`](crate::Error::NoSpace);
+    /// backend errors. On any error nothing changed.
+    fn put(&self, key: &Key, value: &[u8], expiry: Expiry, mode: WriteMode)
+    -> Result<WriteOutcome>;
+
+    /// Deletes `key` (Perl's `delete_session_data`). Returns whether a live entry was
+    /// removed; deleting an absent key is `Ok(false)`, not an error.
+    fn delete(&self, key: &Key) -> Result<bool>;
+
+    /// Changes only the expiry of a live entry (sliding sessions): never the value or
+    /// version, never creates. Returns whether a live entry was found.
+    fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool>;
+
+    /// Atomic read-modify-write (Perl's `get_and_set_session_data`).
+    ///
+    /// `f` sees the live entry (or `None`) and decides: keep, set a value and expiry, or
+    /// delete. The decision is applied atomically against every other write to `key`.
+    ///
+    /// - Engines with [`UpdateAtomicity::Locked`](crate::UpdateAtomicity::Locked) call
+    ///   `f` exactly once, under a lock, before anything changes.
+    /// - Engines with [`UpdateAtomicity::Optimistic`](crate::UpdateAtomicity::Optimistic)
+    ///   may call it again when another writer interfered, and give up with
+    ///   [`Error::Contention`](crate::Error::Contention) after a bounded number of tries.
+    ///
+    /// `f` must not call back into the store (a locked engine may deadlock). If `f`
+    /// panics, the panic propagates, the key is unchanged and the store stays usable.
+    fn update(
+        &self,
+        key: &Key,
+        f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
+    ) -> Result<UpdateOutcome>;
+
+    /// Removes every expired entry (Perl's `delete_expired_sessions`) and returns how
+    /// many it removed. Engines whose backend expires entries itself return 0 and say so.
+    fn purge_expired(&self) -> Result<u64>;
+
+    /// The engine's counters.
+    fn stats(&self) -> Result<Stats>;
+
+    /// What the engine can do.
+    fn capabilities(&self) -> Capabilities;
+
+    /// Moves the live entry of `from` to the new id `to` (session-id rotation after
+    /// login), keeping its expiry. Returns `Ok(false)` if `from` is absent.
+    ///
+    /// The default writes `to` create-only, then deletes `from`; it is not atomic (a
+    /// write to `from` racing the move may be lost). Engines that can lock both keys
+    /// override it.
+    ///
+    /// # Errors
+    /// [`AlreadyExists`](crate::Error::AlreadyExists) if `to` is live.
+    fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
+        let Some(entry) = self.get(from)? else {
+            return Ok(false);
+        };
+        let expiry = entry.expires_at.map_or(Expiry::Never, Expiry::At);
+        self.put(to, &entry.value, expiry, WriteMode::CreateOnly)?;
+        self.delete(from)?;
+        Ok(true)
+    }
+}
+
+/// Conveniences over [`SessionStore`], implemented for every store. They are built only
+/// from the trait's methods, so an engine cannot get them subtly wrong.
+pub trait SessionStoreExt: SessionStore {
+    /// The live value of `key`, without metadata.
+    fn get_value(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        Ok(self.get(key)?.map(|e| e.value))
+    }
+
+    /// Whether `key` is live.
+    fn exists(&self, key: &Key) -> Result<bool> {
+        Ok(self.get(key)?.is_some())
+    }
+
+    /// Upsert with the engine's default expiry (Perl's `store_session_data`).
+    fn set(&self, key: &Key, value: &[u8]) -> Result<WriteOutcome> {
+        self.put(key, value, Expiry::Default, WriteMode::Upsert)
+    }
+
+    /// Create-only write.
+    fn create(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<WriteOutcome> {
+        self.put(key, value, expiry, WriteMode::CreateOnly)
+    }
+
+    /// Replace-only write.
+    fn replace(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<WriteOutcome> {
+        self.put(key, value, expiry, WriteMode::ReplaceOnly)
+    }
+
+    /// Compare-and-set on `version`.
+    fn compare_and_set(
+        &self,
+        key: &Key,
+        version: crate::Version,
+        value: &[u8],
+        expiry: Expiry,
+    ) -> Result<WriteOutcome> {
+        self.put(key, value, expiry, WriteMode::IfVersion(version))
+    }
+
+    /// [`update`](SessionStore::update) taking any closure.
+    fn update_with<F>(&self, key: &Key, mut f: F) -> Result<UpdateOutcome>
+    where
+        F: FnMut(Option<&Entry>) -> UpdateAction,
+        Self: Sized,
+    {
+        self.update(key, &mut f)
+    }
+}
+
+impl<S: SessionStore + ?Sized> SessionStoreExt for S {}
+
+impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
+    fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        (**self).get(key)
+    }
+    fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        (**self).get_into(key, buf)
+    }
+    fn put(
+        &self,
+        key: &Key,
+        value: &[u8],
+        expiry: Expiry,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        (**self).put(key, value, expiry, mode)
+    }
+    fn delete(&self, key: &Key) -> Result<bool> {
+        (**self).delete(key)
+    }
+    fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
+        (**self).touch(key, expiry)
+    }
+    fn update(
+        &self,
+        key: &Key,
+        f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
+    ) -> Result<UpdateOutcome> {
+        (**self).update(key, f)
+    }
+    fn purge_expired(&self) -> Result<u64> {
+        (**self).purge_expired()
+    }
+    fn stats(&self) -> Result<Stats> {
+        (**self).stats()
+    }
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
+    }
+    fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
+        (**self).rotate(from, to)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trait_is_object_safe() {
+        fn takes(_: Option<std::sync::Arc<dyn SessionStore>>) {}
+        fn takes_box(_: Option<Box<dyn SessionStore>>) {}
+        takes(None);
+        takes_box(None);
+    }
+}

@@ -1,0 +1,110 @@
+//! Write modes, the atomic-update protocol and what a write reports.
+
+use crate::{Expiry, Version};
+
+/// How a write treats an existing entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum WriteMode {
+    /// Write whether or not the key exists (Perl's `store_session_data`).
+    #[default]
+    Upsert,
+    /// Write only if the key is absent or expired; otherwise
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists). The guard against
+    /// session-id collisions.
+    CreateOnly,
+    /// Write only if the key is live; otherwise [`Error::NotFound`](crate::Error::NotFound).
+    /// A request finishing after logout must not resurrect the session.
+    ReplaceOnly,
+    /// Write only if the live entry has exactly this version; otherwise
+    /// [`Error::VersionMismatch`](crate::Error::VersionMismatch).
+    IfVersion(Version),
+}
+
+/// How many entries a write removed to make room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Evictions {
+    /// The engine counted what it removed.
+    Counted {
+        /// Live entries evicted (data a user may still have wanted).
+        live: u64,
+        /// Expired entries reclaimed.
+        expired: u64,
+    },
+    /// The engine cannot know (an external server's own eviction policy, say).
+    Unknown,
+}
+
+impl Evictions {
+    /// Nothing was evicted.
+    pub const NONE: Evictions = Evictions::Counted {
+        live: 0,
+        expired: 0,
+    };
+
+    /// Live entries evicted, if known.
+    pub fn live(self) -> Option<u64> {
+        match self {
+            Evictions::Counted { live, .. } => Some(live),
+            Evictions::Unknown => None,
+        }
+    }
+
+    /// Expired entries reclaimed, if known.
+    pub fn expired(self) -> Option<u64> {
+        match self {
+            Evictions::Counted { expired, .. } => Some(expired),
+            Evictions::Unknown => None,
+        }
+    }
+}
+
+/// What a successful write did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WriteOutcome {
+    /// The entry's new version.
+    pub version: Version,
+    /// Entries (other keys) removed to make room for this write.
+    pub evicted: Evictions,
+}
+
+/// What an [`update`](crate::SessionStore::update) closure decides.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum UpdateAction {
+    /// Leave the entry as it is: value, expiry and version unchanged.
+    Keep,
+    /// Write this value with this expiry (creating the entry if it was absent).
+    Set {
+        /// The new value.
+        value: Vec<u8>,
+        /// The new expiry.
+        expiry: Expiry,
+    },
+    /// Delete the entry (a no-op if it was absent).
+    Delete,
+}
+
+impl UpdateAction {
+    /// Shorthand for [`UpdateAction::Set`].
+    pub fn set(value: impl Into<Vec<u8>>, expiry: Expiry) -> Self {
+        UpdateAction::Set {
+            value: value.into(),
+            expiry,
+        }
+    }
+}
+
+/// What an update ended up doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UpdateOutcome {
+    /// The closure returned [`UpdateAction::Keep`]; nothing changed.
+    Kept,
+    /// The closure returned [`UpdateAction::Set`] and the write happened.
+    Written(WriteOutcome),
+    /// The closure returned [`UpdateAction::Delete`]; `existed` says whether a live
+    /// entry was removed.
+    Deleted {
+        /// Whether a live entry was removed.
+        existed: bool,
+    },
+}

@@ -1,0 +1,1 @@
+//! store-fastmmap (work in progress).

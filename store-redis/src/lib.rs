@@ -1,0 +1,1 @@
+//! store-redis (work in progress).
