@@ -13,5 +13,8 @@ mod codec;
 
 pub use codec::codec;
 
+/// A target's body.
+pub type Body = fn(&[u8]);
+
 /// Every target: its name (the folder under `fuzz/corpus/`) and its body.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[("codec", codec)];
+pub const TARGETS: &[(&str, Body)] = &[("codec", codec)];
