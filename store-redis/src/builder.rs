@@ -1,0 +1,237 @@
+//! Options for a [`RedisStore`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use redis::Client;
+use store_api::{Error, Result};
+
+use crate::RedisStore;
+use crate::format::HEADER_LEN;
+use crate::info::ServerInfo;
+use crate::keys::KeyLayout;
+use crate::pool::{Pool, Retry};
+
+/// Largest value accepted unless told otherwise (4 MiB, as `store-memory`: sessions are
+/// small; a larger value is almost always a bug).
+pub const DEFAULT_MAX_VALUE_LEN: usize = 4 << 20;
+
+/// The prefix every Redis key of a store starts with unless told otherwise.
+pub const DEFAULT_PREFIX: &str = "session-store:";
+
+/// Redis's limit on one string (`proto-max-bulk-len`, 512 MiB), less the entry header.
+const REDIS_MAX_VALUE_LEN: usize = (512 << 20) - HEADER_LEN;
+
+/// Builds a [`RedisStore`] (the `setup_session` counterpart).
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use store_redis::RedisStore;
+/// let store = RedisStore::builder("redis://:secret@10.0.0.5:6379/2")
+///     .prefix("shop:")
+///     .default_ttl(Duration::from_secs(3600))
+///     .command_timeout(Duration::from_millis(500))
+///     .build()?;
+/// # Ok::<(), store_api::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisStoreBuilder {
+    url: String,
+    prefix: String,
+    connect_timeout: Duration,
+    command_timeout: Option<Duration>,
+    pool_size: usize,
+    default_ttl: Option<Duration>,
+    max_value_len: usize,
+    max_update_attempts: u32,
+}
+
+impl RedisStoreBuilder {
+    pub(crate) fn new(url: impl Into<String>) -> Self {
+        RedisStoreBuilder {
+            url: url.into(),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            connect_timeout: Duration::from_secs(2),
+            command_timeout: Some(Duration::from_secs(2)),
+            pool_size: 8,
+            default_ttl: None,
+            max_value_len: DEFAULT_MAX_VALUE_LEN,
+            max_update_attempts: 16,
+        }
+    }
+
+    /// The prefix of every Redis key the store uses (default [`DEFAULT_PREFIX`]), so that
+    /// several applications can share one database. On a Redis Cluster, a prefix with a
+    /// hash tag (`{shop}:`) puts the whole store in one slot; without one, entries spread
+    /// over all slots. A `{` must open a complete, non-empty tag.
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long to wait for a new connection (default 2 s).
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// How long one command may take to send and answer (default 2 s). A command that
+    /// times out is an error and its connection is dropped.
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = Some(timeout);
+        self
+    }
+
+    /// Waits for commands as long as they take (not recommended: a hung server then
+    /// hangs the caller).
+    pub fn no_command_timeout(mut self) -> Self {
+        self.command_timeout = None;
+        self
+    }
+
+    /// Most idle connections kept for reuse (default 8). More threads than this still
+    /// run in parallel, each opening a connection of its own, which is closed afterwards.
+    pub fn pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// Time to live for writes with [`Expiry::Default`](store_api::Expiry::Default)
+    /// (default: never expire).
+    pub fn default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = Some(ttl);
+        self
+    }
+
+    /// Largest value accepted (default [`DEFAULT_MAX_VALUE_LEN`]; at most 512 MiB less
+    /// 45 bytes, Redis's limit on a string).
+    pub fn max_value_len(mut self, len: usize) -> Self {
+        self.max_value_len = len;
+        self
+    }
+
+    /// Most times [`update`](store_api::SessionStore::update) runs its closure before
+    /// giving up with [`Error::Contention`] (default 16).
+    pub fn max_update_attempts(mut self, attempts: u32) -> Self {
+        self.max_update_attempts = attempts;
+        self
+    }
+
+    /// Checks the options, connects once and checks the server's version.
+    ///
+    /// The URL is anything the `redis` crate accepts: `redis://[user][:password@]host[:port][/db]`,
+    /// `redis+unix:///path/redis.sock?db=N`, or `rediss://` for TLS (needs the `redis`
+    /// crate's `tls-rustls` or `tls-native-tls` feature in the final build).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for a URL that does not parse or an option out of range;
+    /// [`Error::Backend`] if the server cannot be reached or refuses the credentials;
+    /// [`Error::Incompatible`] for a server older than Redis 6.2 (which lacks `PXAT`).
+    pub fn build(self) -> Result<RedisStore> {
+        let layout = KeyLayout::new(&self.prefix)?;
+        if self.max_value_len > REDIS_MAX_VALUE_LEN {
+            return Err(Error::InvalidConfig {
+                option: "max_value_len",
+                reason: format!(
+                    "{} bytes is more than a Redis string can hold with the entry header ({REDIS_MAX_VALUE_LEN})",
+                    self.max_value_len
+                ),
+            });
+        }
+        if self.max_update_attempts == 0 {
+            return Err(Error::InvalidConfig {
+                option: "max_update_attempts",
+                reason: "must be at least 1".into(),
+            });
+        }
+        for (option, t) in [
+            ("connect_timeout", Some(self.connect_timeout)),
+            ("command_timeout", self.command_timeout),
+        ] {
+            if t == Some(Duration::ZERO) {
+                return Err(Error::InvalidConfig {
+                    option,
+                    reason: "a zero timeout is not allowed; use a positive duration".into(),
+                });
+            }
+        }
+        let client = Client::open(self.url.as_str()).map_err(|e| Error::InvalidConfig {
+            option: "url",
+            reason: format!("not a usable Redis URL: {e}"),
+        })?;
+        let info = client.get_connection_info();
+        let addr = format!("{} db {}", info.addr(), info.redis_settings().db());
+        let db = info.redis_settings().db();
+        let pool = Pool::new(
+            client,
+            self.pool_size,
+            self.connect_timeout,
+            self.command_timeout,
+        );
+        let text: String = pool
+            .run(Retry::Idempotent, |c| redis::cmd("INFO").query(c))
+            .map_err(|e| Error::backend(format!("connecting to redis at {addr}"), e))?;
+        match ServerInfo::parse(&text, db).version {
+            Some(v) if v >= (6, 2) => {}
+            other => {
+                return Err(Error::Incompatible {
+                    path: PathBuf::from(&addr),
+                    reason: format!(
+                        "the server reports version {}; store-redis needs Redis 6.2 or later \
+                         (or Valkey) for SET ... PXAT",
+                        other.map_or_else(|| "unknown".into(), |(a, b)| format!("{a}.{b}"))
+                    ),
+                });
+            }
+        }
+        Ok(RedisStore::from_parts(crate::store::Parts {
+            pool,
+            layout,
+            addr,
+            db,
+            default_ttl: self.default_ttl,
+            max_value_len: self.max_value_len,
+            max_update_attempts: self.max_update_attempts,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Every check here fails before a connection is attempted; port 9 (discard) on
+    // loopback is never contacted.
+    const URL: &str = "redis://127.0.0.1:9/0";
+
+    #[test]
+    fn out_of_range_options_are_invalid_config() {
+        let cases = [
+            (
+                RedisStoreBuilder::new(URL).max_value_len(usize::MAX),
+                "max_value_len",
+            ),
+            (
+                RedisStoreBuilder::new(URL).max_update_attempts(0),
+                "max_update_attempts",
+            ),
+            (
+                RedisStoreBuilder::new(URL).command_timeout(Duration::ZERO),
+                "command_timeout",
+            ),
+            (
+                RedisStoreBuilder::new(URL).connect_timeout(Duration::ZERO),
+                "connect_timeout",
+            ),
+            (RedisStoreBuilder::new(URL).prefix("a{"), "prefix"),
+            (RedisStoreBuilder::new("http://example.invalid/"), "url"),
+        ];
+        for (builder, name) in cases {
+            let err = builder.build().unwrap_err();
+            assert!(
+                matches!(err, Error::InvalidConfig { option, .. } if option == name),
+                "{name}: {err}"
+            );
+        }
+    }
+}

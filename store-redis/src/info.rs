@@ -1,0 +1,82 @@
+//! The few `INFO` fields the store reports.
+
+/// Fields of an `INFO` reply; absent fields are 0.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ServerInfo {
+    /// `redis_version` (Valkey reports the Redis version it is compatible with).
+    pub(crate) version: Option<(u32, u32)>,
+    /// Keys in the store's logical database (`keyspace` section, `dbN:keys=`).
+    pub(crate) db_keys: u64,
+    /// `used_memory`: bytes the whole server allocated.
+    pub(crate) used_memory: u64,
+    /// `maxmemory`; 0 means no limit.
+    pub(crate) maxmemory: u64,
+    /// `evicted_keys`: keys the server evicted under `maxmemory`, since it started.
+    pub(crate) evicted_keys: u64,
+}
+
+impl ServerInfo {
+    /// Parses the text of `INFO` for logical database `db`.
+    pub(crate) fn parse(text: &str, db: i64) -> Self {
+        let db_field = format!("db{db}");
+        let mut info = ServerInfo::default();
+        for line in text.lines() {
+            let Some((name, value)) = line.trim_end().split_once(':') else {
+                continue;
+            };
+            let num = || value.parse::<u64>().unwrap_or(0);
+            match name {
+                "redis_version" => {
+                    let mut parts = value.split('.').map(|p| p.parse::<u32>().ok());
+                    if let (Some(Some(major)), Some(Some(minor))) = (parts.next(), parts.next()) {
+                        info.version = Some((major, minor));
+                    }
+                }
+                "used_memory" => info.used_memory = num(),
+                "maxmemory" => info.maxmemory = num(),
+                "evicted_keys" => info.evicted_keys = num(),
+                n if n == db_field => {
+                    info.db_keys = value
+                        .split(',')
+                        .find_map(|kv| kv.strip_prefix("keys="))
+                        .and_then(|k| k.parse().ok())
+                        .unwrap_or(0);
+                }
+                _ => {}
+            }
+        }
+        info
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n\r\n\
+        # Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\n\r\n# Stats\r\nevicted_keys:3\r\n\
+        expired_keys:9\r\n\r\n# Keyspace\r\ndb0:keys=12,expires=4,avg_ttl=100\r\n\
+        db2:keys=5,expires=0,avg_ttl=0\r\n";
+
+    #[test]
+    fn parses_the_fields_the_store_reports() {
+        let i = ServerInfo::parse(SAMPLE, 2);
+        assert_eq!(i.version, Some((7, 0)));
+        assert_eq!(i.db_keys, 5);
+        assert_eq!(i.used_memory, 1_048_576);
+        assert_eq!(i.maxmemory, 0);
+        assert_eq!(i.evicted_keys, 3);
+        assert_eq!(ServerInfo::parse(SAMPLE, 0).db_keys, 12);
+        assert_eq!(
+            ServerInfo::parse(SAMPLE, 9).db_keys,
+            0,
+            "empty db is absent"
+        );
+    }
+
+    #[test]
+    fn garbage_gives_zeroes_not_panics() {
+        let i = ServerInfo::parse("redis_version:x.y\nused_memory:lots\nnoise", 0);
+        assert_eq!(i, ServerInfo::default());
+    }
+}

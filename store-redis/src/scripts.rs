@@ -1,0 +1,173 @@
+//! The Lua scripts that make each operation atomic on the server.
+//!
+//! Redis runs a script without interleaving any other command, so a script's read of
+//! the header, its checks and its write are one atomic step; this is how create-only,
+//! replace-only and compare-and-set are decided on the server, and how `update`'s
+//! optimistic write detects interference. Scripts are sent with `EVALSHA`; after a
+//! server restart (`NOSCRIPT`) the `redis` crate loads them again by itself.
+//!
+//! Time is the server's: each script reads `TIME` once and uses it for the liveness
+//! rule (`live while now < expires_at`, the contract's boundary) and to resolve relative
+//! expiries. Redis's own expiry keeps a key until `now > expires_at`, one millisecond
+//! longer, so the scripts treat a key at `now == expires_at` as absent themselves and
+//! delete the leftover before writing.
+//!
+//! Lua numbers are doubles: every number the scripts compute with stays below 2^53
+//! (versions start near 1.8e15, timestamps are about 1.8e12); larger expiries are
+//! capped by the Rust side (see [`crate::format`]). Numbers are formatted with
+//! `string.format('%d')`, never `tostring` (which would print `1.8e+15`).
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// Shared by every writing script: `now` in server milliseconds, `live_version()` and
+/// `resolve()`.
+macro_rules! prelude {
+    () => {
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local FAR = 9007199254740992
+
+-- The live entry's version (20 digits); nil if absent or expired (an expired leftover,
+-- still present only because Redis keeps a key 1 ms longer, is deleted); false if the
+-- key holds something this store did not write.
+local function live_version()
+  local h = redis.call('GETRANGE', KEYS[1], 0, 44)
+  if h == '' then
+    if redis.call('EXISTS', KEYS[1]) == 1 then return false end
+    return nil
+  end
+  if #h ~= 45 or string.sub(h, 1, 3) ~= 'v1:' or string.sub(h, 24, 24) ~= ':'
+      or string.sub(h, 45, 45) ~= ':' then
+    return false
+  end
+  local e = tonumber(string.sub(h, 25, 44))
+  if e == nil then return false end
+  if e ~= 0 and e <= now then
+    redis.call('DEL', KEYS[1])
+    return nil
+  end
+  return string.sub(h, 4, 23)
+end
+
+-- An expiry (kind 'n' never, 'a' absolute 20 digits, 'r' relative ms) as the header's
+-- 20 digits and as a number (nil: never).
+local function resolve(kind, v)
+  if kind == 'n' then return string.rep('0', 20), nil end
+  if kind == 'a' then return v, tonumber(v) end
+  local e = now + tonumber(v)
+  return string.format('%020d', e), e
+end
+"#
+    };
+}
+
+/// `KEYS[1]` data key. Returns `{now_ms, raw or nil}`; the caller decodes the header
+/// and applies the liveness rule with the server's `now`.
+pub(crate) static GET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return {now, redis.call('GET', KEYS[1])}
+"#,
+    )
+});
+
+/// `KEYS[1]` data key, `KEYS[2]` its version counter. `ARGV`: mode (`u` upsert, `c`
+/// create-only, `r` replace-only, `v` if-version), expected version (20 digits, for
+/// `v`), expiry kind and value, the value.
+///
+/// Returns `{0, version}` written, `{1}` exists, `{2}` not found, `{3, actual or 0}`
+/// version mismatch, `{4}` foreign data, `{5}` the server refused `SET NX/XX` (cannot
+/// happen after the script's own check; reported rather than ignored).
+pub(crate) static PUT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local cur = live_version()
+if cur == false then return {4} end
+local mode = ARGV[1]
+if mode == 'c' and cur then return {1} end
+if mode == 'r' and not cur then return {2} end
+if mode == 'v' and cur ~= ARGV[2] then
+  if cur then return {3, tonumber(cur)} end
+  return {3, 0}
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  -- A new (or evicted) counter starts at the server's time in microseconds: above every
+  -- version it can have issued before, unless it served more than one write per
+  -- microsecond on average, which one Redis server cannot do.
+  redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
+end
+local ver = redis.call('INCR', KEYS[2])
+local e20, e = resolve(ARGV[3], ARGV[4])
+if e and e <= now then
+  -- Stored already expired: indistinguishable from absent.
+  redis.call('DEL', KEYS[1])
+  return {0, ver}
+end
+local args = {'SET', KEYS[1], 'v1:' .. string.format('%020d', ver) .. ':' .. e20 .. ':' .. ARGV[5]}
+if e and e < FAR then
+  table.insert(args, 'PXAT')
+  table.insert(args, string.format('%d', e))
+end
+if mode == 'c' then
+  table.insert(args, 'NX')
+elseif mode ~= 'u' then
+  table.insert(args, 'XX')
+end
+if not redis.call(unpack(args)) then return {5} end
+return {0, ver}
+"#
+    ))
+});
+
+/// `KEYS[1]` data key. `ARGV[1]`: the expected version (20 digits) or `''` for any.
+/// Returns 1 deleted, 0 absent or expired, -1 another version, -2 foreign data with a
+/// version expected (without one, foreign data is deleted and 1 returned).
+pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local cur = live_version()
+if cur == false then
+  if ARGV[1] ~= '' then return -2 end
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+if not cur then return 0 end
+if ARGV[1] ~= '' and cur ~= ARGV[1] then return -1 end
+redis.call('DEL', KEYS[1])
+return 1
+"#
+    ))
+});
+
+/// `KEYS[1]` data key. `ARGV`: expiry kind and value. Rewrites only the header's expiry
+/// (`SETRANGE`) and the server's expiry; value and version stay. Returns 1 touched, 0
+/// absent or expired, -2 foreign data.
+pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local cur = live_version()
+if cur == false then return -2 end
+if not cur then return 0 end
+local e20, e = resolve(ARGV[1], ARGV[2])
+if e and e <= now then
+  redis.call('DEL', KEYS[1])
+  return 1
+end
+redis.call('SETRANGE', KEYS[1], 24, e20)
+if e and e < FAR then
+  redis.call('PEXPIREAT', KEYS[1], string.format('%d', e))
+else
+  redis.call('PERSIST', KEYS[1])
+end
+return 1
+"#
+    ))
+});

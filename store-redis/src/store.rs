@@ -1,0 +1,480 @@
+//! The engine: each operation is one script call on the server.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redis::RedisError;
+use store_api::{
+    Capabilities, Entry, EntryMeta, Error, Evictions, Expiry, Key, MAX_KEY_LEN, Result,
+    SessionStore, Stats, Timestamp, UpdateAction, UpdateAtomicity, UpdateOutcome, Version,
+    WriteMode, WriteOutcome, is_live,
+};
+
+use crate::RedisStoreBuilder;
+use crate::format::{Header, MAX_RELATIVE_MS, pad20};
+use crate::info::ServerInfo;
+use crate::keys::KeyLayout;
+use crate::pool::{Pool, Retry};
+use crate::scripts;
+
+/// A session store on a Redis (or Valkey) server, shared by every process and host that
+/// points at the same server and prefix.
+///
+/// # Time
+///
+/// The engine's clock is the **server's** clock. Every operation reads the server's
+/// `TIME` inside its script, and the server expires entries by the same clock, so
+/// liveness (`live while now < expires_at`) never depends on the clocks of the hosts
+/// that share the store:
+///
+/// - [`Expiry::After`] (and [`Expiry::Default`]) is resolved on the server at the moment
+///   of the write, atomically with it: `server now + d`.
+/// - [`Expiry::At`] is an absolute time **in the server's clock**. Clients whose clocks
+///   are NTP-synchronised with the server can compute it from their own
+///   [`SystemClock`](store_api::SystemClock); others should use
+///   [`server_time`](Self::server_time) or relative expiries.
+/// - The [`Entry::expires_at`] a read returns is the absolute server time, and
+///   [`rotate`](SessionStore::rotate) carries it over unchanged.
+///
+/// There is no injectable [`Clock`](store_api::Clock): the server expires entries by its
+/// own time, so a fake client clock could only disagree with it. Tests of expiry run in
+/// real (server) time; see `tests/redis_expiry.rs`.
+///
+/// # Eviction and `maxmemory`
+///
+/// The store itself never evicts ([`Capabilities::bounded`] is false) and every write
+/// reports [`Evictions::Unknown`]: Redis's `maxmemory-policy` decides. Under
+/// `noeviction` (the default) a full server refuses writes, which become
+/// [`Error::Backend`]. Under `volatile-*` policies only entries with an expiry can be
+/// evicted. Under `allkeys-lru`/`allkeys-lfu`/`allkeys-random` any entry (a logged-in
+/// session) may vanish without notice; reads then return `None`, exactly as if it had
+/// expired. A version counter evicted that way restarts at the server's time in
+/// microseconds, above every version it issued before, so versions are still not reused.
+///
+/// # Redis Cluster
+///
+/// Every script call names keys of one hash slot only (see the README's key layout), so
+/// the layout never causes `CROSSSLOT`. This version connects to **one** node and does
+/// not follow `MOVED`/`ASK` redirections: against a cluster, use it only through a
+/// slot-routing proxy, or with a hash-tagged prefix (`{app}:`) on the node that owns
+/// that slot. Replicas are not read from. [`rotate`](SessionStore::rotate) is the
+/// contract's default (create the new id, then delete the old), not atomic.
+///
+/// # Failures
+///
+/// A refused connection, a timeout, an authentication failure or a server restart gives
+/// [`Error::Backend`], never `Ok(None)`. The store reconnects by itself: the first
+/// operation after the server is back opens a new connection (see the pool's docs).
+/// A key under the prefix that holds data this store did not write is
+/// [`Error::Corrupted`].
+#[derive(Debug)]
+pub struct RedisStore {
+    pool: Pool,
+    layout: KeyLayout,
+    /// `host:port db N`, for messages (never the password).
+    addr: String,
+    db: i64,
+    default_ttl: Option<Duration>,
+    max_value_len: usize,
+    max_update_attempts: u32,
+    reads: AtomicU64,
+    hits: AtomicU64,
+    writes: AtomicU64,
+}
+
+/// Everything the builder hands over.
+pub(crate) struct Parts {
+    pub(crate) pool: Pool,
+    pub(crate) layout: KeyLayout,
+    pub(crate) addr: String,
+    pub(crate) db: i64,
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) max_value_len: usize,
+    pub(crate) max_update_attempts: u32,
+}
+
+/// What the put script decided.
+enum PutReply {
+    Written(Version),
+    Exists,
+    Missing,
+    Mismatch(Option<Version>),
+}
+
+/// What the delete script decided.
+enum DeleteReply {
+    Deleted,
+    Absent,
+    Mismatch,
+}
+
+impl RedisStore {
+    /// Options for a store on the server at `url`.
+    pub fn builder(url: impl Into<String>) -> RedisStoreBuilder {
+        RedisStoreBuilder::new(url)
+    }
+
+    /// A store on the server at `url` with default options.
+    ///
+    /// # Errors
+    /// As [`RedisStoreBuilder::build`].
+    pub fn open(url: impl Into<String>) -> Result<Self> {
+        RedisStoreBuilder::new(url).build()
+    }
+
+    pub(crate) fn from_parts(p: Parts) -> Self {
+        RedisStore {
+            pool: p.pool,
+            layout: p.layout,
+            addr: p.addr,
+            db: p.db,
+            default_ttl: p.default_ttl,
+            max_value_len: p.max_value_len,
+            max_update_attempts: p.max_update_attempts,
+            reads: AtomicU64::new(0),
+            hits: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    /// The prefix of every Redis key this store uses.
+    pub fn prefix(&self) -> &str {
+        self.layout.prefix()
+    }
+
+    /// The server's current time, the clock every expiry of this store is measured
+    /// against. Use it to compute [`Expiry::At`] values on a host whose clock may differ.
+    ///
+    /// # Errors
+    /// [`Error::Backend`] if the server cannot be reached.
+    pub fn server_time(&self) -> Result<Timestamp> {
+        let (secs, micros): (u64, u64) = self
+            .pool
+            .run(Retry::Idempotent, |c| redis::cmd("TIME").query(c))
+            .map_err(|e| self.backend("TIME", None, e))?;
+        Ok(Timestamp::from_millis(secs * 1000 + micros / 1000))
+    }
+
+    fn backend(&self, what: &str, key: Option<&Key>, e: RedisError) -> Error {
+        let context = match key {
+            Some(k) => format!(
+                "redis {what} of key {k} on {} failed (the store reconnects by itself once the server answers)",
+                self.addr
+            ),
+            None => format!(
+                "redis {what} on {} failed (the store reconnects by itself once the server answers)",
+                self.addr
+            ),
+        };
+        Error::backend(context, e)
+    }
+
+    fn corrupted(&self, data_key: &str) -> Error {
+        Error::Corrupted {
+            what: format!(
+                "redis key {data_key:?} on {} does not hold an entry of this store (written by \
+                 another program?); delete it or give this store its own prefix",
+                self.addr
+            ),
+        }
+    }
+
+    /// The script arguments for `expiry`: kind and value (see [`scripts::PUT`]).
+    fn expiry_args(&self, expiry: Expiry) -> (&'static str, String) {
+        let expiry = match (expiry, self.default_ttl) {
+            (Expiry::Default, Some(ttl)) => Expiry::After(ttl),
+            (Expiry::Default, None) => Expiry::Never,
+            (e, _) => e,
+        };
+        match expiry {
+            Expiry::Never | Expiry::Default => ("n", String::new()),
+            Expiry::At(t) => ("a", pad20(t.as_millis())),
+            Expiry::After(d) => {
+                let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+                if ms > MAX_RELATIVE_MS {
+                    // now + d saturates: what every engine reports for such a duration
+                    // once now is past 1970 + (u64::MAX - 2^52) ms, i.e. always.
+                    ("a", pad20(u64::MAX))
+                } else {
+                    ("r", ms.to_string())
+                }
+            }
+        }
+    }
+
+    fn check_len(&self, len: usize) -> Result<()> {
+        if len > self.max_value_len {
+            return Err(Error::TooLarge {
+                len,
+                max: self.max_value_len,
+            });
+        }
+        Ok(())
+    }
+
+    /// Reads the raw string of `key` and the server's time, atomically.
+    fn read_raw(&self, key: &Key, data_key: &str) -> Result<(Timestamp, Option<Vec<u8>>)> {
+        let (now, raw): (u64, Option<Vec<u8>>) = self
+            .pool
+            .run(Retry::Idempotent, |c| scripts::GET.key(data_key).invoke(c))
+            .map_err(|e| self.backend("GET", Some(key), e))?;
+        Ok((Timestamp::from_millis(now), raw))
+    }
+
+    /// Reads the live entry's header and raw string, counting the read.
+    fn read_live(&self, key: &Key, data_key: &str) -> Result<Option<(Header, Vec<u8>)>> {
+        self.reads.fetch_add(1, Ordering::Relaxed);
+        let (now, raw) = self.read_raw(key, data_key)?;
+        let Some(raw) = raw else { return Ok(None) };
+        let header = Header::parse(&raw).ok_or_else(|| self.corrupted(data_key))?;
+        if !is_live(header.expires_at, now) {
+            return Ok(None);
+        }
+        self.hits.fetch_add(1, Ordering::Relaxed);
+        Ok(Some((header, raw)))
+    }
+
+    fn run_put(
+        &self,
+        key: &Key,
+        data_key: &str,
+        value: &[u8],
+        expiry: Expiry,
+        mode: WriteMode,
+    ) -> Result<PutReply> {
+        let counter = self.layout.counter_key(data_key);
+        let (mode, expected) = match mode {
+            WriteMode::Upsert => ("u", String::new()),
+            WriteMode::CreateOnly => ("c", String::new()),
+            WriteMode::ReplaceOnly => ("r", String::new()),
+            WriteMode::IfVersion(v) => ("v", pad20(v.get())),
+        };
+        let (kind, when) = self.expiry_args(expiry);
+        let reply: Vec<u64> = self
+            .pool
+            .run(Retry::Never, |c| {
+                scripts::PUT
+                    .key(data_key)
+                    .key(&counter)
+                    .arg(mode)
+                    .arg(&expected)
+                    .arg(kind)
+                    .arg(&when)
+                    .arg(value)
+                    .invoke(c)
+            })
+            .map_err(|e| self.backend("write", Some(key), e))?;
+        match reply.as_slice() {
+            [0, v] => {
+                let version = Version::new(*v).ok_or_else(|| self.corrupted(&counter))?;
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                Ok(PutReply::Written(version))
+            }
+            [1] => Ok(PutReply::Exists),
+            [2] => Ok(PutReply::Missing),
+            [3, actual] => Ok(PutReply::Mismatch(Version::new(*actual))),
+            [4] => Err(self.corrupted(data_key)),
+            other => Err(Error::Backend {
+                context: format!(
+                    "redis write of key {key} on {}: the server refused SET NX/XX after the \
+                     script's own check (reply {other:?}); is another program writing under this prefix?",
+                    self.addr
+                ),
+                source: "unexpected script reply".into(),
+            }),
+        }
+    }
+
+    fn run_delete(
+        &self,
+        key: &Key,
+        data_key: &str,
+        expected: Option<Version>,
+    ) -> Result<DeleteReply> {
+        let expected = expected.map_or_else(String::new, |v| pad20(v.get()));
+        let reply: i64 = self
+            .pool
+            .run(Retry::Never, |c| {
+                scripts::DELETE.key(data_key).arg(&expected).invoke(c)
+            })
+            .map_err(|e| self.backend("delete", Some(key), e))?;
+        match reply {
+            1 => {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                Ok(DeleteReply::Deleted)
+            }
+            0 => Ok(DeleteReply::Absent),
+            -1 => Ok(DeleteReply::Mismatch),
+            _ => Err(self.corrupted(data_key)),
+        }
+    }
+
+    fn outcome(version: Version) -> WriteOutcome {
+        WriteOutcome {
+            version,
+            evicted: Evictions::Unknown,
+        }
+    }
+}
+
+impl SessionStore for RedisStore {
+    fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        let data_key = self.layout.data_key(key);
+        Ok(self
+            .read_live(key, &data_key)?
+            .map(|(h, raw)| h.into_entry(raw)))
+    }
+
+    fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        buf.clear();
+        let data_key = self.layout.data_key(key);
+        Ok(self.read_live(key, &data_key)?.map(|(h, raw)| {
+            buf.extend_from_slice(&raw[crate::format::HEADER_LEN..]);
+            h.meta()
+        }))
+    }
+
+    fn put(
+        &self,
+        key: &Key,
+        value: &[u8],
+        expiry: Expiry,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        self.check_len(value.len())?;
+        let data_key = self.layout.data_key(key);
+        match self.run_put(key, &data_key, value, expiry, mode)? {
+            PutReply::Written(version) => Ok(Self::outcome(version)),
+            PutReply::Exists => Err(Error::AlreadyExists { key: key.clone() }),
+            PutReply::Missing => Err(Error::NotFound { key: key.clone() }),
+            PutReply::Mismatch(actual) => match mode {
+                WriteMode::IfVersion(expected) => Err(Error::VersionMismatch {
+                    key: key.clone(),
+                    expected,
+                    actual,
+                }),
+                _ => unreachable!("the script reports a mismatch only for if-version writes"),
+            },
+        }
+    }
+
+    fn delete(&self, key: &Key) -> Result<bool> {
+        let data_key = self.layout.data_key(key);
+        Ok(matches!(
+            self.run_delete(key, &data_key, None)?,
+            DeleteReply::Deleted
+        ))
+    }
+
+    fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
+        let data_key = self.layout.data_key(key);
+        let (kind, when) = self.expiry_args(expiry);
+        let reply: i64 = self
+            .pool
+            .run(Retry::Never, |c| {
+                scripts::TOUCH.key(&data_key).arg(kind).arg(&when).invoke(c)
+            })
+            .map_err(|e| self.backend("touch", Some(key), e))?;
+        match reply {
+            1 => {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            0 => Ok(false),
+            _ => Err(self.corrupted(&data_key)),
+        }
+    }
+
+    /// Optimistic: reads the entry, runs `f` with no connection held, then writes only if
+    /// the entry is still the one `f` saw (same version, or still absent), all checked in
+    /// one script on the server. If another writer got in between, `f` runs again, at
+    /// most `max_update_attempts` times, then [`Error::Contention`]. `Keep`, and `Delete`
+    /// of an absent entry, write nothing.
+    fn update(
+        &self,
+        key: &Key,
+        f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
+    ) -> Result<UpdateOutcome> {
+        let data_key = self.layout.data_key(key);
+        for _ in 0..self.max_update_attempts {
+            let current = self
+                .read_live(key, &data_key)?
+                .map(|(h, raw)| h.into_entry(raw));
+            let seen = current.as_ref().map(|e| e.version);
+            match f(current.as_ref()) {
+                UpdateAction::Keep => return Ok(UpdateOutcome::Kept),
+                UpdateAction::Delete => {
+                    let Some(seen) = seen else {
+                        return Ok(UpdateOutcome::Deleted { existed: false });
+                    };
+                    match self.run_delete(key, &data_key, Some(seen))? {
+                        DeleteReply::Deleted => {
+                            return Ok(UpdateOutcome::Deleted { existed: true });
+                        }
+                        DeleteReply::Absent | DeleteReply::Mismatch => {}
+                    }
+                }
+                UpdateAction::Set { value, expiry } => {
+                    self.check_len(value.len())?;
+                    let mode = seen.map_or(WriteMode::CreateOnly, WriteMode::IfVersion);
+                    match self.run_put(key, &data_key, &value, expiry, mode)? {
+                        PutReply::Written(v) => {
+                            return Ok(UpdateOutcome::Written(Self::outcome(v)));
+                        }
+                        PutReply::Exists | PutReply::Missing | PutReply::Mismatch(_) => {}
+                    }
+                }
+            }
+        }
+        Err(Error::Contention {
+            key: key.clone(),
+            attempts: self.max_update_attempts,
+        })
+    }
+
+    /// Returns 0: Redis removes expired entries itself (on access, and in its background
+    /// expiry cycle), by the same clock the store uses. An entry past its expiry that
+    /// Redis has not removed yet is already invisible to every operation.
+    fn purge_expired(&self) -> Result<u64> {
+        Ok(0)
+    }
+
+    /// `reads`, `hits` and `writes` are this store object's own counters (this process
+    /// only). The rest comes from the server's `INFO` and covers more than this store:
+    ///
+    /// - `entries`: keys in the store's logical database (`dbN:keys`), including other
+    ///   prefixes sharing the database and this store's version counters;
+    /// - `bytes_used`: the whole server's `used_memory`;
+    /// - `capacity`: `maxmemory`, if set;
+    /// - `evicted_live`: the server's `evicted_keys` since it started, all databases;
+    /// - `evicted_expired`, `purged` and `recovered` are 0.
+    fn stats(&self) -> Result<Stats> {
+        let text: String = self
+            .pool
+            .run(Retry::Idempotent, |c| redis::cmd("INFO").query(c))
+            .map_err(|e| self.backend("INFO", None, e))?;
+        let info = ServerInfo::parse(&text, self.db);
+        let mut s = Stats::default();
+        s.entries = info.db_keys;
+        s.capacity = (info.maxmemory > 0).then_some(info.maxmemory);
+        s.bytes_used = info.used_memory;
+        s.reads = self.reads.load(Ordering::Relaxed);
+        s.hits = self.hits.load(Ordering::Relaxed);
+        s.writes = self.writes.load(Ordering::Relaxed);
+        s.evicted_live = info.evicted_keys;
+        Ok(s)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::new(self.max_value_len);
+        caps.shared_across_processes = true;
+        caps.shared_across_hosts = true;
+        caps.survives_restart = true;
+        caps.bounded = false;
+        caps.max_key_len = MAX_KEY_LEN;
+        caps.update = UpdateAtomicity::Optimistic {
+            max_attempts: self.max_update_attempts,
+        };
+        caps
+    }
+}
