@@ -1,0 +1,119 @@
+//! Criterion benches: every workload of `benches::Workload` on every engine this build
+//! has, one group per workload, one function per engine.
+//!
+//! `cargo bench -p benches --bench ops -- --noplot` (add `--features peers` for LMDB and
+//! Redis). `cargo test -p benches --benches` runs each once as a smoke test, on small
+//! stores. The multi-process throughput workloads need process start-up per sample and
+//! live only in the `compare` runner.
+
+use std::time::Duration;
+
+use benches::worker::WorkerCmd;
+use benches::{BackgroundWriter, EngineId, FcntlPair, Workload, WorkloadKind};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+
+fn bench_mode() -> bool {
+    std::env::args().any(|a| a == "--bench")
+}
+
+fn redis_url() -> String {
+    std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
+}
+
+fn engines() -> Vec<EngineId> {
+    EngineId::ALL
+        .into_iter()
+        .filter(|e| match e.available(&redis_url()) {
+            Ok(()) => true,
+            Err(why) => {
+                eprintln!("skipping {e}: {why}");
+                false
+            }
+        })
+        .collect()
+}
+
+fn ops(c: &mut Criterion) {
+    let (max_sessions, purge) = if bench_mode() {
+        (1_000_000, 100_000)
+    } else {
+        (10_000, 10_000)
+    };
+    let tag = format!("criterion-{}", std::process::id());
+    let worker = WorkerCmd {
+        program: env!("CARGO_BIN_EXE_bench-worker").into(),
+        prefix: Vec::new(),
+    };
+    let engines = engines();
+    for w in Workload::standard(max_sessions, purge, 0) {
+        let keys = w.keys(&tag);
+        let value = w.value();
+        let mut group = c.benchmark_group(w.name());
+        for &e in &engines {
+            let opened = e.create(w.sizing(), &redis_url()).expect("open");
+            let store = &*opened.store;
+            w.setup(store, &keys).expect("setup");
+            let mut buf = Vec::new();
+            match w.kind() {
+                WorkloadKind::Op => {
+                    let mut i = 0u64;
+                    group.bench_function(e.name(), |b| {
+                        b.iter(|| {
+                            i += 1;
+                            w.op(store, &keys, &value, i, &mut buf).expect("op")
+                        });
+                    });
+                }
+                WorkloadKind::Purge => {
+                    group.bench_function(e.name(), |b| {
+                        b.iter_batched(
+                            || w.before_sample(store, &keys).expect("re-add expired"),
+                            |()| store.purge_expired().expect("purge"),
+                            BatchSize::PerIteration,
+                        );
+                    });
+                }
+                WorkloadKind::UnderWriter => {
+                    let writer = BackgroundWriter::start(e, &opened, &w, &keys, &tag, &worker)
+                        .expect("writer");
+                    let mut i = 0u64;
+                    group.bench_function(e.name(), |b| {
+                        b.iter(|| {
+                            i += 1;
+                            w.op(store, &keys, &value, i, &mut buf).expect("op")
+                        });
+                    });
+                    writer.stop().expect("writer");
+                }
+                WorkloadKind::MultiProcess => {}
+            }
+        }
+        group.finish();
+    }
+}
+
+fn fcntl_pair(c: &mut Criterion) {
+    let pair = FcntlPair::new().expect("temp file");
+    let mut off = 0;
+    c.bench_function("baseline/fcntl_ofd_lock_unlock", |b| {
+        b.iter(|| {
+            off = (off + 1) % 64;
+            pair.lock_unlock(off).expect("fcntl");
+        });
+    });
+}
+
+fn config() -> Criterion {
+    Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_millis(300))
+        .measurement_time(Duration::from_secs(1))
+        .configure_from_args()
+}
+
+criterion_group! {
+    name = benches;
+    config = config();
+    targets = fcntl_pair, ops
+}
+criterion_main!(benches);

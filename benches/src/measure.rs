@@ -1,0 +1,173 @@
+//! Timing: repeated samples, each a batch of operations, summarised as median, min, max.
+
+use std::time::{Duration, Instant};
+
+use store_api::Result;
+
+/// How long a run may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// CI: a few seconds in all, small stores.
+    Quick,
+    /// About a minute.
+    Default,
+    /// The long version, for BENCHMARKS.md.
+    Full,
+}
+
+/// The time budget of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Which preset this is.
+    pub mode: Mode,
+    /// Warm-up before the samples of each cell (also calibrates the batch size).
+    pub warmup: Duration,
+    /// Target duration of one sample.
+    pub sample_time: Duration,
+    /// Samples per cell.
+    pub samples: usize,
+    /// Duration of one multi-process sample.
+    pub mp_time: Duration,
+    /// Samples of multi-process and purge cells.
+    pub slow_samples: usize,
+    /// Largest store of the `get_at_*` series.
+    pub max_sessions: usize,
+    /// Entries of the purge workload.
+    pub purge_entries: usize,
+}
+
+impl Budget {
+    /// The preset for `mode`.
+    pub fn for_mode(mode: Mode) -> Self {
+        match mode {
+            Mode::Quick => Budget {
+                mode,
+                warmup: Duration::from_millis(2),
+                sample_time: Duration::from_millis(2),
+                samples: 5,
+                mp_time: Duration::from_millis(50),
+                slow_samples: 3,
+                max_sessions: 10_000,
+                purge_entries: 10_000,
+            },
+            Mode::Default => Budget {
+                mode,
+                warmup: Duration::from_millis(20),
+                sample_time: Duration::from_millis(10),
+                samples: 11,
+                mp_time: Duration::from_millis(300),
+                slow_samples: 5,
+                max_sessions: 100_000,
+                purge_entries: 100_000,
+            },
+            Mode::Full => Budget {
+                mode,
+                warmup: Duration::from_millis(200),
+                sample_time: Duration::from_millis(50),
+                samples: 21,
+                mp_time: Duration::from_secs(1),
+                slow_samples: 7,
+                max_sessions: 1_000_000,
+                purge_entries: 100_000,
+            },
+        }
+    }
+}
+
+/// Median, min and max of a cell's samples, in nanoseconds per operation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Summary {
+    /// Median of the samples.
+    pub median_ns: f64,
+    /// Fastest sample.
+    pub min_ns: f64,
+    /// Slowest sample.
+    pub max_ns: f64,
+    /// Number of samples.
+    pub samples: usize,
+    /// Operations per sample.
+    pub ops_per_sample: u64,
+    /// Operations whose result was not the expected one (a miss in a hit workload, say):
+    /// non-zero means the cell measured something else than it claims.
+    pub unexpected: u64,
+}
+
+impl Summary {
+    /// Summarises per-sample costs (ns per op).
+    ///
+    /// # Panics
+    /// If `ns` is empty.
+    pub fn from_samples(ns: &[f64], ops_per_sample: u64, unexpected: u64) -> Self {
+        assert!(!ns.is_empty(), "a summary needs at least one sample");
+        let mut v = ns.to_vec();
+        v.sort_by(f64::total_cmp);
+        let mid = v.len() / 2;
+        let median_ns = if v.len() % 2 == 1 {
+            v[mid]
+        } else {
+            (v[mid - 1] + v[mid]) / 2.0
+        };
+        Summary {
+            median_ns,
+            min_ns: v[0],
+            max_ns: v[v.len() - 1],
+            samples: v.len(),
+            ops_per_sample,
+            unexpected,
+        }
+    }
+}
+
+/// Measures `op` (called with a running operation index; returns whether its result was
+/// the expected one): a warm-up that also sizes the batch so one sample lasts about
+/// `budget.sample_time`, then `budget.samples` timed batches.
+///
+/// # Errors
+/// The first error `op` returns.
+pub fn measure_op(budget: &Budget, mut op: impl FnMut(u64) -> Result<bool>) -> Result<Summary> {
+    let mut i = 0u64;
+    let mut unexpected = 0u64;
+    let start = Instant::now();
+    let mut warm = 0u64;
+    while warm < 3 || start.elapsed() < budget.warmup {
+        op(i)?;
+        i += 1;
+        warm += 1;
+    }
+    let per_op = start.elapsed().as_nanos() as f64 / warm as f64;
+    let batch = ((budget.sample_time.as_nanos() as f64 / per_op.max(1.0)) as u64).clamp(1, 1 << 30);
+    let mut samples = Vec::with_capacity(budget.samples);
+    for _ in 0..budget.samples {
+        let t = Instant::now();
+        for _ in 0..batch {
+            if !op(i)? {
+                unexpected += 1;
+            }
+            i += 1;
+        }
+        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
+    }
+    Ok(Summary::from_samples(&samples, batch, unexpected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_takes_median_min_max() {
+        let s = Summary::from_samples(&[5.0, 1.0, 3.0], 10, 0);
+        assert_eq!((s.median_ns, s.min_ns, s.max_ns), (3.0, 1.0, 5.0));
+        let s = Summary::from_samples(&[4.0, 1.0, 3.0, 2.0], 10, 0);
+        assert_eq!(s.median_ns, 2.5);
+    }
+
+    #[test]
+    fn measure_counts_unexpected_results() {
+        let b = Budget::for_mode(Mode::Quick);
+        let s = measure_op(&b, |i| Ok(i % 2 == 0)).unwrap();
+        assert_eq!(s.samples, b.samples);
+        assert!(s.unexpected > 0);
+        assert!(s.min_ns <= s.median_ns && s.median_ns <= s.max_ns);
+    }
+}

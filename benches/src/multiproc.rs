@@ -1,0 +1,273 @@
+//! Workloads with more than one process: throughput of N workers, and reads while
+//! another process writes.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use store_api::{Error, Result};
+
+use crate::worker::{WorkerArgs, WorkerCmd, WorkerOp};
+use crate::{Budget, EngineId, KeySet, Location, OpenedEngine, Summary, Workload, measure_op};
+
+/// A started worker that said `ready`.
+struct Worker {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+/// What a worker reported.
+struct Report {
+    ops: u64,
+    ns: u64,
+    unexpected: u64,
+}
+
+fn io(context: &str) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |e| Error::io(format!("bench worker: {context}"), e)
+}
+
+impl Worker {
+    fn start(cmd: &WorkerCmd, args: &WorkerArgs) -> Result<Self> {
+        let mut child = Command::new(&cmd.program)
+            .args(&cmd.prefix)
+            .args(args.to_args())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(io("spawning (is the worker binary built?)"))?;
+        let stdin = child.stdin.take();
+        let mut stdout = BufReader::new(child.stdout.take().expect("piped"));
+        let mut line = String::new();
+        stdout
+            .read_line(&mut line)
+            .map_err(io("waiting for ready"))?;
+        if line.trim() != "ready" {
+            let _ = child.wait();
+            return Err(Error::backend(
+                "bench worker",
+                format!("did not start (said {line:?}); see its stderr above"),
+            ));
+        }
+        Ok(Worker {
+            child,
+            stdin,
+            stdout,
+        })
+    }
+
+    fn go(&mut self) -> Result<()> {
+        let stdin = self.stdin.as_mut().expect("stdin open until finish");
+        stdin
+            .write_all(b"go\n")
+            .and_then(|()| stdin.flush())
+            .map_err(io("sending go"))
+    }
+
+    /// Closes stdin (stops an open-ended worker) and reads its report.
+    fn finish(mut self) -> Result<Report> {
+        drop(self.stdin.take());
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(io("reading the report"))?;
+        let status = self.child.wait().map_err(io("waiting for exit"))?;
+        let field = |name: &str| -> Option<u64> {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+        };
+        match (
+            status.success(),
+            field("ops"),
+            field("ns"),
+            field("unexpected"),
+        ) {
+            (true, Some(ops), Some(ns), Some(unexpected)) => Ok(Report {
+                ops,
+                ns,
+                unexpected,
+            }),
+            _ => Err(Error::backend(
+                "bench worker",
+                format!("failed ({status}), reported {line:?}"),
+            )),
+        }
+    }
+}
+
+/// Throughput of `workers` worker processes running the 90/10 mix on one store for
+/// `budget.mp_time` each sample; the cost per operation is 1e9 / (total ops per second).
+///
+/// The store must already hold the workload's keys ([`Workload::setup`]).
+///
+/// # Errors
+/// When a worker fails to start or reports an error.
+pub fn throughput(
+    engine: EngineId,
+    opened: &OpenedEngine,
+    workload: &Workload,
+    tag: &str,
+    budget: &Budget,
+    cmd: &WorkerCmd,
+) -> Result<Summary> {
+    let Workload::Throughput { workers } = *workload else {
+        return Err(Error::InvalidConfig {
+            option: "workload",
+            reason: format!("{workload} is not a throughput workload"),
+        });
+    };
+    let mut samples = Vec::new();
+    let mut unexpected = 0;
+    let mut total_ops = 0;
+    for sample in 0..budget.slow_samples {
+        let started = (0..workers)
+            .map(|w| {
+                Worker::start(
+                    cmd,
+                    &WorkerArgs {
+                        engine,
+                        location: opened.location.clone(),
+                        workload: *workload,
+                        tag: tag.to_string(),
+                        sizing: workload.sizing(),
+                        seed: (sample * workers + w + 1) as u64,
+                        millis: budget.mp_time.as_millis() as u64,
+                        op: WorkerOp::Workload,
+                    },
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut running = started;
+        for w in &mut running {
+            w.go()?;
+        }
+        let mut per_sec = 0.0;
+        for w in running {
+            let r = w.finish()?;
+            per_sec += r.ops as f64 * 1e9 / r.ns.max(1) as f64;
+            unexpected += r.unexpected;
+            total_ops += r.ops;
+        }
+        samples.push(1e9 / per_sec);
+    }
+    let per_sample = total_ops / budget.slow_samples.max(1) as u64;
+    Ok(Summary::from_samples(&samples, per_sample, unexpected))
+}
+
+/// A writer rewriting a workload's keys with 100-byte values as fast as it can, until
+/// stopped: a worker process for engines shared across processes, a thread for
+/// in-process ones.
+pub struct BackgroundWriter {
+    inner: WriterInner,
+}
+
+enum WriterInner {
+    Thread {
+        stop: Arc<AtomicBool>,
+        handle: std::thread::JoinHandle<Result<(u64, std::time::Duration)>>,
+    },
+    Process(Worker),
+}
+
+impl std::fmt::Debug for BackgroundWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self.inner {
+            WriterInner::Thread { .. } => "BackgroundWriter(thread)",
+            WriterInner::Process(_) => "BackgroundWriter(process)",
+        })
+    }
+}
+
+impl BackgroundWriter {
+    /// Starts writing to the keys of `workload` (under `tag`) in `opened`.
+    ///
+    /// # Errors
+    /// When the worker process fails to start.
+    pub fn start(
+        engine: EngineId,
+        opened: &OpenedEngine,
+        workload: &Workload,
+        keys: &KeySet,
+        tag: &str,
+        cmd: &WorkerCmd,
+    ) -> Result<Self> {
+        if opened.location == Location::InProcess {
+            let stop = Arc::new(AtomicBool::new(false));
+            let (flag, store, keys) = (Arc::clone(&stop), Arc::clone(&opened.store), keys.clone());
+            let handle = std::thread::spawn(move || {
+                let put = Workload::Put { value_len: 100 };
+                let value = put.value();
+                let mut buf = Vec::new();
+                let (mut i, start) = (1u64 << 40, std::time::Instant::now());
+                while !flag.load(Ordering::Relaxed) {
+                    put.op(&*store, &keys, &value, i, &mut buf)?;
+                    i += 1;
+                }
+                Ok((i - (1 << 40), start.elapsed()))
+            });
+            return Ok(BackgroundWriter {
+                inner: WriterInner::Thread { stop, handle },
+            });
+        }
+        let mut worker = Worker::start(
+            cmd,
+            &WorkerArgs {
+                engine,
+                location: opened.location.clone(),
+                workload: *workload,
+                tag: tag.to_string(),
+                sizing: workload.sizing(),
+                seed: 99,
+                millis: 0,
+                op: WorkerOp::Write,
+            },
+        )?;
+        worker.go()?;
+        Ok(BackgroundWriter {
+            inner: WriterInner::Process(worker),
+        })
+    }
+
+    /// Stops the writer; returns its puts per second.
+    ///
+    /// # Errors
+    /// The writer's error.
+    pub fn stop(self) -> Result<f64> {
+        match self.inner {
+            WriterInner::Thread { stop, handle } => {
+                stop.store(true, Ordering::Relaxed);
+                let (ops, took) = handle.join().expect("writer thread panicked")?;
+                Ok(ops as f64 / took.as_secs_f64())
+            }
+            WriterInner::Process(worker) => {
+                let r = worker.finish()?;
+                Ok(r.ops as f64 * 1e9 / r.ns.max(1) as f64)
+            }
+        }
+    }
+}
+
+/// `get` hits on the workload's keys while a [`BackgroundWriter`] rewrites the same keys.
+/// Returns the read summary and the writer's puts per second (proof that it ran).
+///
+/// # Errors
+/// The store's errors, or the writer's.
+pub fn read_under_writer(
+    engine: EngineId,
+    opened: &OpenedEngine,
+    keys: &KeySet,
+    tag: &str,
+    budget: &Budget,
+    cmd: &WorkerCmd,
+) -> Result<(Summary, f64)> {
+    let workload = Workload::ReadUnderWriter;
+    let value = workload.value();
+    let store = &opened.store;
+    let mut buf = Vec::new();
+    let writer = BackgroundWriter::start(engine, opened, &workload, keys, tag, cmd)?;
+    let summary = measure_op(budget, |i| workload.op(&**store, keys, &value, i, &mut buf));
+    let rate = writer.stop()?;
+    Ok((summary?, rate))
+}

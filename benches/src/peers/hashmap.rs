@@ -1,0 +1,118 @@
+//! The in-process baseline: a bare `Mutex<HashMap<String, Vec<u8>>>`.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use store_api::{Expiry, Key, Result};
+
+use super::header;
+use crate::BenchStore;
+
+/// A `Mutex<HashMap<String, Vec<u8>>>`: what a single-process web server would do with no
+/// sharing across processes, the floor any shared engine is measured against.
+///
+/// Each value carries its absolute expiry in an 8-byte header, checked on read, so the
+/// baseline does the same work per operation as a session store and no more.
+#[derive(Debug, Default)]
+pub struct MutexHashMap {
+    map: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+impl MutexHashMap {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Vec<u8>>> {
+        // A panic under the lock cannot leave a half-written entry: every write is one
+        // insert.
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl BenchStore for MutexHashMap {
+    fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<bool> {
+        buf.clear();
+        let map = self.lock();
+        match map.get(key.as_str()) {
+            Some(rec) if header::live(rec, header::now()) => {
+                buf.extend_from_slice(&rec[header::LEN..]);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn put(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<()> {
+        let mut rec = Vec::new();
+        header::encode(&mut rec, header::resolve(expiry, header::now()), value);
+        let mut map = self.lock();
+        match map.get_mut(key.as_str()) {
+            Some(old) => *old = rec,
+            None => {
+                map.insert(key.as_str().to_owned(), rec);
+            }
+        }
+        Ok(())
+    }
+
+    fn incr(&self, key: &Key) -> Result<u64> {
+        let now = header::now();
+        let expires = header::resolve(Expiry::After(crate::TTL), now);
+        let mut map = self.lock();
+        let rec = map.entry(key.as_str().to_owned()).or_default();
+        let old = if header::live(rec, now) {
+            crate::engine::counter(&rec[header::LEN..])
+        } else {
+            0
+        };
+        header::encode(rec, expires, &(old + 1).to_le_bytes());
+        Ok(old + 1)
+    }
+
+    fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
+        let now = header::now();
+        let mut map = self.lock();
+        match map.get_mut(key.as_str()) {
+            Some(rec) if header::live(rec, now) => {
+                rec[..header::LEN].copy_from_slice(&header::resolve(expiry, now).to_le_bytes());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn purge_expired(&self) -> Result<u64> {
+        let now = header::now();
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, rec| header::live(rec, now));
+        Ok((before - map.len()) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn behaves_like_a_session_store() {
+        let s = MutexHashMap::default();
+        let k = Key::new("session:a").unwrap();
+        let mut buf = Vec::new();
+        assert!(!s.get_into(&k, &mut buf).unwrap());
+        s.put(&k, b"v", Expiry::After(Duration::from_secs(60)))
+            .unwrap();
+        assert!(s.get_into(&k, &mut buf).unwrap());
+        assert_eq!(buf, b"v");
+        assert!(s.touch(&k, Expiry::Never).unwrap());
+        assert_eq!(s.incr(&Key::new("c").unwrap()).unwrap(), 1);
+        assert_eq!(s.incr(&Key::new("c").unwrap()).unwrap(), 2);
+        s.put(&k, b"v", Expiry::At(store_api::Timestamp::ZERO))
+            .unwrap();
+        assert!(
+            !s.get_into(&k, &mut buf).unwrap(),
+            "a past expiry is expired at once"
+        );
+        assert!(!s.touch(&k, Expiry::Never).unwrap());
+        assert_eq!(s.purge_expired().unwrap(), 1);
+    }
+}

@@ -1,0 +1,110 @@
+//! Small adapters giving peers and engines the [`BenchStore`](crate::BenchStore) view.
+//!
+//! Peers that store raw bytes (LMDB, the `Mutex<HashMap>` baseline) keep the entry's
+//! absolute expiry in an 8-byte header before the value ([`header`]), checked on every
+//! read like the engines do.
+
+mod fastmmap;
+mod hashmap;
+#[cfg(feature = "peers")]
+mod lmdb;
+mod redis;
+
+pub(crate) use fastmmap::{fastmmap_attach, fastmmap_available, fastmmap_create};
+pub use hashmap::MutexHashMap;
+#[cfg(feature = "peers")]
+pub use lmdb::Lmdb;
+pub(crate) use redis::{redis_attach, redis_available, redis_create};
+
+#[cfg(not(feature = "peers"))]
+mod lmdb_off {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use store_api::Result;
+
+    use crate::{BenchStore, OpenedEngine, Sizing};
+
+    pub(crate) fn lmdb_available() -> std::result::Result<(), String> {
+        Err("not built: add `--features peers`".to_string())
+    }
+
+    pub(crate) fn lmdb_create(_: Sizing) -> Result<OpenedEngine> {
+        Err(super::not_built("lmdb"))
+    }
+
+    pub(crate) fn lmdb_attach(_: &Path, _: Sizing) -> Result<Arc<dyn BenchStore>> {
+        Err(super::not_built("lmdb"))
+    }
+}
+#[cfg(feature = "peers")]
+pub(crate) use lmdb::{lmdb_attach, lmdb_available, lmdb_create};
+#[cfg(not(feature = "peers"))]
+pub(crate) use lmdb_off::{lmdb_attach, lmdb_available, lmdb_create};
+
+/// The error for an engine this build leaves out.
+#[allow(dead_code)] // used only in some feature combinations
+pub(crate) fn not_built(engine: &str) -> store_api::Error {
+    store_api::Error::InvalidConfig {
+        option: "engines",
+        reason: format!("{engine} is not in this build; rebuild with `--features peers`"),
+    }
+}
+
+/// The 8-byte expiry header peers put before each value.
+pub(crate) mod header {
+    use store_api::{Clock, Expiry, SystemClock};
+
+    /// Header length in bytes.
+    pub(crate) const LEN: usize = 8;
+
+    /// Milliseconds since the epoch now.
+    pub(crate) fn now() -> u64 {
+        SystemClock.now().as_millis()
+    }
+
+    /// The absolute expiry of `expiry` written now; 0 means never (a past expiry of 0 ms
+    /// is stored as 1 ms, still long expired).
+    pub(crate) fn resolve(expiry: Expiry, now: u64) -> u64 {
+        let at = expiry.resolve(store_api::Timestamp::from_millis(now), None);
+        at.map_or(0, |t| t.as_millis().max(1))
+    }
+
+    /// Whether a record with header `raw` is live at `now`.
+    pub(crate) fn live(raw: &[u8], now: u64) -> bool {
+        let at = expires_at(raw);
+        at == 0 || now < at
+    }
+
+    /// The expiry stored in a record (0: never).
+    pub(crate) fn expires_at(raw: &[u8]) -> u64 {
+        raw.get(..LEN)
+            .and_then(|h| h.try_into().ok())
+            .map_or(1, u64::from_le_bytes)
+    }
+
+    /// Writes a record: header then value.
+    pub(crate) fn encode(out: &mut Vec<u8>, expires_at: u64, value: &[u8]) {
+        out.clear();
+        out.reserve(LEN + value.len());
+        out.extend_from_slice(&expires_at.to_le_bytes());
+        out.extend_from_slice(value);
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn header_round_trip_and_boundary() {
+            let mut rec = Vec::new();
+            encode(&mut rec, 100, b"v");
+            assert_eq!(expires_at(&rec), 100);
+            assert!(live(&rec, 99));
+            assert!(!live(&rec, 100), "expired exactly at its expiry");
+            encode(&mut rec, 0, b"v");
+            assert!(live(&rec, u64::MAX), "0 means never");
+            assert!(!live(b"short", 5), "a damaged record counts as expired");
+        }
+    }
+}
