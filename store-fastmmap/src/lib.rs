@@ -1,1 +1,53 @@
-//! store-fastmmap (work in progress).
+//! A session store on one memory-mapped file shared by every worker process on a host:
+//! the Rust counterpart of Perl's `Catalyst::Plugin::Session::Store::FastMmap`, with
+//! lock-free reads, per-page fcntl write locks, keyed hashing, crash repair and reported
+//! evictions.
+//!
+//! The file is a 4 KiB header and equal pages; a key hashes (xxh3 keyed with the file's
+//! random secret) to a page and a slot. `get` takes no lock and makes no system call: it
+//! copies the entry out through atomic loads inside the page's seqlock window. Writes
+//! hold the page's open-file-description fcntl lock plus an in-process lock, so the store
+//! is safe across processes *and* threads. Entries are evicted LRU within their page,
+//! expired ones first, and every eviction is reported. A writer killed mid-write leaves
+//! an odd seqlock counter; the next writer validates and repairs that page alone.
+//!
+//! ```
+//! # fn main() -> store_api::Result<()> {
+//! use std::time::Duration;
+//! use store_api::{Expiry, Key, SessionStore, SessionStoreExt, WriteMode};
+//! use store_fastmmap::FastMmapStore;
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let store = FastMmapStore::builder()
+//!     .storage(dir.path().join("myapp_session_data"))
+//!     .cache_size(5 << 20)
+//!     .expires(Duration::from_secs(3600))
+//!     .open()?;
+//! let key = Key::new("session:0123abcd")?;
+//! store.create(&key, b"user=ada", Expiry::Default)?;
+//! assert_eq!(store.get_value(&key)?.as_deref(), Some(&b"user=ada"[..]));
+//! # Ok(()) }
+//! ```
+//!
+//! The file format and locking protocol are in `docs/FORMAT.md`; the engines table is in
+//! the workspace README.
+
+#![deny(unsafe_code)]
+
+mod builder;
+mod counters;
+mod failpoint;
+mod format;
+mod hash;
+mod locked;
+mod open;
+mod os;
+mod page_lock;
+mod probe;
+mod seqlock;
+mod store;
+mod sync;
+
+pub use builder::{DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, FastMmapBuilder};
+pub use failpoint::Failpoint;
+pub use store::FastMmapStore;

@@ -1,0 +1,249 @@
+//! The file header: the first 4 KiB of the file.
+//!
+//! ```text
+//!  0        8        12       16       20       24       28       32
+//!  +--------+--------+--------+--------+--------+--------+--------+
+//!  | magic (8)       |version |hdr_len |pg_size |n_pages | slots  | rec_hdr
+//!  +--------+--------+--------+--------+--------+--------+--------+
+//!  32: created_ms u64 | 40: checksum u64 | 48..64: reserved
+//!  64..256: hash secret (192 bytes from the OS RNG)
+//!  256: next_version u64 (alone on its cache line, 256..320)
+//!  320..4096: reserved, zero
+//! ```
+//! All integers little-endian. The magic is written last (release) by the initialiser,
+//! who holds the fcntl lock on the header range `[0, 4096)`; a file whose magic is all
+//! zero is uninitialised. `checksum` is xxh3-64 of bytes `[0, 256)` with the checksum
+//! field zeroed.
+
+use super::geometry::{BYTES_PER_SLOT, Geometry};
+use super::record::RECORD_HEADER_LEN;
+use super::region::Region;
+use std::sync::atomic::Ordering;
+
+/// Length of the header; pages start here.
+pub(crate) const HEADER_LEN: usize = 4096;
+/// File magic.
+pub(crate) const MAGIC: [u8; 8] = *b"FMSESS\r\n";
+/// The format version this code writes and reads.
+pub(crate) const FORMAT_VERSION: u32 = 1;
+
+pub(crate) const MAGIC_OFFSET: usize = 0;
+pub(crate) const VERSION_OFFSET: usize = MAGIC_OFFSET + 8;
+pub(crate) const HEADER_LEN_OFFSET: usize = VERSION_OFFSET + 4;
+pub(crate) const PAGE_SIZE_OFFSET: usize = HEADER_LEN_OFFSET + 4;
+pub(crate) const NUM_PAGES_OFFSET: usize = PAGE_SIZE_OFFSET + 4;
+pub(crate) const SLOTS_OFFSET: usize = NUM_PAGES_OFFSET + 4;
+pub(crate) const RECORD_HEADER_OFFSET: usize = SLOTS_OFFSET + 4;
+pub(crate) const CREATED_OFFSET: usize = RECORD_HEADER_OFFSET + 4;
+pub(crate) const CHECKSUM_OFFSET: usize = CREATED_OFFSET + 8;
+pub(crate) const SECRET_OFFSET: usize = 64;
+/// Bytes of the hash secret.
+pub(crate) const SECRET_LEN: usize = 192;
+/// End of the checksummed static part.
+pub(crate) const STATIC_END: usize = SECRET_OFFSET + SECRET_LEN;
+pub(crate) const NEXT_VERSION_OFFSET: usize = STATIC_END;
+const _: () = assert!(CHECKSUM_OFFSET + 8 <= SECRET_OFFSET);
+
+/// The static header fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Header {
+    pub(crate) format_version: u32,
+    pub(crate) header_len: u32,
+    pub(crate) geometry: Geometry,
+    pub(crate) slots_per_page: u32,
+    pub(crate) record_header_len: u32,
+    pub(crate) created_ms: u64,
+    pub(crate) secret: [u8; SECRET_LEN],
+}
+
+/// What reading a header found.
+#[derive(Debug)]
+pub(crate) enum HeaderState {
+    /// All-zero magic: nobody finished initialising the file.
+    Uninitialised,
+    /// Another magic: not our file.
+    ForeignMagic([u8; 8]),
+    /// Our magic, the checksum does not match.
+    BadChecksum,
+    /// A header, not yet checked against the code's format version and geometry rules.
+    Present(Box<Header>),
+}
+
+fn u32_of(b: &[u8], off: usize) -> u32 {
+    u32::from_le_bytes([b[off], b[off + 1], b[off + 2], b[off + 3]])
+}
+
+fn u64_of(b: &[u8], off: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[off..off + 8]);
+    u64::from_le_bytes(w)
+}
+
+fn checksum(bytes: &[u8; STATIC_END]) -> u64 {
+    let mut b = *bytes;
+    b[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8].fill(0);
+    xxhash_rust::xxh3::xxh3_64(&b)
+}
+
+impl Header {
+    /// A new header for `geometry`.
+    pub(crate) fn new(geometry: Geometry, created_ms: u64, secret: [u8; SECRET_LEN]) -> Self {
+        Header {
+            format_version: FORMAT_VERSION,
+            header_len: HEADER_LEN as u32,
+            geometry,
+            slots_per_page: geometry.page_size / BYTES_PER_SLOT,
+            record_header_len: RECORD_HEADER_LEN as u32,
+            created_ms,
+            secret,
+        }
+    }
+
+    fn encode(&self) -> [u8; STATIC_END] {
+        let mut b = [0u8; STATIC_END];
+        b[MAGIC_OFFSET..MAGIC_OFFSET + 8].copy_from_slice(&MAGIC);
+        let put32 = |b: &mut [u8; STATIC_END], off: usize, v: u32| {
+            b[off..off + 4].copy_from_slice(&v.to_le_bytes())
+        };
+        put32(&mut b, VERSION_OFFSET, self.format_version);
+        put32(&mut b, HEADER_LEN_OFFSET, self.header_len);
+        put32(&mut b, PAGE_SIZE_OFFSET, self.geometry.page_size);
+        put32(&mut b, NUM_PAGES_OFFSET, self.geometry.num_pages);
+        put32(&mut b, SLOTS_OFFSET, self.slots_per_page);
+        put32(&mut b, RECORD_HEADER_OFFSET, self.record_header_len);
+        b[CREATED_OFFSET..CREATED_OFFSET + 8].copy_from_slice(&self.created_ms.to_le_bytes());
+        b[SECRET_OFFSET..STATIC_END].copy_from_slice(&self.secret);
+        let c = checksum(&b);
+        b[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8].copy_from_slice(&c.to_le_bytes());
+        b
+    }
+
+    /// Writes the header into `region` (the whole mapping), magic last, and sets the
+    /// version counter to at least `first_version`. Caller holds the header lock.
+    pub(crate) fn write(&self, region: &Region<'_>, first_version: u64) -> bool {
+        let b = self.encode();
+        let Some(magic) = region.u64_at(MAGIC_OFFSET) else {
+            return false;
+        };
+        // Relaxed: the Release store of the magic below publishes everything.
+        magic.store(0, Ordering::Relaxed);
+        if !region.write_bytes(8, &b[8..]) {
+            return false;
+        }
+        let Some(next) = region.u64_at(NEXT_VERSION_OFFSET) else {
+            return false;
+        };
+        next.fetch_max(first_version.max(1), Ordering::Relaxed);
+        // Release: pairs with the Acquire load in `read`.
+        magic.store(u64::from_le_bytes(MAGIC), Ordering::Release);
+        true
+    }
+
+    /// Reads the header from `region` (the whole mapping).
+    pub(crate) fn read(region: &Region<'_>) -> HeaderState {
+        let Some(magic) = region.u64_at(MAGIC_OFFSET) else {
+            return HeaderState::Uninitialised;
+        };
+        // Acquire: pairs with the Release store in `write`.
+        let m = magic.load(Ordering::Acquire).to_le_bytes();
+        if m == [0; 8] {
+            return HeaderState::Uninitialised;
+        }
+        if m != MAGIC {
+            return HeaderState::ForeignMagic(m);
+        }
+        let mut b = [0u8; STATIC_END];
+        if !region.read_bytes(0, &mut b) {
+            return HeaderState::Uninitialised;
+        }
+        if u64_of(&b, CHECKSUM_OFFSET) != checksum(&b) {
+            return HeaderState::BadChecksum;
+        }
+        let mut secret = [0u8; SECRET_LEN];
+        secret.copy_from_slice(&b[SECRET_OFFSET..STATIC_END]);
+        HeaderState::Present(Box::new(Header {
+            format_version: u32_of(&b, VERSION_OFFSET),
+            header_len: u32_of(&b, HEADER_LEN_OFFSET),
+            geometry: Geometry {
+                page_size: u32_of(&b, PAGE_SIZE_OFFSET),
+                num_pages: u32_of(&b, NUM_PAGES_OFFSET),
+            },
+            slots_per_page: u32_of(&b, SLOTS_OFFSET),
+            record_header_len: u32_of(&b, RECORD_HEADER_OFFSET),
+            created_ms: u64_of(&b, CREATED_OFFSET),
+            secret,
+        }))
+    }
+
+    /// Checks the fields against what this code supports; the reason if not.
+    pub(crate) fn check(&self) -> Result<(), String> {
+        if self.format_version != FORMAT_VERSION {
+            return Err(format!(
+                "format version {} (this code reads version {FORMAT_VERSION})",
+                self.format_version
+            ));
+        }
+        self.geometry.check()?;
+        if self.header_len as usize != HEADER_LEN
+            || self.slots_per_page != self.geometry.page_size / BYTES_PER_SLOT
+            || self.record_header_len as usize != RECORD_HEADER_LEN
+        {
+            return Err(format!(
+                "header length {}, {} slots per page or record header {} do not match this \
+                 format version",
+                self.header_len, self.slots_per_page, self.record_header_len
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Header {
+        Header::new(
+            Geometry {
+                page_size: 4096,
+                num_pages: 2,
+            },
+            42,
+            [7; SECRET_LEN],
+        )
+    }
+
+    #[test]
+    fn header_round_trips_and_detects_damage() {
+        let mut words = vec![0u64; HEADER_LEN / 8];
+        let r = Region::of_words(&mut words);
+        assert!(matches!(Header::read(&r), HeaderState::Uninitialised));
+        let h = sample();
+        assert!(h.write(&r, 1000));
+        match Header::read(&r) {
+            HeaderState::Present(got) => assert_eq!(*got, h),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(
+            r.u64_at(NEXT_VERSION_OFFSET)
+                .unwrap()
+                .load(Ordering::Relaxed),
+            1000
+        );
+        // Flip one secret byte: checksum mismatch.
+        let w = r.u64_at(SECRET_OFFSET).unwrap();
+        w.fetch_xor(1, Ordering::Relaxed);
+        assert!(matches!(Header::read(&r), HeaderState::BadChecksum));
+        r.u64_at(0)
+            .unwrap()
+            .store(u64::from_le_bytes(*b"SQLite f"), Ordering::Relaxed);
+        assert!(matches!(Header::read(&r), HeaderState::ForeignMagic(_)));
+    }
+
+    #[test]
+    fn unsupported_versions_are_refused() {
+        let mut h = sample();
+        h.format_version = 2;
+        assert!(h.check().unwrap_err().contains("format version 2"));
+    }
+}

@@ -1,0 +1,156 @@
+//! The page layout and its atomic view.
+//!
+//! ```text
+//!  page offset
+//!  0        8        12       16       20       24       28       32
+//!  +--------+--------+--------+--------+--------+--------+--------+
+//!  | seq (u64)       | magic  | index  | count  | data_lo| dead   | tick   |
+//!  +--------+--------+--------+--------+--------+--------+--------+
+//!  32..64 reserved (zero)
+//!  64: slot table, nslots x u64 = (record offset u32) | (tag u32) << 32, 0 = empty
+//!  64 + 8*nslots: LRU stamps, nslots x u32 (stamp i belongs to slot i)
+//!  data_start = align8(64 + 12*nslots): data area; records packed downwards from the
+//!  page end: live and dead records in [data_lo, page_size), free gap below data_lo.
+//! ```
+//! `nslots = page_size / 128`. The seqlock counter `seq` guards everything in the page
+//! except the stamps, which readers store without the lock (they are hints).
+
+use std::sync::atomic::{AtomicU32, AtomicU64};
+
+use super::geometry::Geometry;
+use super::region::Region;
+
+/// The seqlock counter (u64).
+pub(crate) const SEQ_OFFSET: usize = 0;
+/// `PAGE_MAGIC` (u32).
+pub(crate) const MAGIC_OFFSET: usize = SEQ_OFFSET + 8;
+/// The page's own index (u32), to detect misplaced data.
+pub(crate) const INDEX_OFFSET: usize = MAGIC_OFFSET + 4;
+/// Records linked from the slot table (u32).
+pub(crate) const COUNT_OFFSET: usize = INDEX_OFFSET + 4;
+/// Lowest offset used by a record (u32); `page_size` when the data area is empty.
+pub(crate) const DATA_LO_OFFSET: usize = COUNT_OFFSET + 4;
+/// Bytes in `[data_lo, page_size)` held by no linked record (u32).
+pub(crate) const DEAD_OFFSET: usize = DATA_LO_OFFSET + 4;
+/// The page's LRU clock, advanced by every write (u32, wrapping).
+pub(crate) const TICK_OFFSET: usize = DEAD_OFFSET + 4;
+/// Length of the page header.
+pub(crate) const PAGE_HEADER_LEN: usize = 64;
+const _: () = assert!(TICK_OFFSET + 4 <= PAGE_HEADER_LEN);
+
+/// Page magic, "PAGE" little-endian.
+pub(crate) const PAGE_MAGIC: u32 = u32::from_le_bytes(*b"PAGE");
+
+/// A slot's packed value.
+#[inline]
+pub(crate) const fn slot_value(off: u32, tag: u32) -> u64 {
+    (off as u64) | ((tag as u64) << 32)
+}
+
+/// `(record offset, tag)` of a slot value; offset 0 is an empty slot.
+#[inline]
+pub(crate) const fn slot_parts(v: u64) -> (u32, u32) {
+    (v as u32, (v >> 32) as u32)
+}
+
+/// The home slot of a tag: `tag * nslots / 2^32`.
+#[inline]
+pub(crate) fn home(tag: u32, nslots: usize) -> usize {
+    ((u64::from(tag) * nslots as u64) >> 32) as usize
+}
+
+/// A view of one page of the mapping.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Page<'a> {
+    r: Region<'a>,
+    geo: Geometry,
+    index: u32,
+}
+
+impl<'a> Page<'a> {
+    /// Page `index` of `file` (the whole mapping), or `None` if it lies outside.
+    pub(crate) fn new(file: &Region<'a>, geo: Geometry, index: u32) -> Option<Page<'a>> {
+        let off = usize::try_from(geo.page_offset(index)).ok()?;
+        let r = file.sub(off, geo.page_size as usize)?;
+        Some(Page { r, geo, index })
+    }
+
+    /// The page's bytes.
+    #[inline]
+    pub(crate) fn region(&self) -> &Region<'a> {
+        &self.r
+    }
+
+    /// The geometry.
+    #[inline]
+    pub(crate) fn geo(&self) -> &Geometry {
+        &self.geo
+    }
+
+    /// The page's index.
+    #[inline]
+    pub(crate) fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The seqlock counter.
+    #[inline]
+    pub(crate) fn seq(&self) -> &'a AtomicU64 {
+        self.r.u64_at(SEQ_OFFSET).expect("a page holds its header")
+    }
+
+    /// A u32 header field at one of the `*_OFFSET` constants.
+    #[inline]
+    pub(crate) fn field(&self, off: usize) -> &'a AtomicU32 {
+        debug_assert!((MAGIC_OFFSET..PAGE_HEADER_LEN).contains(&off));
+        self.r.u32_at(off).expect("a page holds its header")
+    }
+
+    /// Slot `i mod nslots`.
+    #[inline]
+    pub(crate) fn slot(&self, i: usize) -> &'a AtomicU64 {
+        let i = i % self.geo.nslots();
+        self.r
+            .u64_at(self.geo.slots_offset() + 8 * i)
+            .expect("slot table lies inside the page")
+    }
+
+    /// LRU stamp `i mod nslots`.
+    #[inline]
+    pub(crate) fn stamp(&self, i: usize) -> &'a AtomicU32 {
+        let i = i % self.geo.nslots();
+        self.r
+            .u32_at(self.geo.stamps_offset() + 4 * i)
+            .expect("stamp array lies inside the page")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_packing_round_trips_and_home_is_in_range() {
+        let v = slot_value(4096, 0xdead_beef);
+        assert_eq!(slot_parts(v), (4096, 0xdead_beef));
+        for tag in [0, 1, u32::MAX / 2, u32::MAX] {
+            assert!(home(tag, 32) < 32);
+        }
+    }
+
+    #[test]
+    fn accessors_stay_inside_the_page() {
+        let geo = Geometry {
+            page_size: 4096,
+            num_pages: 2,
+        };
+        let mut words = vec![0u64; (geo.file_len() / 8) as usize];
+        let r = Region::of_words(&mut words);
+        let p = Page::new(&r, geo, 1).unwrap();
+        assert!(Page::new(&r, geo, 2).is_none());
+        // Index wraps instead of leaving the table.
+        let _ = p.slot(usize::MAX);
+        let _ = p.stamp(usize::MAX);
+        let _ = p.seq();
+    }
+}

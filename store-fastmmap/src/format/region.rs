@@ -1,0 +1,217 @@
+//! Bounds-checked atomic views into the shared mapping.
+//!
+//! Other processes write the mapping while we read it, so no `&[u8]` or `&T` of a plain
+//! type may ever point into it (a racing non-atomic access is undefined behaviour, even
+//! through `read_volatile`). A [`Region`] hands out `&AtomicU64`/`&AtomicU32` created with
+//! `from_ptr` on aligned, in-bounds addresses, and copies bytes in and out one aligned
+//! 64-bit word at a time with relaxed atomic loads and stores. Each word is accessed
+//! with one width only: 8-byte words for the seqlock counter, slot table, file header and
+//! record area; 4-byte words for page-header fields and LRU stamps (see FORMAT.md).
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// A window `[base, base + len)` of the mapping; `base` is 8-aligned.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Region<'a> {
+    base: *mut u8,
+    len: usize,
+    _map: PhantomData<&'a crate::os::mmap::Mapping>,
+}
+
+impl<'a> Region<'a> {
+    /// A region over the whole mapping.
+    pub(crate) fn of(map: &'a crate::os::mmap::Mapping) -> Region<'a> {
+        debug_assert_eq!(map.base() as usize % 8, 0);
+        Region {
+            base: map.base(),
+            len: map.len(),
+            _map: PhantomData,
+        }
+    }
+
+    /// A region over a heap buffer (tests).
+    #[cfg(test)]
+    pub(crate) fn of_words(words: &'a mut [u64]) -> Region<'a> {
+        Region {
+            base: words.as_mut_ptr().cast(),
+            len: words.len() * 8,
+            _map: PhantomData,
+        }
+    }
+
+    /// The sub-region `[off, off + len)`, if in bounds and 8-aligned.
+    pub(crate) fn sub(&self, off: usize, len: usize) -> Option<Region<'a>> {
+        if !off.is_multiple_of(8) || off.checked_add(len)? > self.len {
+            return None;
+        }
+        Some(Region {
+            // SAFETY: `off + len <= self.len`, so the result stays inside the mapping.
+            base: unsafe { self.base.add(off) },
+            len,
+            _map: PhantomData,
+        })
+    }
+
+    /// The 8-byte atomic word at `off`, if aligned and in bounds.
+    #[inline]
+    pub(crate) fn u64_at(&self, off: usize) -> Option<&'a AtomicU64> {
+        if !off.is_multiple_of(8) || off.checked_add(8)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds and 8-aligned (checked above, base is 8-aligned); the memory
+        // lives as long as the mapping ('a); every access to it is atomic (module docs).
+        Some(unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) })
+    }
+
+    /// The 4-byte atomic word at `off`, if aligned and in bounds.
+    #[inline]
+    pub(crate) fn u32_at(&self, off: usize) -> Option<&'a AtomicU32> {
+        if !off.is_multiple_of(4) || off.checked_add(4)? > self.len {
+            return None;
+        }
+        // SAFETY: in bounds and 4-aligned (checked above); lives as long as 'a; only
+        // accessed atomically.
+        Some(unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) })
+    }
+
+    /// Checks that `[off, off + align8(n))` is in bounds and `off` aligned.
+    #[inline]
+    fn span_ok(&self, off: usize, n: usize) -> bool {
+        off.is_multiple_of(8)
+            && off
+                .checked_add(super::align8(n))
+                .is_some_and(|end| end <= self.len)
+    }
+
+    /// Loads the aligned word at `off`; the caller has checked the span.
+    #[inline]
+    fn load_unchecked(&self, off: usize) -> u64 {
+        // SAFETY: callers only pass offsets inside a span checked by `span_ok` (aligned,
+        // in bounds); the word is only ever accessed atomically.
+        unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }.load(Ordering::Relaxed)
+    }
+
+    /// Copies `dst.len()` bytes from `off` with relaxed atomic loads. False if out of bounds.
+    pub(crate) fn read_bytes(&self, off: usize, dst: &mut [u8]) -> bool {
+        if !self.span_ok(off, dst.len()) {
+            return false;
+        }
+        let mut chunks = dst.chunks_exact_mut(8);
+        let mut o = off;
+        for c in &mut chunks {
+            c.copy_from_slice(&self.load_unchecked(o).to_le_bytes());
+            o += 8;
+        }
+        let rest = chunks.into_remainder();
+        if !rest.is_empty() {
+            let w = self.load_unchecked(o).to_le_bytes();
+            rest.copy_from_slice(&w[..rest.len()]);
+        }
+        true
+    }
+
+    /// Appends `n` bytes from `off` to `buf`. False (buf unchanged in length) if out of
+    /// bounds.
+    pub(crate) fn read_append(&self, off: usize, n: usize, buf: &mut Vec<u8>) -> bool {
+        if !self.span_ok(off, n) {
+            return false;
+        }
+        let start = buf.len();
+        buf.resize(start + n, 0);
+        self.read_bytes(off, &mut buf[start..])
+    }
+
+    /// Whether the `bytes.len()` bytes at `off` equal `bytes` (which the writer stored
+    /// zero-padded to 8). `None` if out of bounds.
+    pub(crate) fn eq_bytes(&self, off: usize, bytes: &[u8]) -> Option<bool> {
+        if !self.span_ok(off, bytes.len()) {
+            return None;
+        }
+        let mut chunks = bytes.chunks_exact(8);
+        let mut o = off;
+        for c in &mut chunks {
+            if self.load_unchecked(o).to_le_bytes() != c {
+                return Some(false);
+            }
+            o += 8;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            if self.load_unchecked(o) != u64::from_le_bytes(w) {
+                return Some(false);
+            }
+        }
+        Some(true)
+    }
+
+    /// Stores `src` at `off`, zero-padded to a multiple of 8, with relaxed atomic stores.
+    /// False (nothing written) if out of bounds.
+    pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) -> bool {
+        if !self.span_ok(off, src.len()) {
+            return false;
+        }
+        let mut chunks = src.chunks_exact(8);
+        let mut o = off;
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.store_unchecked(o, u64::from_le_bytes(w));
+            o += 8;
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.store_unchecked(o, u64::from_le_bytes(w));
+        }
+        true
+    }
+
+    #[inline]
+    fn store_unchecked(&self, off: usize, v: u64) {
+        // SAFETY: as in `load_unchecked`: inside a span checked by `span_ok`.
+        unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) }.store(v, Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn out_of_bounds_and_misaligned_accesses_are_refused() {
+        let mut words = vec![0u64; 4];
+        let r = Region::of_words(&mut words);
+        assert!(r.u64_at(24).is_some());
+        assert!(r.u64_at(32).is_none());
+        assert!(r.u64_at(4).is_none());
+        assert!(r.u64_at(usize::MAX - 3).is_none());
+        assert!(r.u32_at(28).is_some());
+        assert!(r.u32_at(30).is_none());
+        let mut b = [0u8; 9];
+        assert!(!r.read_bytes(24, &mut b), "9 bytes need 16 from 24");
+        assert!(r.read_bytes(16, &mut b));
+        assert!(!r.write_bytes(usize::MAX - 7, b"x"));
+        assert!(r.sub(8, 32).is_none());
+    }
+
+    #[test]
+    fn bytes_round_trip_with_padding() {
+        let mut words = vec![u64::MAX; 4];
+        let r = Region::of_words(&mut words);
+        assert!(r.write_bytes(8, b"hello world"));
+        let mut out = Vec::new();
+        assert!(r.read_append(8, 11, &mut out));
+        assert_eq!(out, b"hello world");
+        assert_eq!(r.eq_bytes(8, b"hello world"), Some(true));
+        assert_eq!(r.eq_bytes(8, b"hello worle"), Some(false));
+        // The padding was zeroed.
+        let mut pad = [0u8; 16];
+        assert!(r.read_bytes(8, &mut pad));
+        assert_eq!(&pad[11..], &[0; 5]);
+    }
+}

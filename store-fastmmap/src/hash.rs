@@ -1,0 +1,86 @@
+//! Keyed hashing of session keys to a page and a slot tag.
+//!
+//! xxh3-64 with the file's 192-byte random secret (from the OS RNG at creation), so an
+//! attacker who picks session ids cannot aim them at one page without the secret. The
+//! page is `hash * num_pages / 2^64` (high bits); the tag is the low 32 bits, and the
+//! home slot is `tag * nslots / 2^32`.
+
+use crate::format::header::SECRET_LEN;
+
+/// Where a key lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyHash {
+    /// Page index.
+    pub(crate) page: u32,
+    /// Slot tag (low 32 bits of the hash).
+    pub(crate) tag: u32,
+}
+
+/// The keyed hash of one file.
+#[derive(Clone)]
+pub(crate) struct KeyHasher {
+    secret: Box<[u8; SECRET_LEN]>,
+    num_pages: u32,
+}
+
+impl std::fmt::Debug for KeyHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyHasher")
+            .field("num_pages", &self.num_pages)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeyHasher {
+    pub(crate) fn new(secret: [u8; SECRET_LEN], num_pages: u32) -> Self {
+        KeyHasher {
+            secret: Box::new(secret),
+            num_pages,
+        }
+    }
+
+    /// A fresh secret from the OS RNG.
+    pub(crate) fn random_secret() -> std::io::Result<[u8; SECRET_LEN]> {
+        let mut s = [0u8; SECRET_LEN];
+        getrandom::fill(&mut s).map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(s)
+    }
+
+    #[inline]
+    pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
+        let h = xxhash_rust::xxh3::xxh3_64_with_secret(key, &self.secret[..]);
+        KeyHash {
+            page: ((u128::from(h) * u128::from(self.num_pages)) >> 64) as u32,
+            tag: h as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn different_secrets_spread_keys_differently() {
+        let a = KeyHasher::new([1; SECRET_LEN], 64);
+        let b = KeyHasher::new([2; SECRET_LEN], 64);
+        let keys: Vec<String> = (0..64).map(|i| format!("session:{i:032x}")).collect();
+        let same = keys
+            .iter()
+            .filter(|k| a.hash(k.as_bytes()).page == b.hash(k.as_bytes()).page)
+            .count();
+        assert!(
+            same < 16,
+            "{same} of 64 keys on the same page under two secrets"
+        );
+        assert!(keys.iter().all(|k| a.hash(k.as_bytes()).page < 64));
+    }
+
+    #[test]
+    fn random_secrets_differ() {
+        assert_ne!(
+            KeyHasher::random_secret().unwrap(),
+            KeyHasher::random_secret().unwrap()
+        );
+    }
+}

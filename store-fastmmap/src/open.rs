@@ -1,0 +1,188 @@
+//! Opening a store: create or validate the file, initialise it exactly once.
+//!
+//! Under the fcntl write lock on the header range `[0, 4096)`:
+//! 1. a file of length 0, or with an all-zero magic (an initialiser died), or any file
+//!    when `init_file` is set, is initialised: sized, every page wiped under its page
+//!    lock, the header written magic last;
+//! 2. otherwise the header is validated: magic, checksum, format version, geometry
+//!    (against the options if any geometry option was given) and file length.
+//!
+//! Several processes opening a new file at once therefore initialise it exactly once.
+
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use store_api::{Error, Result};
+
+use crate::builder::FastMmapBuilder;
+use crate::failpoint::Armed;
+use crate::format::geometry::Geometry;
+use crate::format::header::{HEADER_LEN, Header, HeaderState};
+use crate::format::page::Page;
+use crate::format::region::Region;
+use crate::hash::KeyHasher;
+use crate::locked::Locked;
+use crate::os::file::{SharedFd, fstat, open_store_file, set_len};
+use crate::os::lock::{lock_range, unlock_range};
+use crate::os::mmap::Mapping;
+use crate::store::{FastMmapStore, Parts};
+
+/// Holds the header range lock; releases it when dropped.
+struct HeaderLock(std::os::fd::RawFd);
+
+impl Drop for HeaderLock {
+    fn drop(&mut self) {
+        let _ = unlock_range(self.0, 0, HEADER_LEN as u64);
+    }
+}
+
+pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
+    let path = b.path();
+    let mode = b.checked_mode()?;
+    let wanted = b.geometry()?;
+    let opened = open_store_file(&path, mode)?;
+    let file = opened.file;
+    let fd = file.as_raw_fd();
+    lock_range(fd, 0, HEADER_LEN as u64)
+        .map_err(|e| Error::io(format!("locking the header of {}", path.display()), e))?;
+    let _header_lock = HeaderLock(fd);
+
+    let len = fstat(&path, &file)?.st_size as u64;
+    let existing = if b.init_file || len == 0 {
+        None
+    } else {
+        if len < HEADER_LEN as u64 {
+            return Err(not_ours(&path, "it is shorter than a store header"));
+        }
+        let map = Mapping::map(&file, len as usize)
+            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        match Header::read(&Region::of(&map)) {
+            HeaderState::Uninitialised => None,
+            HeaderState::ForeignMagic(m) => {
+                return Err(not_ours(
+                    &path,
+                    &format!("it does not start with the session store magic (found {m:02x?})"),
+                ));
+            }
+            HeaderState::BadChecksum => {
+                return Err(Error::Corrupted {
+                    what: format!(
+                        "{}: the file header checksum does not match; remove the file or open \
+                         it with init_file(true) to start empty",
+                        path.display()
+                    ),
+                });
+            }
+            HeaderState::Present(h) => {
+                check_existing(&path, &h, &b, wanted, len)?;
+                Some((*h, map))
+            }
+        }
+    };
+
+    let (header, map) = match existing {
+        Some(x) => x,
+        None => initialise(&path, &file, wanted, len)?,
+    };
+    let parts = Parts {
+        hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
+        geo: header.geometry,
+        map,
+        fd: SharedFd::new(&path, file),
+        path,
+        clock: b.clock,
+        default_ttl: b.expires,
+        policy: b.policy,
+        fail: Armed::from_env(),
+    };
+    Ok(FastMmapStore::from_parts(parts))
+}
+
+fn not_ours(path: &Path, why: &str) -> Error {
+    Error::Incompatible {
+        path: path.to_owned(),
+        reason: format!(
+            "not a session store file: {why}. Choose another `storage` path, or set \
+             init_file(true) to overwrite it"
+        ),
+    }
+}
+
+fn check_existing(
+    path: &Path,
+    h: &Header,
+    b: &FastMmapBuilder,
+    wanted: Geometry,
+    len: u64,
+) -> Result<()> {
+    h.check().map_err(|reason| Error::Incompatible {
+        path: path.to_owned(),
+        reason: format!(
+            "{reason}; open it with the version that wrote it, or set init_file(true) to wipe it"
+        ),
+    })?;
+    let g = h.geometry;
+    if b.geometry_given() && g != wanted {
+        return Err(Error::Incompatible {
+            path: path.to_owned(),
+            reason: format!(
+                "the file has {} pages of {} bytes, the options ask for {} pages of {} bytes; \
+                 open it with the file's geometry (or no geometry options) so every process \
+                 shares one file, or set init_file(true) to wipe and recreate it",
+                g.num_pages, g.page_size, wanted.num_pages, wanted.page_size
+            ),
+        });
+    }
+    if len != g.file_len() {
+        return Err(Error::Corrupted {
+            what: format!(
+                "{}: the file is {len} bytes but its header says {}; it was truncated or \
+                 extended by another program. Remove it or open with init_file(true)",
+                path.display(),
+                g.file_len()
+            ),
+        });
+    }
+    Ok(())
+}
+
+fn initialise(
+    path: &Path,
+    file: &std::fs::File,
+    g: Geometry,
+    old_len: u64,
+) -> Result<(Header, Mapping)> {
+    if old_len != g.file_len() {
+        set_len(path, file, g.file_len())?;
+    }
+    let map = Mapping::map(file, g.file_len() as usize)
+        .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+    let region = Region::of(&map);
+    let secret = KeyHasher::random_secret()
+        .map_err(|e| Error::io("reading the OS random number generator", e))?;
+    let hasher = KeyHasher::new(secret, g.num_pages);
+    let fd = file.as_raw_fd();
+    for i in 0..g.num_pages {
+        let page = Page::new(&region, g, i).ok_or_else(|| Error::Corrupted {
+            what: format!("{}: page {i} lies outside the file", path.display()),
+        })?;
+        let start = g.page_offset(i);
+        lock_range(fd, start, u64::from(g.page_size))
+            .map_err(|e| Error::io(format!("locking page {i} of {}", path.display()), e))?;
+        Locked::new(page, &hasher, Armed::default()).wipe();
+        let _ = unlock_range(fd, start, u64::from(g.page_size));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let header = Header::new(g, now, secret);
+    // Versions start at the creation time in ms times 2^20, so a re-created file does
+    // not hand out versions an older incarnation used (unless it wrote over a million
+    // entries per millisecond of its life).
+    if !header.write(&region, (now << 20).max(1)) {
+        return Err(Error::Corrupted {
+            what: format!("{}: the header does not fit in the file", path.display()),
+        });
+    }
+    Ok((header, map))
+}

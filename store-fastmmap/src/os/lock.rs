@@ -1,0 +1,48 @@
+//! Byte-range write locks with `fcntl`: open-file-description locks (`F_OFD_SETLKW`) on
+//! Linux, classic POSIX record locks elsewhere (which exclude processes but not threads,
+//! and which any `close` of the file in the process drops).
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::RawFd;
+
+#[cfg(target_os = "linux")]
+const SETLKW: libc::c_int = libc::F_OFD_SETLKW;
+#[cfg(not(target_os = "linux"))]
+const SETLKW: libc::c_int = libc::F_SETLKW;
+
+fn flock(kind: libc::c_short, start: u64, len: u64) -> libc::flock {
+    // SAFETY: `flock` is plain old data; all-zero is valid (and l_pid must be 0 for OFD).
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = start as libc::off_t;
+    fl.l_len = len as libc::off_t;
+    fl.l_pid = 0;
+    fl
+}
+
+fn setlk(fd: RawFd, kind: libc::c_short, start: u64, len: u64) -> io::Result<()> {
+    let fl = flock(kind, start, len);
+    loop {
+        // SAFETY: `fd` is an open descriptor of the caller; `fl` is a valid flock.
+        let rc = unsafe { libc::fcntl(fd, SETLKW, &fl) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Blocks until this description holds a write lock on `[start, start + len)`.
+pub(crate) fn lock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
+    setlk(fd, libc::F_WRLCK as libc::c_short, start, len)
+}
+
+/// Releases the lock on `[start, start + len)`.
+pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
+    setlk(fd, libc::F_UNLCK as libc::c_short, start, len)
+}

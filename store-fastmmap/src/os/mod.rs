@@ -1,0 +1,8 @@
+//! Everything that talks to the operating system: opening the file safely, OFD byte-range
+//! locks, the shared mapping, fork detection. The only modules besides `format` with
+//! `unsafe` code.
+
+pub(crate) mod file;
+pub(crate) mod fork;
+pub(crate) mod lock;
+pub(crate) mod mmap;

@@ -1,0 +1,602 @@
+//! The engine: [`FastMmapStore`] and its [`SessionStore`] implementation.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use store_api::{
+    Capabilities, Clock, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key,
+    MAX_KEY_LEN, Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, Version,
+    WriteMode, WriteOutcome, is_live,
+};
+
+use crate::builder::FastMmapBuilder;
+use crate::counters::Counters;
+use crate::failpoint::Armed;
+use crate::format::geometry::Geometry;
+use crate::format::header::NEXT_VERSION_OFFSET;
+use crate::format::page::{COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, Page, TICK_OFFSET};
+use crate::format::record::{decode_expiry, encode_expiry};
+use crate::format::region::Region;
+use crate::hash::{KeyHash, KeyHasher};
+use crate::locked::{Locked, NoRoom, STALE_TICKS};
+use crate::os::file::SharedFd;
+use crate::os::lock::{lock_range, unlock_range};
+use crate::os::mmap::Mapping;
+use crate::page_lock::{PageLock, PageLockGuard};
+use crate::probe::{Found, Probe, probe};
+use crate::seqlock::SeqLock;
+
+/// How many times a reader retries a page whose counter is odd or changed before it
+/// falls back to taking the page lock (which repairs a page whose writer died).
+const READ_SPINS: u32 = 20_000;
+
+/// An in-process page lock on its own cache line.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct PaddedLock(AtomicU32);
+
+/// A session store on one file shared by every process on a host that opens it.
+///
+/// The file is a header and `num_pages` pages; a key hashes (keyed with the file's random
+/// secret) to one page and a slot. Reads take no lock and make no system call: each page
+/// has a seqlock. Writes take the page's fcntl byte-range lock (OFD) plus an in-process
+/// lock. Entries are evicted LRU within their page, expired ones first, and evictions are
+/// reported. See `docs/FORMAT.md` for the format and protocol.
+///
+/// ```
+/// # fn main() -> store_api::Result<()> {
+/// use store_api::{Expiry, Key, SessionStore, WriteMode};
+/// use store_fastmmap::FastMmapStore;
+/// let dir = tempfile::tempdir().unwrap();
+/// let store = FastMmapStore::open(dir.path().join("sessions"))?;
+/// let key = Key::new("session:abc")?;
+/// store.put(&key, b"user=ada", Expiry::Never, WriteMode::CreateOnly)?;
+/// assert_eq!(store.get(&key)?.unwrap().value, b"user=ada");
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct FastMmapStore {
+    path: PathBuf,
+    geo: Geometry,
+    hasher: KeyHasher,
+    fd: SharedFd,
+    locks: Box<[PaddedLock]>,
+    clock: Arc<dyn Clock>,
+    default_ttl: Option<Duration>,
+    policy: EvictionPolicy,
+    counters: Counters,
+    fail: Armed,
+    // Last: dropped after everything that could point into it.
+    map: Mapping,
+}
+
+/// What `open` assembled.
+pub(crate) struct Parts {
+    pub(crate) path: PathBuf,
+    pub(crate) geo: Geometry,
+    pub(crate) hasher: KeyHasher,
+    pub(crate) fd: SharedFd,
+    pub(crate) map: Mapping,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) default_ttl: Option<Duration>,
+    pub(crate) policy: EvictionPolicy,
+    pub(crate) fail: Armed,
+}
+
+/// Both locks of a page, released fcntl first, then in-process (reverse order).
+struct PageGuard<'a> {
+    fd: std::os::fd::RawFd,
+    start: u64,
+    len: u64,
+    _inproc: PageLockGuard<'a>,
+}
+
+impl Drop for PageGuard<'_> {
+    fn drop(&mut self) {
+        let _ = unlock_range(self.fd, self.start, self.len);
+    }
+}
+
+impl FastMmapStore {
+    /// Options for a store.
+    pub fn builder() -> FastMmapBuilder {
+        FastMmapBuilder::default()
+    }
+
+    /// Opens the store at `path` with default options (creating it if absent).
+    ///
+    /// # Hazards of a shared mapping
+    /// - **Truncation raises `SIGBUS`.** If another program truncates the file while it
+    ///   is mapped, the next access to the lost range kills the process with `SIGBUS`.
+    ///   Only this crate should write the file; `init_file` with a different geometry
+    ///   resizes it, so every other process must have closed it first.
+    /// - **No network filesystems.** NFS and similar do not keep shared mappings or fcntl
+    ///   locks coherent between hosts; use a local filesystem (`/dev/shm` or `/tmp`).
+    /// - **fork:** a child forked after open may keep using the store; it reopens the
+    ///   file on its first write so that its locks exclude its parent's. Do not fork while
+    ///   another thread is inside a store call (its in-process lock would stay held in the
+    ///   child).
+    /// - **threads:** the store is `Send + Sync`; share one per process through an `Arc`.
+    ///   Several stores on one file in one process are correct but waste descriptors.
+    /// - **Trust:** the file must belong to the current user and not be writable by
+    ///   group or others; a predictable path in `/tmp` is refused if another user planted
+    ///   a file or symlink there.
+    ///
+    /// # Errors
+    /// As [`FastMmapBuilder::open`].
+    pub fn open(path: impl AsRef<Path>) -> Result<FastMmapStore> {
+        FastMmapBuilder::default().storage(path).open()
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Page size in bytes.
+    pub fn page_size(&self) -> u32 {
+        self.geo.page_size
+    }
+
+    /// Number of pages.
+    pub fn num_pages(&self) -> u32 {
+        self.geo.num_pages
+    }
+
+    /// The largest value accepted with a key of `key_len` bytes:
+    /// `page_size * 29/32 - 64 - 24 - align8(key_len)`, rounded down to 8.
+    pub fn max_value_len(&self, key_len: usize) -> usize {
+        self.geo.max_value_len(key_len)
+    }
+
+    /// The page `key` hashes to (tests and tools).
+    pub fn page_of(&self, key: &Key) -> u32 {
+        self.hasher.hash(key.as_bytes()).page
+    }
+
+    pub(crate) fn from_parts(p: Parts) -> FastMmapStore {
+        FastMmapStore {
+            locks: (0..p.geo.num_pages)
+                .map(|_| PaddedLock::default())
+                .collect(),
+            path: p.path,
+            geo: p.geo,
+            hasher: p.hasher,
+            fd: p.fd,
+            clock: p.clock,
+            default_ttl: p.default_ttl,
+            policy: p.policy,
+            counters: Counters::default(),
+            fail: p.fail,
+            map: p.map,
+        }
+    }
+
+    fn page(&self, i: u32) -> Page<'_> {
+        Page::new(&Region::of(&self.map), self.geo, i).expect("page index below num_pages")
+    }
+
+    /// Takes page `i`'s in-process lock, then its fcntl lock.
+    fn lock_page(&self, i: u32) -> Result<PageGuard<'_>> {
+        let inproc = PageLock::new(&self.locks[i as usize].0).lock();
+        let fd = self.fd.get()?;
+        let (start, len) = (self.geo.page_offset(i), u64::from(self.geo.page_size));
+        lock_range(fd, start, len)
+            .map_err(|e| Error::io(format!("locking page {i} of {}", self.path.display()), e))?;
+        Ok(PageGuard {
+            fd,
+            start,
+            len,
+            _inproc: inproc,
+        })
+    }
+
+    /// A locked, checked (and if need be repaired) page.
+    fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
+        let g = self.lock_page(i)?;
+        let mut l = Locked::new(self.page(i), &self.hasher, self.fail);
+        if l.prepare() {
+            Counters::add(&self.counters.recovered, 1);
+        }
+        Ok((g, l))
+    }
+
+    /// Finds `key` in a locked page, repairing the page once if it contradicts itself.
+    fn find(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
+        match l.find(key.as_bytes(), kh.tag) {
+            Ok(f) => Ok(f),
+            Err(_) => {
+                l.salvage();
+                Counters::add(&self.counters.recovered, 1);
+                l.find(key.as_bytes(), kh.tag)
+                    .map_err(|d| self.corrupted(kh.page, d.0))
+            }
+        }
+    }
+
+    fn corrupted(&self, page: u32, what: &str) -> Error {
+        Error::Corrupted {
+            what: format!(
+                "{} page {page}: {what} (even after repair); remove the file or open it with init_file(true)",
+                self.path.display()
+            ),
+        }
+    }
+
+    /// A found record as a live entry, or `None` if expired.
+    fn entry(&self, l: &Locked<'_>, f: &Found, now: Timestamp, page: u32) -> Result<Option<Entry>> {
+        let expires_at = decode_expiry(f.hdr.expires);
+        if !is_live(expires_at, now) {
+            return Ok(None);
+        }
+        let value = l.value(f).map_err(|d| self.corrupted(page, d.0))?;
+        Ok(Some(Entry {
+            value,
+            expires_at,
+            version: version_of(f.hdr.version),
+        }))
+    }
+
+    fn new_version(&self) -> u64 {
+        let w = Region::of(&self.map)
+            .u64_at(NEXT_VERSION_OFFSET)
+            .expect("the header holds the version counter");
+        loop {
+            // Relaxed: uniqueness needs only the atomicity of the RMW.
+            let v = w.fetch_add(1, Ordering::Relaxed);
+            if v != 0 {
+                return v;
+            }
+        }
+    }
+
+    fn check_len(&self, key: &Key, len: usize) -> Result<()> {
+        let max = self.geo.max_value_len(key.len());
+        if len > max {
+            return Err(Error::TooLarge { len, max });
+        }
+        Ok(())
+    }
+
+    /// Writes `value` into a locked page after the mode check.
+    #[allow(clippy::too_many_arguments)]
+    fn write_locked(
+        &self,
+        l: &mut Locked<'_>,
+        key: &Key,
+        kh: KeyHash,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+        existing: Option<&Found>,
+        now: Timestamp,
+    ) -> Result<WriteOutcome> {
+        let version = self.new_version();
+        let ev = l
+            .write(
+                key.as_bytes(),
+                kh.tag,
+                value,
+                encode_expiry(expires_at),
+                version,
+                existing,
+                now,
+                self.policy,
+            )
+            .map_err(|NoRoom| Error::NoSpace {
+                key: key.clone(),
+                needed: crate::format::record::record_size(key.len(), value.len()),
+            })?;
+        Counters::add(&self.counters.writes, 1);
+        Counters::add(&self.counters.evicted_live, ev.live);
+        Counters::add(&self.counters.evicted_expired, ev.expired);
+        Ok(WriteOutcome {
+            version: version_of(version),
+            evicted: Evictions::Counted {
+                live: ev.live,
+                expired: ev.expired,
+            },
+        })
+    }
+
+    /// The lock-free read: seqlock retries, then the locked fallback.
+    fn read(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        let kh = self.hasher.hash(key.as_bytes());
+        let page = self.page(kh.page);
+        let sl = SeqLock::new(page.seq());
+        let now = self.clock.now();
+        for _ in 0..READ_SPINS {
+            let Some(stamp) = sl.read_begin() else {
+                std::hint::spin_loop();
+                continue;
+            };
+            buf.clear();
+            let mut p = probe(&page, key.as_bytes(), kh.tag);
+            if let Probe::Found(f) = p
+                && !page
+                    .region()
+                    .read_append(f.off + f.hdr.value_offset(), f.hdr.vlen, buf)
+            {
+                p = Probe::Bad("value beyond the page end");
+            }
+            if !sl.read_validate(stamp) {
+                std::hint::spin_loop();
+                continue;
+            }
+            match p {
+                Probe::Missing => return Ok(None),
+                Probe::Bad(_) => break,
+                Probe::Found(f) => {
+                    let expires_at = decode_expiry(f.hdr.expires);
+                    if !is_live(expires_at, now) {
+                        return Ok(None);
+                    }
+                    // Refresh the LRU stamp only when stale, so readers of a hot page do
+                    // not write its cache lines on every read. A hint: it may land on a
+                    // slot a writer has since reused, which costs only LRU precision.
+                    let tick = page.field(TICK_OFFSET).load(Ordering::Relaxed);
+                    let st = page.stamp(f.slot);
+                    if tick.wrapping_sub(st.load(Ordering::Relaxed)) > STALE_TICKS {
+                        st.store(tick, Ordering::Relaxed);
+                    }
+                    return Ok(Some(EntryMeta {
+                        expires_at,
+                        version: version_of(f.hdr.version),
+                    }));
+                }
+            }
+        }
+        // A writer died mid-write, is very slow, or the page is damaged: lock (repairs).
+        let (_g, mut l) = self.locked(kh.page)?;
+        let Some(f) = self.find(&mut l, key, kh)? else {
+            return Ok(None);
+        };
+        let Some(e) = self.entry(&l, &f, now, kh.page)? else {
+            return Ok(None);
+        };
+        l.touch_stamp(&f);
+        buf.clear();
+        buf.extend_from_slice(&e.value);
+        Ok(Some(e.meta()))
+    }
+
+    /// Runs `f` on every page in order, each under its lock.
+    fn each_page<T>(&self, mut f: impl FnMut(&mut Locked<'_>) -> T) -> Result<Vec<T>> {
+        (0..self.geo.num_pages)
+            .map(|i| {
+                let (_g, mut l) = self.locked(i)?;
+                Ok(f(&mut l))
+            })
+            .collect()
+    }
+}
+
+fn version_of(raw: u64) -> Version {
+    // Records with version 0 are rejected by the probe's checks.
+    Version::new(raw).unwrap_or(Version::new(1).expect("1 is not 0"))
+}
+
+impl SessionStore for FastMmapStore {
+    fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        let mut buf = Vec::new();
+        Ok(self.get_into(key, &mut buf)?.map(|m| Entry {
+            value: buf,
+            expires_at: m.expires_at,
+            version: m.version,
+        }))
+    }
+
+    fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        let r = self.read(key, buf)?;
+        self.counters.read(r.is_some());
+        Ok(r)
+    }
+
+    fn put(
+        &self,
+        key: &Key,
+        value: &[u8],
+        expiry: Expiry,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
+        self.check_len(key, value.len())?;
+        let kh = self.hasher.hash(key.as_bytes());
+        let (_g, mut l) = self.locked(kh.page)?;
+        let now = self.clock.now();
+        let expires_at = expiry.resolve(now, self.default_ttl);
+        let found = self.find(&mut l, key, kh)?;
+        let current = found
+            .filter(|f| is_live(decode_expiry(f.hdr.expires), now))
+            .map(|f| version_of(f.hdr.version));
+        match (mode, current) {
+            (WriteMode::CreateOnly, Some(_)) => {
+                return Err(Error::AlreadyExists { key: key.clone() });
+            }
+            (WriteMode::ReplaceOnly, None) => return Err(Error::NotFound { key: key.clone() }),
+            (WriteMode::IfVersion(expected), actual) if actual != Some(expected) => {
+                return Err(Error::VersionMismatch {
+                    key: key.clone(),
+                    expected,
+                    actual,
+                });
+            }
+            _ => {}
+        }
+        self.write_locked(&mut l, key, kh, value, expires_at, found.as_ref(), now)
+    }
+
+    fn delete(&self, key: &Key) -> Result<bool> {
+        let kh = self.hasher.hash(key.as_bytes());
+        let (_g, mut l) = self.locked(kh.page)?;
+        let now = self.clock.now();
+        let Some(f) = self.find(&mut l, key, kh)? else {
+            return Ok(false);
+        };
+        let live = is_live(decode_expiry(f.hdr.expires), now);
+        l.remove(&f);
+        if live {
+            Counters::add(&self.counters.writes, 1);
+        }
+        Ok(live)
+    }
+
+    fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
+        let kh = self.hasher.hash(key.as_bytes());
+        let (_g, mut l) = self.locked(kh.page)?;
+        let now = self.clock.now();
+        let Some(f) = self.find(&mut l, key, kh)? else {
+            return Ok(false);
+        };
+        if !is_live(decode_expiry(f.hdr.expires), now) {
+            return Ok(false);
+        }
+        let e = encode_expiry(expiry.resolve(now, self.default_ttl));
+        l.set_expires(&f, e)
+            .map_err(|d| self.corrupted(kh.page, d.0))?;
+        Counters::add(&self.counters.writes, 1);
+        Ok(true)
+    }
+
+    fn update(
+        &self,
+        key: &Key,
+        f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
+    ) -> Result<UpdateOutcome> {
+        let kh = self.hasher.hash(key.as_bytes());
+        let (_g, mut l) = self.locked(kh.page)?;
+        let now = self.clock.now();
+        let found = self.find(&mut l, key, kh)?;
+        let current = match &found {
+            Some(fd) => self.entry(&l, fd, now, kh.page)?,
+            None => None,
+        };
+        self.counters.read(current.is_some());
+        // The closure runs once, under the page lock, before anything changes: if it
+        // panics the guards release both locks and the page is as it was.
+        let action = f(current.as_ref());
+        match action {
+            UpdateAction::Keep => Ok(UpdateOutcome::Kept),
+            UpdateAction::Delete => {
+                let existed = current.is_some();
+                if let Some(fd) = &found {
+                    l.remove(fd);
+                }
+                if existed {
+                    Counters::add(&self.counters.writes, 1);
+                }
+                Ok(UpdateOutcome::Deleted { existed })
+            }
+            UpdateAction::Set { value, expiry } => {
+                self.check_len(key, value.len())?;
+                let expires_at = expiry.resolve(now, self.default_ttl);
+                self.write_locked(&mut l, key, kh, &value, expires_at, found.as_ref(), now)
+                    .map(UpdateOutcome::Written)
+            }
+        }
+    }
+
+    fn purge_expired(&self) -> Result<u64> {
+        let now = self.clock.now();
+        let total: u64 = self.each_page(|l| l.purge(now))?.into_iter().sum();
+        Counters::add(&self.counters.purged, total);
+        Ok(total)
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        let mut s = Stats::default();
+        for i in 0..self.geo.num_pages {
+            let p = self.page(i);
+            // Relaxed snapshots: the counts are approximate while writers run.
+            let count = p.field(COUNT_OFFSET).load(Ordering::Relaxed);
+            let lo = p.field(DATA_LO_OFFSET).load(Ordering::Relaxed);
+            let dead = p.field(DEAD_OFFSET).load(Ordering::Relaxed);
+            s.entries += u64::from(count);
+            s.bytes_used += u64::from(self.geo.page_size.saturating_sub(lo).saturating_sub(dead));
+        }
+        let (reads, hits) = self.counters.reads_hits();
+        let c = &self.counters;
+        s.capacity = Some(u64::from(self.geo.page_size) * u64::from(self.geo.num_pages));
+        s.reads = reads;
+        s.hits = hits;
+        s.writes = c.writes.load(Ordering::Relaxed);
+        s.evicted_live = c.evicted_live.load(Ordering::Relaxed);
+        s.evicted_expired = c.evicted_expired.load(Ordering::Relaxed);
+        s.purged = c.purged.load(Ordering::Relaxed);
+        s.recovered = c.recovered.load(Ordering::Relaxed);
+        Ok(s)
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        let mut caps = Capabilities::new(self.geo.max_value_len(MAX_KEY_LEN));
+        caps.shared_across_processes = true;
+        caps.survives_restart = true;
+        caps.bounded = true;
+        caps
+    }
+
+    /// Atomic: both pages are locked, in ascending page order, for the whole move.
+    fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
+        let kf = self.hasher.hash(from.as_bytes());
+        let kt = self.hasher.hash(to.as_bytes());
+        if kf.page == kt.page {
+            let (_g, mut l) = self.locked(kf.page)?;
+            let now = self.clock.now();
+            return self.rotate_locked(&mut l, None, (from, kf), (to, kt), now);
+        }
+        // Lock order: ascending page index, so two rotations never wait on each other.
+        let (first, second) = (kf.page.min(kt.page), kf.page.max(kt.page));
+        let (_g1, mut l1) = self.locked(first)?;
+        let (_g2, mut l2) = self.locked(second)?;
+        let now = self.clock.now();
+        if kf.page == first {
+            self.rotate_locked(&mut l1, Some(&mut l2), (from, kf), (to, kt), now)
+        } else {
+            self.rotate_locked(&mut l2, Some(&mut l1), (from, kf), (to, kt), now)
+        }
+    }
+}
+
+impl FastMmapStore {
+    /// The move of `rotate` with both pages locked; `lt` is `None` when both keys share
+    /// `lf`'s page.
+    fn rotate_locked(
+        &self,
+        lf: &mut Locked<'_>,
+        lt: Option<&mut Locked<'_>>,
+        (from, kf): (&Key, KeyHash),
+        (to, kt): (&Key, KeyHash),
+        now: Timestamp,
+    ) -> Result<bool> {
+        let Some(ff) = self.find(lf, from, kf)? else {
+            return Ok(false);
+        };
+        let Some(entry) = self.entry(lf, &ff, now, kf.page)? else {
+            return Ok(false);
+        };
+        self.check_len(to, entry.value.len())?;
+        match lt {
+            Some(lt) => {
+                let ft = self.find(lt, to, kt)?;
+                if ft.is_some_and(|f| is_live(decode_expiry(f.hdr.expires), now)) {
+                    return Err(Error::AlreadyExists { key: to.clone() });
+                }
+                self.write_locked(lt, to, kt, &entry.value, entry.expires_at, ft.as_ref(), now)?;
+                lf.remove(&ff);
+            }
+            None => {
+                let ft = self.find(lf, to, kt)?;
+                if ft.is_some_and(|f| is_live(decode_expiry(f.hdr.expires), now)) {
+                    return Err(Error::AlreadyExists { key: to.clone() });
+                }
+                self.write_locked(lf, to, kt, &entry.value, entry.expires_at, ft.as_ref(), now)?;
+                // The write may have compacted the page: look `from` up again.
+                if let Some(ff) = self.find(lf, from, kf)? {
+                    lf.remove(&ff);
+                }
+            }
+        }
+        Counters::add(&self.counters.writes, 1);
+        Ok(true)
+    }
+}

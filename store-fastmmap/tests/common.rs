@@ -1,0 +1,77 @@
+//! Shared helpers for the integration tests (included with `mod common;`).
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use store_api::{Key, ManualClock};
+use store_fastmmap::{FastMmapBuilder, FastMmapStore};
+
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub clock: ManualClock,
+}
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::tempdir().unwrap(),
+            clock: ManualClock::default(),
+        }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("sessions")
+    }
+
+    pub fn builder(&self) -> FastMmapBuilder {
+        FastMmapStore::builder()
+            .storage(self.path())
+            .clock(Arc::new(self.clock.clone()))
+    }
+
+    /// A small store: `pages` pages of 4 KiB.
+    pub fn small(&self, pages: u32) -> FastMmapStore {
+        self.builder()
+            .page_size(4096)
+            .num_pages(pages)
+            .open()
+            .unwrap()
+    }
+}
+
+pub fn key(s: impl std::fmt::Display) -> Key {
+    Key::new(format!("session:{s}")).unwrap()
+}
+
+/// Keys that all hash to page `page` of `store`.
+pub fn keys_on_page(store: &FastMmapStore, page: u32, n: usize) -> Vec<Key> {
+    (0..)
+        .map(key)
+        .filter(|k| store.page_of(k) == page)
+        .take(n)
+        .collect()
+}
+
+/// Writes `bytes` at `offset` of the file with `pwrite` (seen through every mapping).
+pub fn poke(path: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+/// File offset of page `i` for a page size.
+pub fn page_offset(page_size: u32, i: u32) -> u64 {
+    4096 + u64::from(i) * u64::from(page_size)
+}
+
+/// The worker binary.
+pub fn worker() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fastmmap-worker"))
+}
