@@ -1,0 +1,187 @@
+//! Concurrency: keys do not interfere, reads are never torn, a delete racing an update
+//! never ends resurrected.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+
+use store_api::{Error, Expiry, Key, SessionStore, UpdateAction, WriteMode};
+
+use crate::check::{delete, get, key, put, self_checking, value, verify_self_checking};
+use crate::{Ctx, Harness, Outcome, Spec};
+
+/// Threads working on their own keys (put, update, read, delete) always see exactly
+/// their own writes.
+pub fn no_interference_between_keys<H: Harness>(ctx: &Ctx) -> Outcome {
+    let (_h, store) = ctx.store::<H>(&Spec::new())?;
+    let store = Arc::new(store);
+    let rounds = 300 * ctx.scale() as usize;
+    let handles: Vec<_> = (0..4)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let keys: Vec<Key> = (0..8).map(|i| key(format!("own:{t}:{i}"))).collect();
+                for round in 0..rounds {
+                    let k = &keys[round % keys.len()];
+                    let v = format!("{t}/{round}");
+                    put(&*store, k, v.as_bytes());
+                    assert_eq!(
+                        value(&*store, k),
+                        Some(v.clone().into_bytes()),
+                        "thread {t} read another thread's write"
+                    );
+                    store
+                        .update(k, &mut |e| {
+                            let mut v = e.expect("own key is live").value.clone();
+                            v.push(b'+');
+                            UpdateAction::set(v, Expiry::Never)
+                        })
+                        .expect("update");
+                    assert_eq!(value(&*store, k), Some(format!("{v}+").into_bytes()));
+                    if round % 3 == 0 {
+                        assert!(delete(&*store, k), "thread {t}: own key vanished");
+                        assert_eq!(value(&*store, k), None);
+                    }
+                }
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().expect("worker thread panicked");
+    }
+    Ok(())
+}
+
+fn torn_reads(store: Arc<impl SessionStore + 'static>, same_length: bool, writes: u64) {
+    let keys: Vec<Key> = (0..4)
+        .map(|i| key(format!("torn:{same_length}:{i}")))
+        .collect();
+    let max = store.capabilities().max_value_len.min(16 << 10);
+    for k in &keys {
+        put(&*store, k, &self_checking(0, 64));
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (store, keys) = (store.clone(), keys.clone());
+            std::thread::spawn(move || {
+                let mut state = t + 1;
+                for i in 0..writes {
+                    let seed = (t << 40) | (i + 1);
+                    let len = if same_length {
+                        4096.min(max)
+                    } else {
+                        12 + (crate::check::splitmix(&mut state) as usize % max)
+                    };
+                    let k = &keys[(i as usize) % keys.len()];
+                    store
+                        .put(
+                            k,
+                            &self_checking(seed, len),
+                            Expiry::Never,
+                            WriteMode::Upsert,
+                        )
+                        .unwrap_or_else(|e| panic!("write failed: {e}"));
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = (0..2usize)
+        .map(|t| {
+            let (store, keys, stop) = (store.clone(), keys.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = &keys[i % keys.len()];
+                    let e = get(&*store, k).expect("never deleted");
+                    verify_self_checking(&e.value).unwrap_or_else(|m| panic!("get({k}): {m}"));
+                    store
+                        .get_into(k, &mut buf)
+                        .expect("get_into")
+                        .expect("never deleted");
+                    verify_self_checking(&buf).unwrap_or_else(|m| panic!("get_into({k}): {m}"));
+                    i += 1;
+                }
+            })
+        })
+        .collect();
+    let mut failure = None;
+    for w in writers {
+        if let Err(p) = w.join() {
+            failure = Some(p);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for r in readers {
+        if let Err(p) = r.join() {
+            failure = Some(p);
+        }
+    }
+    if let Some(p) = failure {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// Two writers overwrite keys with self-checking values (equal and varying lengths)
+/// while two readers check every value they read is whole.
+pub fn no_torn_reads<H: Harness>(ctx: &Ctx) -> Outcome {
+    let (_h, store) = ctx.store::<H>(&Spec::new())?;
+    let store = Arc::new(store);
+    let writes = 2_000 * u64::from(ctx.scale());
+    torn_reads(store.clone(), true, writes);
+    torn_reads(store, false, writes);
+    Ok(())
+}
+
+/// A delete racing an update (that sets only what it saw live) or a replace-only write
+/// never ends with the key resurrected.
+pub fn delete_racing_update_never_resurrects<H: Harness>(ctx: &Ctx) -> Outcome {
+    let (_h, store) = ctx.store::<H>(&Spec::new())?;
+    let store = Arc::new(store);
+    let rounds = 300 * ctx.scale();
+    for round in 0..rounds {
+        let k = key(format!("race:{round}"));
+        put(&*store, &k, b"0");
+        let barrier = Arc::new(Barrier::new(2));
+        let updater = {
+            let (store, k, barrier) = (store.clone(), k.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                if round % 2 == 0 {
+                    store
+                        .update(&k, &mut |e| match e {
+                            Some(e) => {
+                                let mut v = e.value.clone();
+                                v.push(b'1');
+                                UpdateAction::set(v, Expiry::Never)
+                            }
+                            None => UpdateAction::Keep,
+                        })
+                        .map(|_| ())
+                        .or_else(|e| match e {
+                            Error::Contention { .. } => Ok(()),
+                            e => Err(e),
+                        })
+                } else {
+                    match store.put(&k, b"replaced", Expiry::Never, WriteMode::ReplaceOnly) {
+                        Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+        };
+        barrier.wait();
+        let deleted = store.delete(&k).expect("delete");
+        updater.join().expect("updater panicked").expect("update");
+        assert!(
+            deleted,
+            "round {round}: delete must find the key live (updates only set what they saw)"
+        );
+        assert_eq!(
+            get(&*store, &k),
+            None,
+            "round {round}: an update racing a delete resurrected the key"
+        );
+    }
+    Ok(())
+}
