@@ -16,8 +16,23 @@ fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
+/// `$BENCH_REDIS_URL`, else a private `redis-server` on loopback when one is installed.
 fn redis_url() -> String {
-    std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string())
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(url) = std::env::var("BENCH_REDIS_URL") {
+            return url;
+        }
+        #[cfg(feature = "peers")]
+        if let Some(local) = benches::LocalRedis::start() {
+            let url = local.url();
+            // Lives until the bench process exits.
+            std::mem::forget(local);
+            return url;
+        }
+        "redis://127.0.0.1:6379/".to_string()
+    })
+    .clone()
 }
 
 fn engines() -> Vec<EngineId> {

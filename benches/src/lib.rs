@@ -31,9 +31,9 @@ pub use engine::{BenchStore, EngineId, Location, OpenedEngine, Sizing, ViaApi};
 pub use keys::{KeySet, mix64, session_keys};
 pub use measure::{Budget, Mode, Summary, measure_op};
 pub use multiproc::{BackgroundWriter, read_under_writer, throughput};
-#[cfg(feature = "peers")]
-pub use peers::Lmdb;
 pub use peers::MutexHashMap;
+#[cfg(feature = "peers")]
+pub use peers::{Lmdb, LocalRedis};
 pub use perl::{PerlDriver, PerlResult};
 pub use report::{Cell, Report, Row};
 pub use runner::{Runner, RunnerOptions};

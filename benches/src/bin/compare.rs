@@ -28,7 +28,8 @@ usage: compare [--quick | --full] [--engines a,b] [--workloads x,y] [--workers N
   --workloads    names from --list (default: all)
   --workers N    largest worker-process count of the mp_* workloads (default 2)
   --out DIR      where results go (default target/compare)
-  --redis URL    Redis server (default $BENCH_REDIS_URL or redis://127.0.0.1:6379/)
+  --redis URL    Redis server (default $BENCH_REDIS_URL, else a private redis-server
+                 started on a free loopback port when one is installed)
   --no-perl      leave out the Perl original
   --list         list engines and workloads and exit";
 
@@ -53,8 +54,7 @@ fn run(args: &[String]) -> Result<(), String> {
     let mut workload_names: Option<Vec<String>> = None;
     let mut workers = 2;
     let mut out = PathBuf::from("target/compare");
-    let mut redis =
-        std::env::var("BENCH_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_string());
+    let mut redis = std::env::var("BENCH_REDIS_URL").ok();
     let mut perl = true;
     let mut list = false;
     let mut it = args.iter().skip(1);
@@ -82,7 +82,7 @@ fn run(args: &[String]) -> Result<(), String> {
                     .ok_or("--workers needs a positive number")?;
             }
             "--out" => out = PathBuf::from(value()?),
-            "--redis" => redis = value()?,
+            "--redis" => redis = Some(value()?),
             "--no-perl" => perl = false,
             "--list" => list = true,
             "--bench" => {} // passed by `cargo bench`
@@ -93,6 +93,17 @@ fn run(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
+    // Without a server named, start a private one on loopback (and stop it at the end).
+    #[cfg(feature = "peers")]
+    let local = match &redis {
+        None => benches::LocalRedis::start(),
+        Some(_) => None,
+    };
+    #[cfg(feature = "peers")]
+    if let Some(l) = &local {
+        redis = Some(l.url());
+    }
+    let redis = redis.unwrap_or_else(|| "redis://127.0.0.1:6379/".to_string());
     let budget = Budget::for_mode(mode);
     let standard = Workload::standard(budget.max_sessions, budget.purge_entries, workers);
     if list {

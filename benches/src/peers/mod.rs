@@ -14,6 +14,8 @@ pub(crate) use fastmmap::{fastmmap_attach, fastmmap_available, fastmmap_create};
 pub use hashmap::MutexHashMap;
 #[cfg(feature = "peers")]
 pub use lmdb::Lmdb;
+#[cfg(feature = "peers")]
+pub use redis::LocalRedis;
 pub(crate) use redis::{redis_attach, redis_available, redis_create};
 
 #[cfg(not(feature = "peers"))]

@@ -1,4 +1,5 @@
-//! Redis on loopback through `store-redis` (wired in once the crate builds).
+//! Redis on loopback through `store-redis` (feature `peers`), and a private
+//! `redis-server` for runs that were given no server.
 
 use std::sync::Arc;
 
@@ -6,21 +7,147 @@ use store_api::Result;
 
 use crate::{BenchStore, OpenedEngine};
 
+/// Splits a [`Location::Redis`](crate::Location::Redis) string into URL and key prefix.
+#[cfg_attr(not(feature = "peers"), allow(dead_code))]
+fn split(location: &str) -> (&str, &str) {
+    location.rsplit_once('#').unwrap_or((location, "bench:"))
+}
+
+#[cfg(feature = "peers")]
+mod on {
+    use std::net::{Ipv4Addr, TcpListener, TcpStream};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{Duration, Instant};
+
+    use store_redis::RedisStore;
+
+    use super::*;
+    use crate::{Location, ViaApi};
+
+    fn connect(url: &str, prefix: &str) -> Result<RedisStore> {
+        RedisStore::builder(url)
+            .prefix(prefix)
+            .connect_timeout(Duration::from_millis(500))
+            .build()
+    }
+
+    pub(crate) fn redis_available(url: &str) -> std::result::Result<(), String> {
+        connect(url, "bench:").map(drop).map_err(|e| {
+            format!(
+                "no Redis server reachable at {url} ({e}); pass --redis URL or install redis-server"
+            )
+        })
+    }
+
+    pub(crate) fn redis_create(url: &str) -> Result<OpenedEngine> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        // A fresh prefix per store, so workloads never see each other's keys.
+        let prefix = format!(
+            "bench:{}:{}:",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        let store = connect(url, &prefix)?;
+        Ok(OpenedEngine {
+            store: Arc::new(ViaApi(store)),
+            location: Location::Redis(format!("{url}#{prefix}")),
+            dir: None,
+        })
+    }
+
+    pub(crate) fn redis_attach(location: &str) -> Result<Arc<dyn BenchStore>> {
+        let (url, prefix) = split(location);
+        Ok(Arc::new(ViaApi(connect(url, prefix)?)))
+    }
+
+    /// A `redis-server` this process started on a free loopback port, without
+    /// persistence; killed on drop.
+    #[derive(Debug)]
+    pub struct LocalRedis {
+        child: Child,
+        port: u16,
+    }
+
+    impl LocalRedis {
+        /// Starts `redis-server` from `PATH`; `None` if it is not installed or did not
+        /// come up within 5 seconds.
+        pub fn start() -> Option<Self> {
+            for _ in 0..5 {
+                let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                    .ok()?
+                    .local_addr()
+                    .ok()?
+                    .port();
+                let mut child = Command::new("redis-server")
+                    .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                    .args(["--save", "", "--appendonly", "no"])
+                    .arg("--dir")
+                    .arg(std::env::temp_dir())
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .ok()?;
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline {
+                    if let Ok(Some(_)) = child.try_wait() {
+                        break; // port taken: try another
+                    }
+                    if TcpStream::connect((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                        return Some(LocalRedis { child, port });
+                    }
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            None
+        }
+
+        /// `redis://127.0.0.1:<port>/0`.
+        pub fn url(&self) -> String {
+            format!("redis://127.0.0.1:{}/0", self.port)
+        }
+    }
+
+    impl Drop for LocalRedis {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[cfg(feature = "peers")]
+pub use on::LocalRedis;
+#[cfg(feature = "peers")]
+pub(crate) use on::{redis_attach, redis_available, redis_create};
+
+#[cfg(not(feature = "peers"))]
 pub(crate) fn redis_available(_url: &str) -> std::result::Result<(), String> {
-    Err("store-redis does not build yet".to_string())
+    Err("not built: add `--features peers`".to_string())
 }
 
+#[cfg(not(feature = "peers"))]
 pub(crate) fn redis_create(_url: &str) -> Result<OpenedEngine> {
-    Err(unavailable())
+    Err(super::not_built("redis"))
 }
 
-pub(crate) fn redis_attach(_url: &str) -> Result<Arc<dyn BenchStore>> {
-    Err(unavailable())
+#[cfg(not(feature = "peers"))]
+pub(crate) fn redis_attach(_location: &str) -> Result<Arc<dyn BenchStore>> {
+    Err(super::not_built("redis"))
 }
 
-fn unavailable() -> store_api::Error {
-    store_api::Error::InvalidConfig {
-        option: "engines",
-        reason: "store-redis does not build yet".to_string(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn location_splits_into_url_and_prefix() {
+        assert_eq!(
+            split("redis://127.0.0.1:1/0#bench:1:2:"),
+            ("redis://127.0.0.1:1/0", "bench:1:2:")
+        );
     }
 }
