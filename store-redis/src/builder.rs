@@ -155,9 +155,22 @@ impl RedisStoreBuilder {
                 });
             }
         }
-        let client = Client::open(self.url.as_str()).map_err(|e| Error::InvalidConfig {
-            option: "url",
-            reason: format!("not a usable Redis URL: {e}"),
+        let client = Client::open(self.url.as_str()).map_err(|e| {
+            let tls = ["rediss:", "valkeys:"]
+                .iter()
+                .any(|s| self.url.starts_with(s));
+            Error::InvalidConfig {
+                option: "url",
+                reason: if tls {
+                    format!(
+                        "{e}; TLS URLs need a TLS back end of the `redis` crate, e.g. \
+                         `redis = {{ version = \"1\", features = [\"tls-native-tls\"] }}` \
+                         in the application's Cargo.toml"
+                    )
+                } else {
+                    format!("not a usable Redis URL: {e}")
+                },
+            }
         })?;
         let info = client.get_connection_info();
         let addr = format!("{} db {}", info.addr(), info.redis_settings().db());
@@ -225,7 +238,18 @@ mod tests {
             ),
             (RedisStoreBuilder::new(URL).prefix("a{"), "prefix"),
             (RedisStoreBuilder::new("http://example.invalid/"), "url"),
+            (RedisStoreBuilder::new("redis://127.0.0.1:9/notadb"), "url"),
         ];
+        // This workspace builds the redis crate without TLS.
+        {
+            let err = RedisStoreBuilder::new("rediss://127.0.0.1:9/0")
+                .build()
+                .unwrap_err();
+            assert!(
+                err.to_string().contains("tls-native-tls"),
+                "TLS hint: {err}"
+            );
+        }
         for (builder, name) in cases {
             let err = builder.build().unwrap_err();
             assert!(

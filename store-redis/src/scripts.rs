@@ -6,6 +6,9 @@
 //! optimistic write detects interference. Scripts are sent with `EVALSHA`; after a
 //! server restart (`NOSCRIPT`) the `redis` crate loads them again by itself.
 //!
+//! Reads need no script: `get` sends `GET` and `TIME` in one `MULTI`/`EXEC`
+//! transaction and applies the liveness rule to the header with that time.
+//!
 //! Time is the server's: each script reads `TIME` once and uses it for the liveness
 //! rule (`live while now < expires_at`, the contract's boundary) and to resolve relative
 //! expiries. Redis's own expiry keeps a key until `now > expires_at`, one millisecond
@@ -63,18 +66,6 @@ end
 "#
     };
 }
-
-/// `KEYS[1]` data key. Returns `{now_ms, raw or nil}`; the caller decodes the header
-/// and applies the liveness rule with the server's `now`.
-pub(crate) static GET: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r#"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-return {now, redis.call('GET', KEYS[1])}
-"#,
-    )
-});
 
 /// `KEYS[1]` data key, `KEYS[2]` its version counter. `ARGV`: mode (`u` upsert, `c`
 /// create-only, `r` replace-only, `v` if-version), expected version (20 digits, for

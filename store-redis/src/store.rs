@@ -212,13 +212,21 @@ impl RedisStore {
         Ok(())
     }
 
-    /// Reads the raw string of `key` and the server's time, atomically.
+    /// Reads the raw string of `key` and the server's time, atomically (one `MULTI`/`EXEC`
+    /// round trip).
     fn read_raw(&self, key: &Key, data_key: &str) -> Result<(Timestamp, Option<Vec<u8>>)> {
-        let (now, raw): (u64, Option<Vec<u8>>) = self
+        let (raw, (secs, micros)): (Option<Vec<u8>>, (u64, u64)) = self
             .pool
-            .run(Retry::Idempotent, |c| scripts::GET.key(data_key).invoke(c))
+            .run(Retry::Idempotent, |c| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("GET")
+                    .arg(data_key)
+                    .cmd("TIME")
+                    .query(c)
+            })
             .map_err(|e| self.backend("GET", Some(key), e))?;
-        Ok((Timestamp::from_millis(now), raw))
+        Ok((Timestamp::from_millis(secs * 1000 + micros / 1000), raw))
     }
 
     /// Reads the live entry's header and raw string, counting the read.
