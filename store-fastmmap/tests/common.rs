@@ -75,3 +75,46 @@ pub fn page_offset(page_size: u32, i: u32) -> u64 {
 pub fn worker() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_fastmmap-worker"))
 }
+
+/// Runs the worker to completion; panics with its stderr unless it printed `ok`.
+pub fn run_worker(args: &[&str]) -> String {
+    let out = worker().args(args).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success() && stdout.starts_with("ok"),
+        "worker {args:?} failed: {}{}",
+        stdout,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// Spawns the worker with `FASTMMAP_FAILPOINT=fp`, waits until it stops there (page
+/// locked, mid-write), then SIGKILLs it.
+pub fn crash_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) {
+    use std::io::BufRead;
+    let mut child = worker()
+        .args(args)
+        .env("FASTMMAP_FAILPOINT", fp.name())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("FAILPOINT") {
+                let _ = tx.send(line);
+                return;
+            }
+        }
+    });
+    let got = rx.recv_timeout(std::time::Duration::from_secs(60));
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let line =
+        got.unwrap_or_else(|_| panic!("worker {args:?} never reached failpoint {}", fp.name()));
+    assert_eq!(line, format!("FAILPOINT {}", fp.name()));
+}

@@ -1,0 +1,218 @@
+//! Eviction, expiry reclaim, `NoSpace` and `TooLarge` within a bounded page.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Fixture, key, keys_on_page};
+use store_api::{
+    Error, EvictionPolicy, Evictions, Expiry, SessionStore, SessionStoreExt, WriteMode,
+};
+
+/// One 4 KiB page: a 3,648-byte data area; 11-byte keys and 100-byte values take 144
+/// bytes each, so 25 fit.
+fn one_page(fx: &Fixture, policy: EvictionPolicy) -> store_fastmmap::FastMmapStore {
+    fx.builder()
+        .page_size(4096)
+        .num_pages(1)
+        .policy(policy)
+        .open()
+        .unwrap()
+}
+
+fn k(i: usize) -> store_api::Key {
+    store_api::Key::new(format!("key:{i:07}")).unwrap()
+}
+
+#[test]
+fn lru_evicts_the_least_recently_used_and_reports_it() {
+    let fx = Fixture::new();
+    let s = one_page(&fx, EvictionPolicy::Lru);
+    for i in 0..25 {
+        let out = s
+            .put(&k(i), &[1; 100], Expiry::Never, WriteMode::Upsert)
+            .unwrap();
+        assert_eq!(out.evicted, Evictions::NONE, "item {i} fits");
+    }
+    // Reading k0 refreshes its stamp (it is more than 16 writes old).
+    assert!(s.get(&k(0)).unwrap().is_some());
+    let out = s
+        .put(&k(25), &[2; 100], Expiry::Never, WriteMode::Upsert)
+        .unwrap();
+    assert_eq!(
+        out.evicted,
+        Evictions::Counted {
+            live: 1,
+            expired: 0
+        }
+    );
+    assert!(s.get(&k(0)).unwrap().is_some(), "recently read: kept");
+    assert!(
+        s.get(&k(1)).unwrap().is_none(),
+        "least recently used: evicted"
+    );
+    assert!(s.get(&k(25)).unwrap().is_some());
+    let st = s.stats().unwrap();
+    assert_eq!((st.evicted_live, st.evicted_expired), (1, 0));
+}
+
+#[test]
+fn expired_entries_are_reclaimed_before_live_ones() {
+    let fx = Fixture::new();
+    let s = one_page(&fx, EvictionPolicy::Lru);
+    for i in 0..25 {
+        let e = if i % 5 == 0 {
+            Expiry::After(Duration::from_secs(1))
+        } else {
+            Expiry::Never
+        };
+        s.put(&k(i), &[1; 100], e, WriteMode::Upsert).unwrap();
+    }
+    fx.clock.advance(Duration::from_secs(1));
+    let out = s
+        .put(&k(100), &[2; 100], Expiry::Never, WriteMode::Upsert)
+        .unwrap();
+    assert_eq!(
+        out.evicted,
+        Evictions::Counted {
+            live: 0,
+            expired: 5
+        }
+    );
+    for i in (0..25).filter(|i| i % 5 != 0) {
+        assert!(s.get(&k(i)).unwrap().is_some(), "live item {i} kept");
+    }
+    assert_eq!(s.stats().unwrap().evicted_expired, 5);
+}
+
+#[test]
+fn never_evict_live_fails_with_no_space_and_changes_nothing() {
+    let fx = Fixture::new();
+    let s = one_page(&fx, EvictionPolicy::NeverEvictLive);
+    for i in 0..25 {
+        s.put(&k(i), &[1; 100], Expiry::Never, WriteMode::Upsert)
+            .unwrap();
+    }
+    let err = s
+        .put(&k(99), &[2; 100], Expiry::Never, WriteMode::Upsert)
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSpace { .. }), "{err}");
+    // Growing an existing entry that no longer fits also fails and keeps the old value.
+    let err = s
+        .put(&k(3), &[3; 400], Expiry::Never, WriteMode::Upsert)
+        .unwrap_err();
+    assert!(matches!(err, Error::NoSpace { .. }), "{err}");
+    assert_eq!(s.get_value(&k(3)).unwrap().unwrap(), vec![1; 100]);
+    for i in 0..25 {
+        assert!(s.get(&k(i)).unwrap().is_some());
+    }
+    assert_eq!(s.stats().unwrap().evicted_live, 0);
+    // Overwriting in place at the same size still works (compaction, no eviction).
+    for round in 0..100u8 {
+        s.put(&k(7), &[round; 100], Expiry::Never, WriteMode::Upsert)
+            .unwrap();
+    }
+}
+
+/// Regression (Perl 1.57): an oversized write deleted the key's old value and evicted
+/// other items of the page. Here it is `TooLarge`, states the maximum, changes nothing.
+#[test]
+fn too_large_write_changes_nothing_and_states_the_maximum() {
+    let fx = Fixture::new();
+    let s = one_page(&fx, EvictionPolicy::Lru);
+    for i in 0..25 {
+        s.put(&k(i), &[1; 100], Expiry::Never, WriteMode::Upsert)
+            .unwrap();
+    }
+    let max = s.max_value_len(k(0).len());
+    assert_eq!(max, (4096 * 29 / 32 - 64 - 24 - 16) & !7);
+    let err = s
+        .put(&k(0), &vec![9; max + 1], Expiry::Never, WriteMode::Upsert)
+        .unwrap_err();
+    match &err {
+        Error::TooLarge { len, max: m } => assert_eq!((*len, *m), (max + 1, max)),
+        other => panic!("expected TooLarge, got {other}"),
+    }
+    assert!(err.to_string().contains(&max.to_string()), "{err}");
+    assert_eq!(
+        s.get_value(&k(0)).unwrap().unwrap(),
+        vec![1; 100],
+        "old value kept"
+    );
+    for i in 0..25 {
+        assert!(s.get(&k(i)).unwrap().is_some(), "item {i} not evicted");
+    }
+    let st = s.stats().unwrap();
+    assert_eq!((st.evicted_live, st.writes), (0, 25));
+    // Exactly the maximum fits (evicting everything else, reported).
+    let out = s
+        .put(&k(0), &vec![9; max], Expiry::Never, WriteMode::Upsert)
+        .unwrap();
+    assert_eq!(out.evicted.live(), Some(24));
+}
+
+#[test]
+fn overwrites_compact_instead_of_evicting() {
+    let fx = Fixture::new();
+    let s = one_page(&fx, EvictionPolicy::Lru);
+    for i in 0..20 {
+        s.put(&k(i), &[1; 100], Expiry::Never, WriteMode::Upsert)
+            .unwrap();
+    }
+    for round in 0..2_000usize {
+        let out = s
+            .put(
+                &k(round % 20),
+                &[round as u8; 100],
+                Expiry::Never,
+                WriteMode::Upsert,
+            )
+            .unwrap();
+        assert_eq!(out.evicted, Evictions::NONE);
+    }
+    for i in 0..20 {
+        assert!(s.get(&k(i)).unwrap().is_some());
+    }
+    assert_eq!(s.stats().unwrap().entries, 20);
+}
+
+#[test]
+fn deletes_free_room_and_slots_are_reused() {
+    let fx = Fixture::new();
+    let s = one_page(&fx, EvictionPolicy::NeverEvictLive);
+    for round in 0..50 {
+        for i in 0..25 {
+            s.put(
+                &k(round * 100 + i),
+                &[1; 100],
+                Expiry::Never,
+                WriteMode::Upsert,
+            )
+            .unwrap();
+        }
+        for i in 0..25 {
+            assert!(s.delete(&k(round * 100 + i)).unwrap());
+        }
+    }
+    assert_eq!(s.stats().unwrap().entries, 0);
+}
+
+#[test]
+fn eviction_stays_within_the_page() {
+    let fx = Fixture::new();
+    let s = fx.small(4);
+    let others: Vec<_> = (1..4).flat_map(|p| keys_on_page(&s, p, 5)).collect();
+    for o in &others {
+        s.set(o, b"other page").unwrap();
+    }
+    for kk in keys_on_page(&s, 0, 200) {
+        s.set(&kk, &[0; 100]).unwrap();
+    }
+    for o in &others {
+        assert!(
+            s.get(o).unwrap().is_some(),
+            "{o} on another page was not evicted"
+        );
+    }
+    let _ = key(0);
+}
