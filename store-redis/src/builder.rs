@@ -1,15 +1,16 @@
 //! Options for a [`RedisStore`].
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use redis::Client;
-use store_api::{Error, Result};
+use store_api::{Clock, Error, Result};
 
 use crate::RedisStore;
 use crate::format::HEADER_LEN;
 use crate::info::ServerInfo;
-use crate::keys::KeyLayout;
+use crate::keys::{FORMAT, KeyLayout};
 use crate::pool::{Pool, Retry};
 
 /// Largest value accepted unless told otherwise (4 MiB, as `store-memory`: sessions are
@@ -36,6 +37,7 @@ const REDIS_MAX_VALUE_LEN: usize = (512 << 20) - HEADER_LEN;
 /// ```
 #[derive(Debug, Clone)]
 pub struct RedisStoreBuilder {
+    clock: Option<Arc<dyn Clock>>,
     url: String,
     prefix: String,
     connect_timeout: Duration,
@@ -49,6 +51,7 @@ pub struct RedisStoreBuilder {
 impl RedisStoreBuilder {
     pub(crate) fn new(url: impl Into<String>) -> Self {
         RedisStoreBuilder {
+            clock: None,
             url: url.into(),
             prefix: DEFAULT_PREFIX.to_owned(),
             connect_timeout: Duration::from_secs(2),
@@ -110,6 +113,15 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Measures expiry against `clock` instead of the server's clock: for tests that
+    /// advance a [`ManualClock`](store_api::ManualClock) instead of sleeping. The server
+    /// then never expires entries itself; see [`RedisStore`]'s `# Time` for what that
+    /// means. Default: the server's clock.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
     /// Most times [`update`](store_api::SessionStore::update) runs its closure before
     /// giving up with [`Error::Contention`] (default 16).
     pub fn max_update_attempts(mut self, attempts: u32) -> Self {
@@ -126,7 +138,8 @@ impl RedisStoreBuilder {
     /// # Errors
     /// [`Error::InvalidConfig`] for a URL that does not parse or an option out of range;
     /// [`Error::Backend`] if the server cannot be reached or refuses the credentials;
-    /// [`Error::Incompatible`] for a server older than Redis 6.2 (which lacks `PXAT`).
+    /// [`Error::Incompatible`] for a server older than Redis 6.2 (which lacks `PXAT`), or
+    /// a prefix that holds another version's key layout.
     pub fn build(self) -> Result<RedisStore> {
         let layout = KeyLayout::new(&self.prefix)?;
         if self.max_value_len > REDIS_MAX_VALUE_LEN {
@@ -197,11 +210,38 @@ impl RedisStoreBuilder {
                 });
             }
         }
+        // Claim the prefix for this layout, or find out that another layout has it.
+        let marker = layout.format_key();
+        let (found,): (Option<String>,) = pool
+            .run(Retry::Idempotent, |c| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("SETNX")
+                    .arg(&marker)
+                    .arg(FORMAT)
+                    .ignore()
+                    .cmd("GET")
+                    .arg(&marker)
+                    .query(c)
+            })
+            .map_err(|e| Error::backend(format!("checking {marker:?} on {addr}"), e))?;
+        if let Some(found) = found.filter(|f| f != FORMAT) {
+            return Err(Error::Incompatible {
+                path: PathBuf::from(&addr),
+                reason: format!(
+                    "the prefix {:?} holds data of layout {found:?}, this version reads only \
+                     {FORMAT:?}; use another prefix, or delete the prefix's keys if the data \
+                     can go",
+                    layout.prefix()
+                ),
+            });
+        }
         Ok(RedisStore::from_parts(crate::store::Parts {
             pool,
             layout,
             addr,
             db,
+            clock: self.clock,
             default_ttl: self.default_ttl,
             max_value_len: self.max_value_len,
             max_update_attempts: self.max_update_attempts,

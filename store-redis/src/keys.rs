@@ -2,6 +2,7 @@
 //!
 //! A store with prefix `P` keeps:
 //!
+//! - `P format`: the layout's version, [`FORMAT`], checked when a store is built;
 //! - `P s:<key>`: one string per session entry (see [`crate::format`]);
 //! - `P v:{<tag>}`: version counters, one per cluster hash slot in use, where `<tag>` is a
 //!   short string chosen so that the counter hashes to the same slot as the data key it
@@ -10,11 +11,16 @@
 //!
 //! Every script call therefore names keys of one slot only: the layout is valid on a
 //! Redis Cluster (no `CROSSSLOT`), and a slot-routing proxy can forward each call whole.
-//! Data keys start with `s:` after the prefix and counters with `v`, so they never collide.
+//! After the prefix, data keys start with `s:`, counters with `v` and the marker is
+//! `format`, so they never collide.
 
 use std::sync::OnceLock;
 
 use store_api::{Error, Key, Result};
+
+/// The value of the `format` marker this version writes and accepts. Another value under
+/// the same prefix means another (future or foreign) layout: the store refuses to open.
+pub(crate) const FORMAT: &str = "store-redis 1";
 
 /// Number of hash slots in a Redis Cluster.
 const SLOTS: usize = 16_384;
@@ -55,6 +61,16 @@ impl KeyLayout {
     /// The prefix every key of the store starts with.
     pub(crate) fn prefix(&self) -> &str {
         &self.prefix
+    }
+
+    /// The key of the layout's version marker.
+    pub(crate) fn format_key(&self) -> String {
+        format!("{}format", self.prefix)
+    }
+
+    /// What every data key starts with.
+    pub(crate) fn data_key_prefix(&self) -> String {
+        format!("{}s:", self.prefix)
     }
 
     /// The Redis key holding `key`'s entry.

@@ -9,11 +9,15 @@
 //! Reads need no script: `get` sends `GET` and `TIME` in one `MULTI`/`EXEC`
 //! transaction and applies the liveness rule to the header with that time.
 //!
-//! Time is the server's: each script reads `TIME` once and uses it for the liveness
-//! rule (`live while now < expires_at`, the contract's boundary) and to resolve relative
-//! expiries. Redis's own expiry keeps a key until `now > expires_at`, one millisecond
-//! longer, so the scripts treat a key at `now == expires_at` as absent themselves and
-//! delete the leftover before writing.
+//! Every script takes `now` as `ARGV[1]`: empty for the server's clock (the default),
+//! or the milliseconds of an injected [`Clock`](store_api::Clock). With the server's
+//! clock a script reads `TIME` once and uses it for the liveness rule (`live while
+//! now < expires_at`, the contract's boundary) and to resolve relative expiries, and
+//! sets the server's own expiry (`PXAT`). Redis's own expiry keeps a key until
+//! `now > expires_at`, one millisecond longer, so the scripts treat a key at
+//! `now == expires_at` as absent themselves and delete the leftover before writing.
+//! With an injected clock the server's expiry is never set (the server's time has
+//! nothing to do with that clock), and `purge_expired` reclaims expired entries.
 //!
 //! Lua numbers are doubles: every number the scripts compute with stays below 2^53
 //! (versions start near 1.8e15, timestamps are about 1.8e12); larger expiries are
@@ -24,14 +28,23 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// Shared by every writing script: `now` in server milliseconds, `live_version()` and
-/// `resolve()`.
+/// Shared by every script: `now` (from `ARGV[1]` or the server's `TIME`),
+/// `live_version()`, `server_expires()` and `resolve()`.
 macro_rules! prelude {
     () => {
         r#"
 local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local server_clock = ARGV[1] == ''
+local now
+if server_clock then
+  now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+else
+  now = tonumber(ARGV[1])
+end
+-- Expiries at or past 2^53 ms get no server-side expiry (see crate::format).
 local FAR = 9007199254740992
+-- Set by live_version() when it deleted an expired leftover.
+local reclaimed = 0
 
 -- The live entry's version (20 digits); nil if absent or expired (an expired leftover,
 -- still present only because Redis keeps a key 1 ms longer, is deleted); false if the
@@ -50,9 +63,15 @@ local function live_version()
   if e == nil then return false end
   if e ~= 0 and e <= now then
     redis.call('DEL', KEYS[1])
+    reclaimed = 1
     return nil
   end
   return string.sub(h, 4, 23)
+end
+
+-- Whether the server should expire an entry expiring at e (nil: never) itself.
+local function server_expires(e)
+  return server_clock and e ~= nil and e < FAR
 end
 
 -- An expiry (kind 'n' never, 'a' absolute 20 digits, 'r' relative ms) as the header's
@@ -67,8 +86,8 @@ end
     };
 }
 
-/// `KEYS[1]` data key, `KEYS[2]` its version counter. `ARGV`: mode (`u` upsert, `c`
-/// create-only, `r` replace-only, `v` if-version), expected version (20 digits, for
+/// `KEYS[1]` data key, `KEYS[2]` its version counter. `ARGV`: now, mode (`u` upsert,
+/// `c` create-only, `r` replace-only, `v` if-version), expected version (20 digits, for
 /// `v`), expiry kind and value, the value.
 ///
 /// Returns `{0, version}` written, `{1}` exists, `{2}` not found, `{3, actual or 0}`
@@ -80,10 +99,10 @@ pub(crate) static PUT: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local cur = live_version()
 if cur == false then return {4} end
-local mode = ARGV[1]
+local mode = ARGV[2]
 if mode == 'c' and cur then return {1} end
 if mode == 'r' and not cur then return {2} end
-if mode == 'v' and cur ~= ARGV[2] then
+if mode == 'v' and cur ~= ARGV[3] then
   if cur then return {3, tonumber(cur)} end
   return {3, 0}
 end
@@ -94,14 +113,14 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('SET', KEYS[2], t[1] .. string.format('%06d', tonumber(t[2])))
 end
 local ver = redis.call('INCR', KEYS[2])
-local e20, e = resolve(ARGV[3], ARGV[4])
+local e20, e = resolve(ARGV[4], ARGV[5])
 if e and e <= now then
   -- Stored already expired: indistinguishable from absent.
   redis.call('DEL', KEYS[1])
   return {0, ver}
 end
-local args = {'SET', KEYS[1], 'v1:' .. string.format('%020d', ver) .. ':' .. e20 .. ':' .. ARGV[5]}
-if e and e < FAR then
+local args = {'SET', KEYS[1], 'v1:' .. string.format('%020d', ver) .. ':' .. e20 .. ':' .. ARGV[6]}
+if server_expires(e) then
   table.insert(args, 'PXAT')
   table.insert(args, string.format('%d', e))
 end
@@ -116,7 +135,7 @@ return {0, ver}
     ))
 });
 
-/// `KEYS[1]` data key. `ARGV[1]`: the expected version (20 digits) or `''` for any.
+/// `KEYS[1]` data key. `ARGV`: now, the expected version (20 digits) or `''` for any.
 /// Returns 1 deleted, 0 absent or expired, -1 another version, -2 foreign data with a
 /// version expected (without one, foreign data is deleted and 1 returned).
 pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
@@ -125,19 +144,19 @@ pub(crate) static DELETE: LazyLock<Script> = LazyLock::new(|| {
         r#"
 local cur = live_version()
 if cur == false then
-  if ARGV[1] ~= '' then return -2 end
+  if ARGV[2] ~= '' then return -2 end
   redis.call('DEL', KEYS[1])
   return 1
 end
 if not cur then return 0 end
-if ARGV[1] ~= '' and cur ~= ARGV[1] then return -1 end
+if ARGV[2] ~= '' and cur ~= ARGV[2] then return -1 end
 redis.call('DEL', KEYS[1])
 return 1
 "#
     ))
 });
 
-/// `KEYS[1]` data key. `ARGV`: expiry kind and value. Rewrites only the header's expiry
+/// `KEYS[1]` data key. `ARGV`: now, expiry kind and value. Rewrites only the header's expiry
 /// (`SETRANGE`) and the server's expiry; value and version stay. Returns 1 touched, 0
 /// absent or expired, -2 foreign data.
 pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
@@ -147,18 +166,30 @@ pub(crate) static TOUCH: LazyLock<Script> = LazyLock::new(|| {
 local cur = live_version()
 if cur == false then return -2 end
 if not cur then return 0 end
-local e20, e = resolve(ARGV[1], ARGV[2])
+local e20, e = resolve(ARGV[2], ARGV[3])
 if e and e <= now then
   redis.call('DEL', KEYS[1])
   return 1
 end
 redis.call('SETRANGE', KEYS[1], 24, e20)
-if e and e < FAR then
+if server_expires(e) then
   redis.call('PEXPIREAT', KEYS[1], string.format('%d', e))
 else
   redis.call('PERSIST', KEYS[1])
 end
 return 1
+"#
+    ))
+});
+
+/// `KEYS[1]` data key. `ARGV`: now. Deletes the entry if it is expired; returns 1 if it
+/// did, else 0. Foreign data is left alone.
+pub(crate) static PURGE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+live_version()
+return reclaimed
 "#
     ))
 });

@@ -1,11 +1,12 @@
 //! The engine: each operation is one script call on the server.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::RedisError;
 use store_api::{
-    Capabilities, Entry, EntryMeta, Error, Evictions, Expiry, Key, MAX_KEY_LEN, Result,
+    Capabilities, Clock, Entry, EntryMeta, Error, Evictions, Expiry, Key, MAX_KEY_LEN, Result,
     SessionStore, Stats, Timestamp, UpdateAction, UpdateAtomicity, UpdateOutcome, Version,
     WriteMode, WriteOutcome, is_live,
 };
@@ -36,9 +37,16 @@ use crate::scripts;
 /// - The [`Entry::expires_at`] a read returns is the absolute server time, and
 ///   [`rotate`](SessionStore::rotate) carries it over unchanged.
 ///
-/// There is no injectable [`Clock`](store_api::Clock): the server expires entries by its
-/// own time, so a fake client clock could only disagree with it. Tests of expiry run in
-/// real (server) time; see `tests/redis_expiry.rs`.
+/// ## An injected clock (tests)
+///
+/// [`RedisStoreBuilder::clock`] replaces the server's clock by a [`Clock`] of your own,
+/// such as a [`ManualClock`](store_api::ManualClock), so that expiry tests advance time
+/// instead of sleeping. The scripts then receive `now` from that clock, and the server
+/// is **never** told to expire anything (its time has nothing to do with a fake clock):
+/// expired entries stay in Redis, invisible, until overwritten, deleted or removed by
+/// [`purge_expired`](SessionStore::purge_expired), which then scans the prefix. Every
+/// handle on the same prefix must use the same clock. Meant for tests; in production,
+/// keep the server's clock.
 ///
 /// # Eviction and `maxmemory`
 ///
@@ -74,12 +82,15 @@ pub struct RedisStore {
     /// `host:port db N`, for messages (never the password).
     addr: String,
     db: i64,
+    /// `None`: the server's clock.
+    clock: Option<Arc<dyn Clock>>,
     default_ttl: Option<Duration>,
     max_value_len: usize,
     max_update_attempts: u32,
     reads: AtomicU64,
     hits: AtomicU64,
     writes: AtomicU64,
+    purged: AtomicU64,
 }
 
 /// Everything the builder hands over.
@@ -88,6 +99,7 @@ pub(crate) struct Parts {
     pub(crate) layout: KeyLayout,
     pub(crate) addr: String,
     pub(crate) db: i64,
+    pub(crate) clock: Option<Arc<dyn Clock>>,
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) max_value_len: usize,
     pub(crate) max_update_attempts: u32,
@@ -128,12 +140,14 @@ impl RedisStore {
             layout: p.layout,
             addr: p.addr,
             db: p.db,
+            clock: p.clock,
             default_ttl: p.default_ttl,
             max_value_len: p.max_value_len,
             max_update_attempts: p.max_update_attempts,
             reads: AtomicU64::new(0),
             hits: AtomicU64::new(0),
             writes: AtomicU64::new(0),
+            purged: AtomicU64::new(0),
         }
     }
 
@@ -143,7 +157,8 @@ impl RedisStore {
     }
 
     /// The server's current time, the clock every expiry of this store is measured
-    /// against. Use it to compute [`Expiry::At`] values on a host whose clock may differ.
+    /// against (unless a clock was injected). Use it to compute [`Expiry::At`] values on
+    /// a host whose clock may differ.
     ///
     /// # Errors
     /// [`Error::Backend`] if the server cannot be reached.
@@ -153,6 +168,13 @@ impl RedisStore {
             .run(Retry::Idempotent, |c| redis::cmd("TIME").query(c))
             .map_err(|e| self.backend("TIME", None, e))?;
         Ok(Timestamp::from_millis(secs * 1000 + micros / 1000))
+    }
+
+    /// The scripts' `now` argument: empty for the server's clock.
+    fn now_arg(&self) -> String {
+        self.clock
+            .as_ref()
+            .map_or_else(String::new, |c| c.now().as_millis().to_string())
     }
 
     fn backend(&self, what: &str, key: Option<&Key>, e: RedisError) -> Error {
@@ -226,7 +248,11 @@ impl RedisStore {
                     .query(c)
             })
             .map_err(|e| self.backend("GET", Some(key), e))?;
-        Ok((Timestamp::from_millis(secs * 1000 + micros / 1000), raw))
+        let now = match &self.clock {
+            Some(c) => c.now(),
+            None => Timestamp::from_millis(secs * 1000 + micros / 1000),
+        };
+        Ok((now, raw))
     }
 
     /// Reads the live entry's header and raw string, counting the read.
@@ -258,12 +284,14 @@ impl RedisStore {
             WriteMode::IfVersion(v) => ("v", pad20(v.get())),
         };
         let (kind, when) = self.expiry_args(expiry);
+        let now = self.now_arg();
         let reply: Vec<u64> = self
             .pool
             .run(Retry::Never, |c| {
                 scripts::PUT
                     .key(data_key)
                     .key(&counter)
+                    .arg(&now)
                     .arg(mode)
                     .arg(&expected)
                     .arg(kind)
@@ -300,10 +328,15 @@ impl RedisStore {
         expected: Option<Version>,
     ) -> Result<DeleteReply> {
         let expected = expected.map_or_else(String::new, |v| pad20(v.get()));
+        let now = self.now_arg();
         let reply: i64 = self
             .pool
             .run(Retry::Never, |c| {
-                scripts::DELETE.key(data_key).arg(&expected).invoke(c)
+                scripts::DELETE
+                    .key(data_key)
+                    .arg(&now)
+                    .arg(&expected)
+                    .invoke(c)
             })
             .map_err(|e| self.backend("delete", Some(key), e))?;
         match reply {
@@ -323,6 +356,18 @@ impl RedisStore {
             evicted: Evictions::Unknown,
         }
     }
+}
+
+/// Escapes the glob characters of Redis's `MATCH` patterns.
+fn glob_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 impl SessionStore for RedisStore {
@@ -377,10 +422,16 @@ impl SessionStore for RedisStore {
     fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
         let data_key = self.layout.data_key(key);
         let (kind, when) = self.expiry_args(expiry);
+        let now = self.now_arg();
         let reply: i64 = self
             .pool
             .run(Retry::Never, |c| {
-                scripts::TOUCH.key(&data_key).arg(kind).arg(&when).invoke(c)
+                scripts::TOUCH
+                    .key(&data_key)
+                    .arg(&now)
+                    .arg(kind)
+                    .arg(&when)
+                    .invoke(c)
             })
             .map_err(|e| self.backend("touch", Some(key), e))?;
         match reply {
@@ -440,11 +491,62 @@ impl SessionStore for RedisStore {
         })
     }
 
-    /// Returns 0: Redis removes expired entries itself (on access, and in its background
-    /// expiry cycle), by the same clock the store uses. An entry past its expiry that
-    /// Redis has not removed yet is already invisible to every operation.
+    /// On the server's clock, returns 0 without doing anything: Redis removes expired
+    /// entries itself (on access, and in its background expiry cycle) by the same clock
+    /// the store uses, and an entry past its expiry that Redis has not removed yet is
+    /// already invisible to every operation.
+    ///
+    /// With an injected clock the server expires nothing, so this scans the prefix
+    /// (`SCAN MATCH`, pages of 500 keys, one pipelined round trip of single-key scripts
+    /// per page) and deletes the entries that clock says are expired. Foreign data is
+    /// left alone.
     fn purge_expired(&self) -> Result<u64> {
-        Ok(0)
+        if self.clock.is_none() {
+            return Ok(0);
+        }
+        let pattern = format!("{}*", glob_escape(&self.layout.data_key_prefix()));
+        let now = self.now_arg();
+        let fail = |e| self.backend("purge (SCAN)", None, e);
+        let mut cursor: u64 = 0;
+        let mut total = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .pool
+                .run(Retry::Idempotent, |c| {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query(c)
+                })
+                .map_err(fail)?;
+            if !keys.is_empty() {
+                let removed: Vec<u64> = self
+                    .pool
+                    .run(Retry::Never, |c| {
+                        scripts::PURGE.prepare_invoke().load(c)?;
+                        let mut pipe = redis::pipe();
+                        for k in &keys {
+                            pipe.cmd("EVALSHA")
+                                .arg(scripts::PURGE.get_hash())
+                                .arg(1)
+                                .arg(k)
+                                .arg(&now);
+                        }
+                        pipe.query(c)
+                    })
+                    .map_err(fail)?;
+                let n: u64 = removed.iter().sum();
+                self.purged.fetch_add(n, Ordering::Relaxed);
+                total += n;
+            }
+            if next == 0 {
+                return Ok(total);
+            }
+            cursor = next;
+        }
     }
 
     /// `reads`, `hits` and `writes` are this store object's own counters (this process
@@ -455,7 +557,9 @@ impl SessionStore for RedisStore {
     /// - `bytes_used`: the whole server's `used_memory`;
     /// - `capacity`: `maxmemory`, if set;
     /// - `evicted_live`: the server's `evicted_keys` since it started, all databases;
-    /// - `evicted_expired`, `purged` and `recovered` are 0.
+    /// - `purged`: entries this store object's `purge_expired` removed (only ever
+    ///   non-zero with an injected clock);
+    /// - `evicted_expired` and `recovered` are 0.
     fn stats(&self) -> Result<Stats> {
         let text: String = self
             .pool
@@ -469,6 +573,7 @@ impl SessionStore for RedisStore {
         s.reads = self.reads.load(Ordering::Relaxed);
         s.hits = self.hits.load(Ordering::Relaxed);
         s.writes = self.writes.load(Ordering::Relaxed);
+        s.purged = self.purged.load(Ordering::Relaxed);
         s.evicted_live = info.evicted_keys;
         Ok(s)
     }
@@ -484,5 +589,16 @@ impl SessionStore for RedisStore {
             max_attempts: self.max_update_attempts,
         };
         caps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_escape_makes_patterns_literal() {
+        assert_eq!(glob_escape("app:s:"), "app:s:");
+        assert_eq!(glob_escape(r"a*b?c[d]e\\"), r"a\*b\?c\[d\]e\\\\");
     }
 }

@@ -365,6 +365,28 @@ fn prefixes_keep_stores_apart() {
 }
 
 #[test]
+fn a_prefix_holding_another_layout_is_refused() {
+    let server = server_or_skip!();
+    drop(server.store("layout:"));
+    let con = &mut redis::Client::open(server.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg("layout:format")
+        .arg("store-redis 2")
+        .query(con)
+        .unwrap();
+    let err = server.builder("layout:").build().unwrap_err();
+    assert!(matches!(err, Error::Incompatible { .. }), "{err}");
+    assert!(
+        err.to_string().contains("layout:"),
+        "names the prefix: {err}"
+    );
+    server.store("other-layout:");
+}
+
+#[test]
 fn foreign_data_under_the_prefix_is_corrupted_not_a_value() {
     let server = server_or_skip!();
     let store = server.store("foreign:");
@@ -431,8 +453,8 @@ fn capabilities_and_stats_describe_a_shared_server() {
     assert!(!store.delete(&k).unwrap());
     let s = store.stats().unwrap();
     assert_eq!((s.reads, s.hits, s.writes), (2, 1, 2));
-    // The server holds the version counter: one key in db 0.
-    assert_eq!(s.entries, 1, "{s:?}");
+    // The server holds the format marker and the version counter: two keys in db 0.
+    assert_eq!(s.entries, 2, "{s:?}");
     assert!(s.bytes_used > 0);
     assert_eq!(s.capacity, None, "no maxmemory on the test server");
     assert_eq!(store.purge_expired().unwrap(), 0);
