@@ -34,24 +34,65 @@ pub fn session_keys(tag: &str, n: usize) -> Vec<Key> {
 }
 
 /// The keys one workload uses.
+///
+/// Operations visit keys through [`order`](Self::order): the live keys in a pseudo-random
+/// permutation, cloned in visiting order so that consecutive operations read consecutive
+/// memory. Access to the store stays uniformly random, but the harness's own fetch of the
+/// key stays in cache, as a session id freshly parsed from a request would; otherwise a
+/// store of a million sessions would be charged a cache miss per key that no server pays.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
-    /// Keys the workload stores and reads.
+    /// Keys the workload stores, in load order.
     pub live: Vec<Key>,
-    /// Keys that are never written (misses).
+    /// `live` in visiting order, its length rounded up to a power of two (the first few
+    /// keys of the permutation come round twice per pass) so an index is a mask.
+    pub order: Vec<Key>,
+    /// Keys that are never written (misses), a power-of-two count.
     pub absent: Vec<Key>,
     /// Keys written already expired (purge).
     pub expired: Vec<Key>,
 }
 
+/// `keys` in a permutation derived from `seed`, cycled to a power-of-two length.
+fn visiting_order(keys: &[Key], seed: u64) -> Vec<Key> {
+    if keys.is_empty() {
+        return Vec::new();
+    }
+    let mut idx: Vec<usize> = (0..keys.len()).collect();
+    // Fisher-Yates with splitmix64 as the generator.
+    for i in (1..idx.len()).rev() {
+        let j = (mix64(seed ^ i as u64) % (i as u64 + 1)) as usize;
+        idx.swap(i, j);
+    }
+    let len = keys.len().next_power_of_two();
+    (0..len)
+        .map(|j| keys[idx[j % keys.len()]].clone())
+        .collect()
+}
+
 impl KeySet {
     /// Builds the key set: `live`, `absent` and `expired` keys under `tag`.
     pub fn new(tag: &str, live: usize, absent: usize, expired: usize) -> Self {
+        let live = session_keys(&format!("{tag}/live"), live);
+        let order = visiting_order(&live, tag_seed(tag));
         KeySet {
-            live: session_keys(&format!("{tag}/live"), live),
-            absent: session_keys(&format!("{tag}/absent"), absent),
+            live,
+            order,
+            absent: session_keys(&format!("{tag}/absent"), absent.next_power_of_two()),
             expired: session_keys(&format!("{tag}/expired"), expired),
         }
+    }
+
+    /// The live key operation `i` visits.
+    #[inline]
+    pub fn visit(&self, i: u64) -> &Key {
+        &self.order[i as usize & (self.order.len() - 1)]
+    }
+
+    /// The absent key operation `i` asks for.
+    #[inline]
+    pub fn visit_absent(&self, i: u64) -> &Key {
+        &self.absent[i as usize & (self.absent.len() - 1)]
     }
 }
 
@@ -71,5 +112,15 @@ mod tests {
             a[0].as_str()
         );
         assert_ne!(a[0], session_keys("u", 1)[0]);
+    }
+
+    #[test]
+    fn visiting_order_covers_every_key() {
+        let ks = KeySet::new("t", 1000, 3, 0);
+        assert_eq!(ks.order.len(), 1024);
+        assert_eq!(ks.absent.len(), 4);
+        let seen: std::collections::HashSet<_> = (0..1024).map(|i| ks.visit(i)).collect();
+        assert_eq!(seen.len(), 1000, "one pass visits every live key");
+        assert_ne!(ks.order[..10], ks.live[..10], "the order is shuffled");
     }
 }

@@ -626,6 +626,7 @@ mod chart {
                 ("sans-serif", 18),
             )
             .margin(12)
+            .margin_right(40)
             .x_label_area_size(40)
             .y_label_area_size(150)
             .build_cartesian_2d((lo..hi).log_scale(), 0f64..n as f64)
@@ -634,7 +635,8 @@ mod chart {
             .configure_mesh()
             .disable_y_mesh()
             .y_labels(0)
-            .x_desc("ns per operation")
+            .x_desc("time per operation")
+            .x_label_formatter(&|v| super::ns(*v))
             .draw()
             .map_err(|e| err(&e))?;
         let band = 0.8 / series.len() as f64;

@@ -4,8 +4,10 @@
 //! and what one operation is ([`op`](Workload::op)). The criterion benches, the
 //! comparison runner and the worker processes all call these two functions, so a
 //! workload means the same thing everywhere. Keys are 48-byte session ids
-//! ([`session_keys`](crate::session_keys)) accessed in a pseudo-random order; values are
-//! filled with a byte pattern; every write carries a one-hour expiry ([`TTL`]).
+//! ([`session_keys`](crate::session_keys)) visited in a shuffled order laid out
+//! contiguously ([`KeySet`]), so the store sees uniformly random keys while the harness's
+//! own key fetch stays in cache; values are filled with a byte pattern; every write
+//! carries a one-hour expiry ([`TTL`]).
 
 use std::fmt;
 use std::time::Duration;
@@ -317,21 +319,19 @@ impl Workload {
         i: u64,
         buf: &mut Vec<u8>,
     ) -> Result<bool> {
-        let r = mix64(i);
-        let pick = |set: &[store_api::Key]| -> usize { (r % set.len() as u64) as usize };
         match self {
             Workload::GetHit { .. } | Workload::GetAt { .. } | Workload::ReadUnderWriter => {
-                store.get_into(&keys.live[pick(&keys.live)], buf)
+                store.get_into(keys.visit(i), buf)
             }
-            Workload::GetMiss { .. } => Ok(!store.get_into(&keys.absent[pick(&keys.absent)], buf)?),
+            Workload::GetMiss { .. } => Ok(!store.get_into(keys.visit_absent(i), buf)?),
             Workload::Put { .. } => store
-                .put(&keys.live[pick(&keys.live)], value, Expiry::After(TTL))
+                .put(keys.visit(i), value, Expiry::After(TTL))
                 .map(|()| true),
-            Workload::UpdateCounter => store.incr(&keys.live[pick(&keys.live)]).map(|n| n > 0),
-            Workload::Touch => store.touch(&keys.live[pick(&keys.live)], Expiry::After(TTL)),
+            Workload::UpdateCounter => store.incr(keys.visit(i)).map(|n| n > 0),
+            Workload::Touch => store.touch(keys.visit(i), Expiry::After(TTL)),
             Workload::Mix | Workload::Throughput { .. } => {
-                let key = &keys.live[pick(&keys.live)];
-                if (r >> 32).is_multiple_of(10) {
+                let key = keys.visit(i);
+                if mix64(i).is_multiple_of(10) {
                     store.put(key, value, Expiry::After(TTL)).map(|()| true)
                 } else {
                     store.get_into(key, buf)
