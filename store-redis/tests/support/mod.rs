@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use store_redis::{RedisStore, RedisStoreBuilder};
 
+pub mod harness;
+
 /// Starts a server, or prints a skip line and returns from the test.
 #[macro_export]
 macro_rules! server_or_skip {
