@@ -3,7 +3,6 @@
 //! It is an example rather than a binary so that it may use the dev-dependency
 //! `conformance`; the tests find it beside their own executable.
 
-#[allow(dead_code, unreachable_pub, clippy::duplicate_mod)]
 #[path = "../tests/support/mod.rs"]
 mod support;
 

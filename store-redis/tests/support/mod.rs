@@ -7,6 +7,7 @@
 
 #![allow(dead_code, unreachable_pub)] // each test binary uses a different part
 
+use std::io::Write as _;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -41,7 +42,9 @@ pub struct RedisServer {
 
 fn find_binary() -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("REDIS_SERVER") {
-        return Some(PathBuf::from(p));
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "REDIS_SERVER={} is not a file", p.display());
+        return Some(p);
     }
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -64,8 +67,11 @@ impl RedisServer {
                     "redis-server not found (PATH or $REDIS_SERVER) and STORE_REDIS_REQUIRE_SERVER=1"
                 );
             }
-            eprintln!(
-                "SKIP {test}: redis-server not found on PATH (install it: apt-get install -y \
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {test}::{name}: redis-server not found on PATH (install it: apt-get install -y \
                  redis-server, or set REDIS_SERVER=/path/to/redis-server)"
             );
             return None;
