@@ -553,7 +553,8 @@ impl SessionStore for RedisStore {
     /// only). The rest comes from the server's `INFO` and covers more than this store:
     ///
     /// - `entries`: keys in the store's logical database (`dbN:keys`), including other
-    ///   prefixes sharing the database and this store's version counters;
+    ///   prefixes sharing the database and this store's version counters and
+    ///   `format` marker;
     /// - `bytes_used`: the whole server's `used_memory`;
     /// - `capacity`: `maxmemory`, if set;
     /// - `evicted_live`: the server's `evicted_keys` since it started, all databases;
