@@ -1,0 +1,16 @@
+//! Conformance harnesses for the workspace's engines; `tests/` runs the suite against
+//! each, and `engine-worker` is the worker binary of the multi-process behaviours.
+//!
+//! | test file | engine |
+//! |---|---|
+//! | `tests/memory.rs` | `store-memory` (unbounded; 16 KiB when the suite asks for a small store) |
+//! | `tests/fastmmap.rs` | `store-fastmmap` with normal pages (256 KiB; 64 KiB x 2 when small) |
+//! | `tests/fastmmap_small_pages.rs` | `store-fastmmap` with 4 KiB pages, so eviction and page repair run constantly |
+
+#![forbid(unsafe_code)]
+
+mod fastmmap;
+mod memory;
+
+pub use fastmmap::{FastMmap, FastMmapHarness, FastMmapSmallPages};
+pub use memory::MemoryHarness;

@@ -1,0 +1,3 @@
+//! The conformance suite against `store-memory`.
+
+conformance::suite!(engine_tests::MemoryHarness);
