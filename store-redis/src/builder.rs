@@ -35,7 +35,7 @@ const REDIS_MAX_VALUE_LEN: usize = (512 << 20) - HEADER_LEN;
 ///     .build()?;
 /// # Ok::<(), store_api::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisStoreBuilder {
     clock: Option<Arc<dyn Clock>>,
     url: String,
@@ -46,6 +46,44 @@ pub struct RedisStoreBuilder {
     default_ttl: Option<Duration>,
     max_value_len: usize,
     max_update_attempts: u32,
+}
+
+impl std::fmt::Debug for RedisStoreBuilder {
+    /// Shows the URL without its password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("url", &redact(&self.url))
+            .field("prefix", &self.prefix)
+            .field("clock", &self.clock)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("command_timeout", &self.command_timeout)
+            .field("pool_size", &self.pool_size)
+            .field("default_ttl", &self.default_ttl)
+            .field("max_value_len", &self.max_value_len)
+            .field("max_update_attempts", &self.max_update_attempts)
+            .finish()
+    }
+}
+
+/// `url` with the password of `user:password@` and of `pass=` replaced by `***`.
+fn redact(url: &str) -> String {
+    let mut out = url.to_owned();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = &out[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@')
+            && let Some(colon) = rest[..at].find(':')
+        {
+            let (start, end) = (scheme_end + 3 + colon + 1, scheme_end + 3 + at);
+            out.replace_range(start..end, "***");
+        }
+    }
+    if let Some(p) = out.find("pass=") {
+        let start = p + "pass=".len();
+        let end = out[start..].find('&').map_or(out.len(), |i| start + i);
+        out.replace_range(start..end, "***");
+    }
+    out
 }
 
 impl RedisStoreBuilder {
@@ -256,6 +294,30 @@ mod tests {
     // Every check here fails before a connection is attempted; port 9 (discard) on
     // loopback is never contacted.
     const URL: &str = "redis://127.0.0.1:9/0";
+
+    #[test]
+    fn debug_output_hides_passwords() {
+        for (url, shown) in [
+            ("redis://:s3cret@h:1/0", "redis://:***@h:1/0"),
+            ("redis://ann:s3cret@h/2", "redis://ann:***@h/2"),
+            ("redis://ann@h/2", "redis://ann@h/2"),
+            (
+                "redis+unix:///run/r.sock?db=1&pass=s3cret",
+                "redis+unix:///run/r.sock?db=1&pass=***",
+            ),
+            (
+                "redis+unix:///r.sock?pass=s3cret&db=1",
+                "redis+unix:///r.sock?pass=***&db=1",
+            ),
+        ] {
+            assert_eq!(redact(url), shown);
+            let debug = format!("{:?}", RedisStoreBuilder::new(url));
+            assert!(
+                !debug.contains("s3cret") && debug.contains(shown),
+                "{debug}"
+            );
+        }
+    }
 
     #[test]
     fn out_of_range_options_are_invalid_config() {

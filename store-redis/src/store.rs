@@ -448,7 +448,7 @@ impl SessionStore for RedisStore {
     /// the entry is still the one `f` saw (same version, or still absent), all checked in
     /// one script on the server. If another writer got in between, `f` runs again, at
     /// most `max_update_attempts` times, then [`Error::Contention`]. `Keep`, and `Delete`
-    /// of an absent entry, write nothing.
+    /// of an absent entry, write nothing. Each attempt counts as a read in the stats.
     fn update(
         &self,
         key: &Key,

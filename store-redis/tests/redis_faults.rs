@@ -141,6 +141,7 @@ fn unreachable_server_or_bad_credentials_fail_to_build() {
     );
 
     let store = RedisStore::open(format!("redis://:s3cret@127.0.0.1:{port}/0")).unwrap();
+    assert!(!format!("{store:?}").contains("s3cret"), "{store:?}");
     store
         .put(&key("k"), b"v", Expiry::Never, WriteMode::Upsert)
         .unwrap();
