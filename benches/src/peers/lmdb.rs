@@ -37,8 +37,9 @@ impl Lmdb {
     /// When LMDB fails to open or create the database.
     pub fn open(dir: &Path, sizing: Sizing) -> Result<Self> {
         let mut options = EnvOpenOptions::new();
-        // Twice the fastmmap reservation: LMDB's copy-on-write B-tree needs slack.
-        let map = usize::try_from(sizing.bytes() * 2).unwrap_or(usize::MAX);
+        // Four times the fastmmap reservation (address space only): LMDB's copy-on-write
+        // B-tree needs slack, and the map size does not make it sparser.
+        let map = usize::try_from(sizing.bytes() * 4).unwrap_or(usize::MAX);
         options
             .map_size(map.next_multiple_of(1 << 20))
             .max_readers(256);
