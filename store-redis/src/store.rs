@@ -1,4 +1,5 @@
-//! The engine: each operation is one script call on the server.
+//! The engine: each operation is one round trip, atomic on the server (a Lua script, or
+//! `MULTI GET TIME EXEC` for reads).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,7 +25,8 @@ use crate::scripts;
 /// # Time
 ///
 /// The engine's clock is the **server's** clock. Every operation reads the server's
-/// `TIME` inside its script, and the server expires entries by the same clock, so
+/// `TIME` in the same atomic step as the entry (inside its script, or in the same
+/// `MULTI` for reads), and the server expires entries by the same clock, so
 /// liveness (`live while now < expires_at`) never depends on the clocks of the hosts
 /// that share the store:
 ///
