@@ -17,6 +17,19 @@ fn bench_mode() -> bool {
 }
 
 /// `$BENCH_REDIS_URL`, else a private `redis-server` on loopback when one is installed.
+/// Whether `id` may pass criterion's name filter: setting up a store of a million
+/// sessions for a benchmark the filter drops would waste minutes. Plain filters (with
+/// `|` alternatives) are matched as substrings; anything else regex-like runs everything
+/// and lets criterion decide.
+fn wanted(id: &str) -> bool {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    match filter {
+        None => true,
+        Some(f) if f.contains(|c: char| "^$.*+?()[]{}\\".contains(c)) => true,
+        Some(f) => f.split('|').any(|part| id.contains(part)),
+    }
+}
+
 fn redis_url() -> String {
     static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
@@ -65,6 +78,9 @@ fn ops(c: &mut Criterion) {
         let value = w.value();
         let mut group = c.benchmark_group(w.name());
         for &e in &engines {
+            if !wanted(&format!("{}/{}", w.name(), e.name())) {
+                continue;
+            }
             let opened = e.create(w.sizing(), &redis_url()).expect("open");
             let store = &*opened.store;
             w.setup(store, &keys).expect("setup");
