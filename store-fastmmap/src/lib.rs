@@ -34,20 +34,35 @@
 
 #![deny(unsafe_code)]
 
+// Under `--cfg loom` only the concurrency protocols are built, over loom's atomics; the
+// engine itself needs the real mapping.
+#[cfg(not(loom))]
 mod builder;
+#[cfg(not(loom))]
 mod counters;
+#[cfg(not(loom))]
 mod failpoint;
+#[cfg(not(loom))]
 mod format;
+#[cfg(not(loom))]
 mod hash;
+#[cfg(not(loom))]
 mod locked;
+#[cfg(not(loom))]
 mod open;
+#[cfg(not(loom))]
 mod os;
 mod page_lock;
+#[cfg(not(loom))]
 mod probe;
 mod seqlock;
+#[cfg(not(loom))]
 mod store;
 mod sync;
 
+#[cfg(not(loom))]
 pub use builder::{DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, FastMmapBuilder};
+#[cfg(not(loom))]
 pub use failpoint::Failpoint;
+#[cfg(not(loom))]
 pub use store::FastMmapStore;

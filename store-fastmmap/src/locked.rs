@@ -36,34 +36,60 @@ pub(crate) struct Evicted {
     pub(crate) expired: u64,
 }
 
-/// A record copied out of the page, for a rebuild.
-#[derive(Debug, Clone)]
+/// A record copied out of the page, for a rebuild: its bytes live in [`Recs::buf`].
+#[derive(Debug, Clone, Copy)]
 struct Rec {
     tag: u32,
     stamp: u32,
-    bytes: Vec<u8>,
+    start: usize,
+    len: usize,
 }
 
-impl Rec {
-    fn expires(&self) -> u64 {
+/// Records copied out of a page into one buffer (one allocation, not one per record).
+#[derive(Debug, Default)]
+struct Recs {
+    buf: Vec<u8>,
+    list: Vec<Rec>,
+}
+
+impl Recs {
+    fn bytes(&self, r: &Rec) -> &[u8] {
+        &self.buf[r.start..r.start + r.len]
+    }
+
+    fn word(&self, r: &Rec, off: usize) -> u64 {
         let mut w = [0u8; 8];
-        w.copy_from_slice(&self.bytes[EXPIRES_OFFSET..EXPIRES_OFFSET + 8]);
+        w.copy_from_slice(&self.bytes(r)[off..off + 8]);
         u64::from_le_bytes(w)
     }
 
-    fn live(&self, now: Timestamp) -> bool {
-        is_live(decode_expiry(self.expires()), now)
+    fn live(&self, r: &Rec, now: Timestamp) -> bool {
+        is_live(decode_expiry(self.word(r, EXPIRES_OFFSET)), now)
     }
 
-    fn key(&self) -> &[u8] {
-        let klen = (self.bytes[record::LENS_OFFSET + 3]) as usize;
-        &self.bytes[RECORD_HEADER_LEN..RECORD_HEADER_LEN + klen]
+    fn key(&self, r: &Rec) -> &[u8] {
+        let b = self.bytes(r);
+        let klen = b[record::LENS_OFFSET + 3] as usize;
+        &b[RECORD_HEADER_LEN..RECORD_HEADER_LEN + klen]
     }
 
-    fn version(&self) -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&self.bytes[..8]);
-        u64::from_le_bytes(w)
+    fn version(&self, r: &Rec) -> u64 {
+        self.word(r, 0)
+    }
+
+    fn push(&mut self, tag: u32, stamp: u32, bytes: &[u8]) {
+        let start = self.buf.len();
+        self.buf.extend_from_slice(bytes);
+        self.list.push(Rec {
+            tag,
+            stamp,
+            start,
+            len: bytes.len(),
+        });
+    }
+
+    fn total(&self) -> usize {
+        self.list.iter().map(|r| r.len).sum()
     }
 }
 
@@ -288,44 +314,44 @@ impl<'a> Locked<'a> {
 
         // Slow path: compact, and evict if compaction is not enough.
         let mut recs = self.collect(false);
-        if let Some(f) = existing {
-            recs.retain(|r| r.key() != key);
-            let _ = f;
-        }
-        let fits = |recs: &[Rec]| {
-            recs.iter().map(|r| r.bytes.len()).sum::<usize>() + size <= geo.data_len()
-                && recs.len() < geo.max_count()
+        let list = std::mem::take(&mut recs.list);
+        recs.list = list.into_iter().filter(|r| recs.key(r) != key).collect();
+        let (data_len, max_count) = (geo.data_len(), geo.max_count());
+        let fits = |total: usize, n: usize, slack: usize, slot_slack: usize| {
+            total + size + slack <= data_len && n + slot_slack < max_count
         };
         let mut ev = Evicted::default();
-        if !fits(&recs) {
-            let before = recs.len();
-            let kept: Vec<Rec> = recs.iter().filter(|r| r.live(now)).cloned().collect();
-            let expired = (before - kept.len()) as u64;
-            let mut kept = kept;
-            if !fits(&kept) {
+        if !fits(recs.total(), recs.list.len(), 0, 0) {
+            let before = recs.list.len();
+            let list = std::mem::take(&mut recs.list);
+            recs.list = list.into_iter().filter(|r| recs.live(r, now)).collect();
+            ev.expired = (before - recs.list.len()) as u64;
+            if !fits(recs.total(), recs.list.len(), 0, 0) {
                 if policy == EvictionPolicy::NeverEvictLive {
                     return Err(NoRoom);
                 }
-                // Oldest first: the largest age in page ticks.
-                kept.sort_by_key(|r| std::cmp::Reverse(tick.wrapping_sub(r.stamp)));
+                // Evict least recently used first (largest age in page ticks), with a
+                // little slack (1/64 of the page) so that a full page is not rebuilt on
+                // every write.
+                recs.list
+                    .sort_by_key(|r| std::cmp::Reverse(tick.wrapping_sub(r.stamp)));
+                let (slack, slot_slack) = (data_len / 64, max_count / 64);
+                let mut total = recs.total();
+                let mut n = recs.list.len();
                 let mut drop = 0;
-                while drop < kept.len() && !fits(&kept[drop..]) {
+                while drop < recs.list.len() && !fits(total, n, slack, slot_slack) {
+                    total -= recs.list[drop].len;
+                    n -= 1;
                     drop += 1;
                 }
-                if !fits(&kept[drop..]) {
+                if !fits(total, n, 0, 0) {
                     return Err(NoRoom);
                 }
                 ev.live = drop as u64;
-                kept.drain(..drop);
+                recs.list.drain(..drop);
             }
-            ev.expired = expired;
-            recs = kept;
         }
-        recs.push(Rec {
-            tag,
-            stamp: tick,
-            bytes,
-        });
+        recs.push(tag, tick, &bytes);
         self.rebuild(&recs, tick);
         Ok(ev)
     }
@@ -341,22 +367,26 @@ impl<'a> Locked<'a> {
 
     /// Removes every expired record; returns how many.
     pub(crate) fn purge(&mut self, now: Timestamp) -> u64 {
-        let recs = self.collect(false);
-        let before = recs.len();
-        let kept: Vec<Rec> = recs.into_iter().filter(|r| r.live(now)).collect();
-        let n = (before - kept.len()) as u64;
+        let mut recs = self.collect(false);
+        let before = recs.list.len();
+        let list = std::mem::take(&mut recs.list);
+        recs.list = list.into_iter().filter(|r| recs.live(r, now)).collect();
+        let n = (before - recs.list.len()) as u64;
         if n > 0 {
             let tick = self.get(TICK_OFFSET).wrapping_add(1);
-            self.rebuild(&kept, tick);
+            self.rebuild(&recs, tick);
         }
         n
     }
 
     /// Copies out every linked record that passes the bounds checks (and, when `strict`,
     /// its checksum, key hash and page, keeping the newest version of each key).
-    fn collect(&self, strict: bool) -> Vec<Rec> {
+    fn collect(&self, strict: bool) -> Recs {
         let n = self.page.geo().nslots();
-        let mut out: Vec<Rec> = Vec::new();
+        let mut out = Recs {
+            buf: Vec::with_capacity(self.page.geo().page_size as usize / 2),
+            list: Vec::new(),
+        };
         for i in 0..n {
             let v = self.page.slot(i).load(Ordering::Relaxed);
             let (off, tag) = slot_parts(v);
@@ -366,35 +396,47 @@ impl<'a> Locked<'a> {
             let Ok(hdr) = record_header(&self.page, off as usize) else {
                 continue;
             };
-            let mut bytes = vec![0u8; hdr.size()];
-            if !self.page.region().read_bytes(off as usize, &mut bytes) {
+            let start = out.buf.len();
+            if !self
+                .page
+                .region()
+                .read_append(off as usize, hdr.size(), &mut out.buf)
+            {
                 continue;
             }
             let rec = Rec {
                 tag,
                 stamp: self.page.stamp(i).load(Ordering::Relaxed),
-                bytes,
+                start,
+                len: hdr.size(),
             };
             if strict {
-                let kh = self.hasher.hash(rec.key());
-                if !record::check_ok(&rec.bytes) || kh.tag != tag || kh.page != self.page.index() {
+                let key = out.key(&rec);
+                let kh = self.hasher.hash(key);
+                let ok = record::check_ok(out.bytes(&rec))
+                    && kh.tag == tag
+                    && kh.page == self.page.index();
+                if !ok {
+                    out.buf.truncate(start);
                     continue;
                 }
-                if let Some(dup) = out.iter_mut().find(|r| r.key() == rec.key()) {
-                    if rec.version() > dup.version() {
-                        *dup = rec;
+                if let Some(j) = out.list.iter().position(|r| out.key(r) == key) {
+                    if out.version(&rec) > out.version(&out.list[j]) {
+                        out.list[j] = rec;
                     }
                     continue;
                 }
             }
-            out.push(rec);
+            out.list.push(rec);
         }
         // A page holds at most max_count records; keep the newest writes if a damaged
         // table linked more.
         let max = self.page.geo().max_count();
-        if out.len() > max {
-            out.sort_by_key(|r| std::cmp::Reverse(r.version()));
-            out.truncate(max);
+        if out.list.len() > max {
+            let mut list = std::mem::take(&mut out.list);
+            list.sort_by_key(|r| std::cmp::Reverse(out.version(r)));
+            list.truncate(max);
+            out.list = list;
         }
         out
     }
@@ -407,7 +449,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Rewrites the page from `recs`: header, slot table, stamps and a compact data area.
-    fn rebuild(&mut self, recs: &[Rec], tick: u32) {
+    fn rebuild(&mut self, recs: &Recs, tick: u32) {
         let geo = *self.page.geo();
         let n = geo.nslots();
         let ps = geo.page_size as usize;
@@ -417,8 +459,8 @@ impl<'a> Locked<'a> {
         let mut data = vec![0u8; geo.data_len()];
         let mut lo = ps;
         let mut count = 0u32;
-        for r in recs {
-            let len = r.bytes.len();
+        for r in &recs.list {
+            let len = r.len;
             if lo - ds < len {
                 continue;
             }
@@ -427,7 +469,7 @@ impl<'a> Locked<'a> {
                 continue;
             };
             lo -= len;
-            data[lo - ds..lo - ds + len].copy_from_slice(&r.bytes);
+            data[lo - ds..lo - ds + len].copy_from_slice(recs.bytes(r));
             slots[i] = slot_value(lo as u32, r.tag);
             stamps[i] = r.stamp;
             count += 1;
@@ -453,6 +495,6 @@ impl<'a> Locked<'a> {
 
     /// Makes the page empty (initialisation).
     pub(crate) fn wipe(&mut self) {
-        self.rebuild(&[], 0);
+        self.rebuild(&Recs::default(), 0);
     }
 }

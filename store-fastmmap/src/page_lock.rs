@@ -122,6 +122,7 @@ mod tests {
 }
 
 #[cfg(loom)]
+#[allow(unsafe_code)] // loom's UnsafeCell is the race detector's probe
 mod loom_tests {
     use super::*;
     use loom::sync::Arc;

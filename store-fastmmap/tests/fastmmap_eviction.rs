@@ -39,21 +39,25 @@ fn lru_evicts_the_least_recently_used_and_reports_it() {
     let out = s
         .put(&k(25), &[2; 100], Expiry::Never, WriteMode::Upsert)
         .unwrap();
-    assert_eq!(
-        out.evicted,
-        Evictions::Counted {
-            live: 1,
-            expired: 0
-        }
-    );
+    // One entry must go; a little slack (1/64 of the page) may take one or two more so
+    // that a full page is not rebuilt on every write.
+    let live = out.evicted.live().unwrap();
+    assert!((1..=2).contains(&live), "{:?}", out.evicted);
+    assert_eq!(out.evicted.expired(), Some(0));
     assert!(s.get(&k(0)).unwrap().is_some(), "recently read: kept");
     assert!(
         s.get(&k(1)).unwrap().is_none(),
         "least recently used: evicted"
     );
-    assert!(s.get(&k(25)).unwrap().is_some());
+    for i in (live as usize + 1)..=25 {
+        assert!(
+            s.get(&k(i)).unwrap().is_some(),
+            "item {i} younger than the victims"
+        );
+    }
     let st = s.stats().unwrap();
-    assert_eq!((st.evicted_live, st.evicted_expired), (1, 0));
+    assert_eq!((st.evicted_live, st.evicted_expired), (live, 0));
+    assert_eq!(st.entries, 26 - live);
 }
 
 #[test]
