@@ -35,6 +35,6 @@ pub use peers::MutexHashMap;
 #[cfg(feature = "peers")]
 pub use peers::{Lmdb, LocalRedis};
 pub use perl::{PerlDriver, PerlResult};
-pub use report::{Cell, Report, Row};
+pub use report::{Cell, Goal, Report, Row};
 pub use runner::{Runner, RunnerOptions};
 pub use workload::{HOT_KEYS, TTL, Workload, WorkloadKind};

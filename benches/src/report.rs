@@ -679,3 +679,103 @@ mod chart {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn measured(median: f64) -> Cell {
+        Cell::Measured {
+            summary: Summary::from_samples(&[median * 0.9, median, median * 1.2], 100, 0),
+            note: None,
+        }
+    }
+
+    fn sample() -> Report {
+        let mut r = Report {
+            mode: "quick".into(),
+            engines: vec![
+                "store-fastmmap".into(),
+                "mutex-hashmap".into(),
+                "lmdb".into(),
+            ],
+            workloads: [
+                "get_hit_100",
+                "get_hit_4k",
+                "put_100",
+                "get_at_1k",
+                "get_at_1m",
+            ]
+            .iter()
+            .map(|w| (w.to_string(), "d".to_string()))
+            .collect(),
+            fcntl_pair: Some(Summary::from_samples(&[1000.0], 1, 0)),
+            ..Report::default()
+        };
+        for (e, w, v) in [
+            ("store-fastmmap", "get_hit_100", 100.0),
+            ("mutex-hashmap", "get_hit_100", 120.0),
+            ("lmdb", "get_hit_100", 400.0),
+            ("store-fastmmap", "get_hit_4k", 500.0),
+            ("lmdb", "get_hit_4k", 1000.0),
+            ("store-fastmmap", "put_100", 1200.0),
+            ("store-fastmmap", "get_at_1k", 100.0),
+            ("store-fastmmap", "get_at_1m", 400.0),
+        ] {
+            r.rows.push(Row {
+                engine: e.into(),
+                workload: w.into(),
+                cell: measured(v),
+            });
+        }
+        r.rows.push(Row {
+            engine: "lmdb".into(),
+            workload: "put_100".into(),
+            cell: Cell::Skipped("failed: x".into()),
+        });
+        r
+    }
+
+    #[test]
+    fn goals_read_the_right_cells() {
+        let g = sample().goals();
+        assert_eq!(g[0].met, Some(true), "{}", g[0].detail);
+        assert_eq!(g[1].met, None, "redis not measured: {}", g[1].detail);
+        assert_eq!(g[2].met, Some(true), "{}", g[2].detail);
+        assert_eq!(g[3].met, None);
+        assert_eq!(
+            g[4].met,
+            Some(false),
+            "4x growth is not flat: {}",
+            g[4].detail
+        );
+    }
+
+    #[test]
+    fn ratios_are_against_fastmmap_else_memory() {
+        let r = sample();
+        assert_eq!(r.reference(), "store-fastmmap");
+        assert_eq!(r.ratio("lmdb", "get_hit_100"), Some(4.0));
+        let mut no_fmm = sample();
+        no_fmm.rows.retain(|row| row.engine != "store-fastmmap");
+        assert_eq!(no_fmm.reference(), "store-memory");
+    }
+
+    #[test]
+    fn every_output_renders() {
+        let r = sample();
+        assert!(r.table().contains("4.00x"), "{}", r.table());
+        assert!(r.markdown().contains("| `get_hit_100` |"));
+        assert_eq!(r.csv().lines().count(), 1 + r.rows.len());
+        assert!(
+            r.json()["results"]
+                .as_array()
+                .is_some_and(|a| a.len() == r.rows.len())
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let written = r.write_all(dir.path()).unwrap();
+        assert_eq!(written.len(), 4);
+        let svg = std::fs::read_to_string(dir.path().join("chart.svg")).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("get_at_1m"));
+    }
+}

@@ -1,0 +1,42 @@
+//! The runner end to end on a tiny budget: worker processes start, share the fastmmap
+//! file, report, and every selected cell comes back measured with expected results.
+
+use benches::worker::WorkerCmd;
+use benches::{Budget, Cell, EngineId, Mode, Runner, RunnerOptions, Workload};
+
+#[test]
+fn workers_share_the_store_and_every_cell_is_measured() {
+    let mut budget = Budget::for_mode(Mode::Quick);
+    budget.slow_samples = 2;
+    let workloads = vec![
+        Workload::GetHit { value_len: 100 },
+        Workload::PurgeExpired { entries: 2_000 },
+        Workload::Throughput { workers: 2 },
+        Workload::ReadUnderWriter,
+    ];
+    let report = Runner::new(RunnerOptions {
+        budget,
+        engines: vec![EngineId::Fastmmap, EngineId::HashMap],
+        workloads,
+        redis_url: "redis://127.0.0.1:1/".into(),
+        worker: WorkerCmd {
+            program: env!("CARGO_BIN_EXE_bench-worker").into(),
+            prefix: Vec::new(),
+        },
+        perl: false,
+        command: "test".into(),
+    })
+    .run();
+    for row in &report.rows {
+        match (&row.cell, row.engine.as_str(), row.workload.as_str()) {
+            (Cell::Skipped(_), "mutex-hashmap", "mp_2") => {}
+            (Cell::Measured { summary, .. }, _, _) => {
+                assert_eq!(summary.unexpected, 0, "{} {}", row.engine, row.workload);
+                assert!(summary.median_ns > 0.0);
+            }
+            (Cell::Skipped(why), e, w) => panic!("{e} {w} skipped: {why}"),
+        }
+    }
+    assert!(report.fcntl_pair.is_some());
+    assert_eq!(report.rows.len(), 8);
+}
