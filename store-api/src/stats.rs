@@ -1,8 +1,9 @@
 //! Counters and capabilities every engine reports.
 
 /// Counters an engine keeps. Counters are cumulative since the store was opened
-/// (per process for engines shared across processes) unless an engine documents
-/// otherwise; `entries` and `bytes_used` are the current state.
+/// (per process for engines shared across processes); `entries` and `bytes_used` are the
+/// current state of the whole store (for a shared server, the server's figures). An
+/// engine that deviates from this documents it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {
@@ -52,7 +53,9 @@ pub struct Capabilities {
     pub shared_across_processes: bool,
     /// Several hosts see the same entries.
     pub shared_across_hosts: bool,
-    /// Entries survive the store being closed and reopened.
+    /// Entries survive the store object being dropped and reopened (an application
+    /// restart). Whether they survive a restart of an external server depends on that
+    /// server's own persistence.
     pub survives_restart: bool,
     /// The engine has a fixed capacity and evicts (or refuses) when full.
     pub bounded: bool,

@@ -93,7 +93,9 @@ impl Expiry {
 }
 
 /// A source of the current time. Engines take one at construction so that tests
-/// advance time instead of sleeping.
+/// advance time instead of sleeping. An engine whose backend keeps time itself (a
+/// server that expires entries) may use the backend's clock by default and must
+/// document it; it should still accept an injected clock for tests.
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current time.
     fn now(&self) -> Timestamp;
