@@ -182,7 +182,8 @@ pub fn killed_writer_stalls_nobody<H: Harness>(ctx: &Ctx) -> Outcome {
         put(&*store, k, &self_checking(i as u64, 200 + i * 13));
     }
     let victim = key("victim");
-    for round in 0..3u64 {
+    let rounds = 3 * u64::from(ctx.scale());
+    for round in 0..rounds {
         let mut child = spawn_job(
             &s.program,
             &s.args,
@@ -234,7 +235,7 @@ pub fn killed_writer_stalls_nobody<H: Harness>(ctx: &Ctx) -> Outcome {
     }
     assert_eq!(
         counter(get(&*store, &key("after-kill")).map(|e| e.value).as_deref()),
-        3 * 21
+        rounds * 21
     );
     Ok(())
 }
