@@ -10,13 +10,12 @@ use std::time::Duration;
 
 use benches::worker::WorkerCmd;
 use benches::{BackgroundWriter, EngineId, FcntlPair, Workload, WorkloadKind};
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group};
 
 fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
 }
 
-/// `$BENCH_REDIS_URL`, else a private `redis-server` on loopback when one is installed.
 /// Whether `id` may pass criterion's name filter: setting up a store of a million
 /// sessions for a benchmark the filter drops would waste minutes. Plain filters (with
 /// `|` alternatives) are matched as substrings; anything else regex-like runs everything
@@ -30,6 +29,11 @@ fn wanted(id: &str) -> bool {
     }
 }
 
+/// The private `redis-server`, stopped at the end of `main`.
+#[cfg(feature = "peers")]
+static LOCAL_REDIS: std::sync::Mutex<Option<benches::LocalRedis>> = std::sync::Mutex::new(None);
+
+/// `$BENCH_REDIS_URL`, else a private `redis-server` on loopback when one is installed.
 fn redis_url() -> String {
     static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     URL.get_or_init(|| {
@@ -39,8 +43,7 @@ fn redis_url() -> String {
         #[cfg(feature = "peers")]
         if let Some(local) = benches::LocalRedis::start() {
             let url = local.url();
-            // Lives until the bench process exits.
-            std::mem::forget(local);
+            *LOCAL_REDIS.lock().unwrap_or_else(|e| e.into_inner()) = Some(local);
             return url;
         }
         "redis://127.0.0.1:6379/".to_string()
@@ -147,4 +150,10 @@ criterion_group! {
     config = config();
     targets = fcntl_pair, ops
 }
-criterion_main!(benches);
+fn main() {
+    // `criterion_main!`, plus stopping the private Redis server.
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    #[cfg(feature = "peers")]
+    drop(LOCAL_REDIS.lock().unwrap_or_else(|e| e.into_inner()).take());
+}
