@@ -9,7 +9,8 @@ const SHARDS: usize = 16;
 #[derive(Debug, Default)]
 #[repr(align(64))]
 struct ReadShard {
-    reads: AtomicU64,
+    /// Reads that missed (reads = hits + misses, so a read costs one atomic add).
+    misses: AtomicU64,
     hits: AtomicU64,
 }
 
@@ -38,9 +39,10 @@ impl Counters {
     pub(crate) fn read(&self, hit: bool) {
         let s = &self.read_shards[shard_index()];
         // Relaxed: statistics, no ordering with anything else.
-        s.reads.fetch_add(1, Ordering::Relaxed);
         if hit {
             s.hits.fetch_add(1, Ordering::Relaxed);
+        } else {
+            s.misses.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -55,10 +57,8 @@ impl Counters {
     /// Total reads and hits.
     pub(crate) fn reads_hits(&self) -> (u64, u64) {
         self.read_shards.iter().fold((0, 0), |(r, h), s| {
-            (
-                r + s.reads.load(Ordering::Relaxed),
-                h + s.hits.load(Ordering::Relaxed),
-            )
+            let hits = s.hits.load(Ordering::Relaxed);
+            (r + hits + s.misses.load(Ordering::Relaxed), h + hits)
         })
     }
 }

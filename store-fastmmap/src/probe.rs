@@ -60,9 +60,11 @@ pub(crate) fn record_header(page: &Page<'_>, off: usize) -> Result<RecordHeader,
 /// Looks `key` (with tag `tag`) up in `page` with relaxed atomic loads.
 pub(crate) fn probe(page: &Page<'_>, key: &[u8], tag: u32) -> Probe {
     let n = page.geo().nslots();
-    let h = home(tag, n);
-    for step in 0..n {
-        let i = (h + step) % n;
+    let mut i = home(tag, n);
+    for _ in 0..n {
+        let this = i;
+        i = if i + 1 == n { 0 } else { i + 1 };
+        let i = this;
         // Relaxed: a reader validates with the seqlock; a writer holds the lock.
         let v = page.slot(i).load(Ordering::Relaxed);
         if v == 0 {

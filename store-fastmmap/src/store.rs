@@ -305,7 +305,6 @@ impl FastMmapStore {
         let kh = self.hasher.hash(key.as_bytes());
         let page = self.page(kh.page);
         let sl = SeqLock::new(page.seq());
-        let now = self.clock.now();
         for _ in 0..READ_SPINS {
             let Some(stamp) = sl.read_begin() else {
                 std::hint::spin_loop();
@@ -329,7 +328,8 @@ impl FastMmapStore {
                 Probe::Bad(_) => break,
                 Probe::Found(f) => {
                     let expires_at = decode_expiry(f.hdr.expires);
-                    if !is_live(expires_at, now) {
+                    // The clock is read only for entries that can expire.
+                    if expires_at.is_some() && !is_live(expires_at, self.clock.now()) {
                         return Ok(None);
                     }
                     // Refresh the LRU stamp only when stale, so readers of a hot page do
@@ -349,6 +349,7 @@ impl FastMmapStore {
         }
         // A writer died mid-write, is very slow, or the page is damaged: lock (repairs).
         let (_g, mut l) = self.locked(kh.page)?;
+        let now = self.clock.now();
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(None);
         };

@@ -109,7 +109,8 @@ impl<'a> Page<'a> {
     /// Slot `i mod nslots`.
     #[inline]
     pub(crate) fn slot(&self, i: usize) -> &'a AtomicU64 {
-        let i = i % self.geo.nslots();
+        let n = self.geo.nslots();
+        let i = if i < n { i } else { i % n };
         self.r
             .u64_at(self.geo.slots_offset() + 8 * i)
             .expect("slot table lies inside the page")
@@ -118,7 +119,8 @@ impl<'a> Page<'a> {
     /// LRU stamp `i mod nslots`.
     #[inline]
     pub(crate) fn stamp(&self, i: usize) -> &'a AtomicU32 {
-        let i = i % self.geo.nslots();
+        let n = self.geo.nslots();
+        let i = if i < n { i } else { i % n };
         self.r
             .u32_at(self.geo.stamps_offset() + 4 * i)
             .expect("stamp array lies inside the page")

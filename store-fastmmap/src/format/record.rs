@@ -112,29 +112,27 @@ pub(crate) fn encode(version: u64, expires: u64, key: &[u8], value: &[u8]) -> Ve
     b
 }
 
-/// The checksum of record bytes, ignoring `expires` and `check`.
-pub(crate) fn checksum(bytes: &[u8]) -> u32 {
-    if bytes.len() < RECORD_HEADER_LEN {
-        return 0;
-    }
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&bytes[..EXPIRES_OFFSET]);
-    h.update(&[0u8; 8]);
-    h.update(&bytes[LENS_OFFSET..CHECK_OFFSET]);
-    h.update(&[0u8; 4]);
-    h.update(&bytes[RECORD_HEADER_LEN..]);
-    h.digest() as u32
+/// The checksum of record bytes whose `expires` and `check` fields are zero.
+fn checksum(clean: &[u8]) -> u32 {
+    xxhash_rust::xxh3::xxh3_64(clean) as u32
 }
 
-/// Whether complete record bytes carry a valid checksum.
+/// Whether complete record bytes carry a valid checksum (`expires` and `check` are
+/// zeroed in a copy before hashing).
 pub(crate) fn check_ok(bytes: &[u8]) -> bool {
-    bytes.len() >= RECORD_HEADER_LEN
-        && u32::from_le_bytes([
-            bytes[CHECK_OFFSET],
-            bytes[CHECK_OFFSET + 1],
-            bytes[CHECK_OFFSET + 2],
-            bytes[CHECK_OFFSET + 3],
-        ]) == checksum(bytes)
+    if bytes.len() < RECORD_HEADER_LEN {
+        return false;
+    }
+    let stored = u32::from_le_bytes([
+        bytes[CHECK_OFFSET],
+        bytes[CHECK_OFFSET + 1],
+        bytes[CHECK_OFFSET + 2],
+        bytes[CHECK_OFFSET + 3],
+    ]);
+    let mut clean = bytes.to_vec();
+    clean[EXPIRES_OFFSET..LENS_OFFSET].fill(0);
+    clean[CHECK_OFFSET..RECORD_HEADER_LEN].fill(0);
+    stored == checksum(&clean)
 }
 
 #[cfg(test)]

@@ -112,15 +112,29 @@ impl<'a> Region<'a> {
         true
     }
 
-    /// Appends `n` bytes from `off` to `buf`. False (buf unchanged in length) if out of
-    /// bounds.
+    /// Appends `n` bytes from `off` to `buf`, without zero-filling first. False (buf
+    /// unchanged) if out of bounds.
     pub(crate) fn read_append(&self, off: usize, n: usize, buf: &mut Vec<u8>) -> bool {
         if !self.span_ok(off, n) {
             return false;
         }
         let start = buf.len();
-        buf.resize(start + n, 0);
-        self.read_bytes(off, &mut buf[start..])
+        // Room for whole words: the last word may carry up to 7 padding bytes, which are
+        // written to spare capacity and then cut off by `set_len`.
+        buf.reserve(super::align8(n));
+        let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
+        let mut o = 0;
+        while o < n {
+            let w = self.load_unchecked(off + o).to_le_bytes();
+            // SAFETY: `o + 8 <= align8(n)` and `align8(n)` bytes of spare capacity were
+            // reserved above; `dst` does not alias the mapping (it is our own heap buffer),
+            // and the bytes come from an atomic load, not a reference into shared memory.
+            unsafe { std::ptr::copy_nonoverlapping(w.as_ptr(), dst.add(o), 8) };
+            o += 8;
+        }
+        // SAFETY: the first `n` spare bytes were initialised by the loop above.
+        unsafe { buf.set_len(start + n) };
+        true
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes` (which the writer stored

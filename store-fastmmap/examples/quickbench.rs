@@ -1,0 +1,138 @@
+//! A quick side-by-side timing (not criterion; the `benches` crate has the real ones):
+//! `get` of a 100 B hit against `Mutex<HashMap>`, `get_into`, `put` against a bare OFD
+//! fcntl lock + unlock pair on the same file.
+//!
+//! `cargo run --release -p store-fastmmap --example quickbench`
+
+use std::collections::HashMap;
+use std::hint::black_box;
+use std::os::fd::AsRawFd;
+use std::sync::Mutex;
+use std::time::Instant;
+
+use store_api::{Expiry, Key, SessionStore, WriteMode};
+use store_fastmmap::FastMmapStore;
+
+fn time<F: FnMut(u64)>(name: &str, n: u64, mut f: F) -> f64 {
+    for i in 0..n / 10 {
+        f(i);
+    }
+    let mut best = f64::INFINITY;
+    for _ in 0..5 {
+        let t = Instant::now();
+        for i in 0..n {
+            f(i);
+        }
+        best = best.min(t.elapsed().as_nanos() as f64 / n as f64);
+    }
+    println!("{name:<44} {best:>8.0} ns");
+    best
+}
+
+fn main() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let path = dir.path().join("bench");
+    let store = FastMmapStore::builder()
+        .storage(&path)
+        .cache_size(
+            std::env::var("QUICKBENCH_CACHE")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(5 << 20),
+        )
+        .open()
+        .expect("open");
+    let keys: Vec<Key> = (0..1000)
+        .map(|i| Key::new(format!("session:{i:040x}")).expect("key"))
+        .collect();
+    let value = vec![7u8; 100];
+    let mut map = HashMap::new();
+    for k in &keys {
+        store
+            .put(k, &value, Expiry::Never, WriteMode::Upsert)
+            .expect("put");
+        map.insert(k.as_str().to_owned(), value.clone());
+    }
+    let map = Mutex::new(map);
+    let n = 200_000;
+    // Warm up: touch every page of the (sparse) file so that page faults of first use
+    // are not timed.
+    for i in 0..1_000_000usize {
+        store
+            .put(&keys[i % 1000], &value, Expiry::Never, WriteMode::Upsert)
+            .expect("put");
+    }
+    if std::env::var_os("QUICKBENCH_GET_ONLY").is_some() {
+        let mut buf = Vec::new();
+        for i in 0..20_000_000usize {
+            black_box(store.get_into(&keys[i % 1000], &mut buf).expect("get"));
+        }
+        return;
+    }
+    let only_put = std::env::var_os("QUICKBENCH_PUT_ONLY").is_some();
+    if only_put {
+        for i in 0..2_000_000usize {
+            store
+                .put(&keys[i % 1000], &value, Expiry::Never, WriteMode::Upsert)
+                .expect("put");
+        }
+        return;
+    }
+    let m = time("Mutex<HashMap<String, Vec<u8>>> get 100 B", n, |i| {
+        let k = &keys[(i % 1000) as usize];
+        black_box(map.lock().expect("lock").get(k.as_str()).cloned());
+    });
+    let g = time("fastmmap get 100 B (new Vec)", n, |i| {
+        black_box(store.get(&keys[(i % 1000) as usize]).expect("get"));
+    });
+    let mut buf = Vec::with_capacity(256);
+    let gi = time("fastmmap get_into 100 B (reused buffer)", n, |i| {
+        black_box(
+            store
+                .get_into(&keys[(i % 1000) as usize], &mut buf)
+                .expect("get"),
+        );
+    });
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .expect("open");
+    let fd = f.as_raw_fd();
+    let lock = |kind: libc::c_int| {
+        // SAFETY: flock is plain old data.
+        #[allow(unsafe_code)]
+        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+        fl.l_type = kind as libc::c_short;
+        fl.l_whence = libc::SEEK_SET as libc::c_short;
+        fl.l_start = 4096;
+        fl.l_len = 4096;
+        // SAFETY: valid fd and flock.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::fcntl(fd, libc::F_OFD_SETLKW, &fl)
+        };
+    };
+    let l = time("bare OFD fcntl lock + unlock pair", n / 4, |_| {
+        lock(libc::F_WRLCK);
+        lock(libc::F_UNLCK);
+    });
+    let p = time("fastmmap put 100 B (upsert, overwrite)", n / 4, |i| {
+        black_box(
+            store
+                .put(
+                    &keys[(i % 1000) as usize],
+                    &value,
+                    Expiry::Never,
+                    WriteMode::Upsert,
+                )
+                .expect("put"),
+        );
+    });
+    println!(
+        "ratios: get/mutex {:.2}, get_into/mutex {:.2}, put/fcntl pair {:.2}",
+        g / m,
+        gi / m,
+        p / l
+    );
+}
