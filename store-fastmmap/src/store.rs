@@ -17,7 +17,7 @@ use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
 use crate::format::header::NEXT_VERSION_OFFSET;
 use crate::format::page::{COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, Page, TICK_OFFSET};
-use crate::format::record::{decode_expiry, encode_expiry};
+use crate::format::record::{check_parts, decode_expiry, encode_expiry};
 use crate::format::region::Region;
 use crate::hash::{KeyHash, KeyHasher};
 use crate::locked::{Locked, NoRoom, STALE_TICKS};
@@ -204,10 +204,12 @@ impl FastMmapStore {
     }
 
     /// Finds `key` in a locked page, repairing the page once if it contradicts itself.
+    /// A record whose checksum fails (bytes damaged by a stray write to the file) counts
+    /// as damage too, so a damaged value is never handed out or kept.
     fn find(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
         match l.find(key.as_bytes(), kh.tag) {
-            Ok(f) => Ok(f),
-            Err(_) => {
+            Ok(f) if f.is_none_or(|f| intact(l, key, &f)) => Ok(f),
+            _ => {
                 l.salvage();
                 Counters::add(&self.counters.recovered, 1);
                 l.find(key.as_bytes(), kh.tag)
@@ -327,6 +329,10 @@ impl FastMmapStore {
                 Probe::Missing => return Ok(None),
                 Probe::Bad(_) => break,
                 Probe::Found(f) => {
+                    if !check_parts(&f.hdr, key.as_bytes(), buf) {
+                        // Damaged by a stray write: the locked path drops the record.
+                        break;
+                    }
                     let expires_at = decode_expiry(f.hdr.expires);
                     // The clock is read only for entries that can expire.
                     if expires_at.is_some() && !is_live(expires_at, self.clock.now()) {
@@ -371,6 +377,12 @@ impl FastMmapStore {
             })
             .collect()
     }
+}
+
+/// Whether a found record's checksum matches its key and value.
+fn intact(l: &Locked<'_>, key: &Key, f: &Found) -> bool {
+    l.value(f)
+        .is_ok_and(|v| check_parts(&f.hdr, key.as_bytes(), &v))
 }
 
 fn version_of(raw: u64) -> Version {
