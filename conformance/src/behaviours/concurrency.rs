@@ -142,55 +142,92 @@ pub fn no_torn_reads<H: Harness>(ctx: &Ctx) -> Outcome {
     Ok(())
 }
 
+/// Busy-waits a little, so that successive rounds of a race start the two sides at
+/// different offsets and sweep across the window of a non-atomic engine.
+fn spin(steps: u32) {
+    for _ in 0..steps * 64 {
+        std::hint::spin_loop();
+    }
+}
+
 /// A delete racing an update (that sets only what it saw live) or a replace-only write
-/// never ends with the key resurrected.
+/// never ends with the key resurrected. Two long-lived threads meet at a barrier each
+/// round and start at offsets that sweep across a few microseconds.
 pub fn delete_racing_update_never_resurrects<H: Harness>(ctx: &Ctx) -> Outcome {
     let (_h, store) = ctx.store::<H>(&Spec::new())?;
     let store = Arc::new(store);
-    let rounds = 300 * ctx.scale();
-    for round in 0..rounds {
-        let k = key(format!("race:{round}"));
-        put(&*store, &k, b"0");
-        let barrier = Arc::new(Barrier::new(2));
-        let updater = {
-            let (store, k, barrier) = (store.clone(), k.clone(), barrier.clone());
-            std::thread::spawn(move || {
-                barrier.wait();
-                if round % 2 == 0 {
-                    store
-                        .update(&k, &mut |e| match e {
-                            Some(e) => {
-                                let mut v = e.value.clone();
-                                v.push(b'1');
-                                UpdateAction::set(v, Expiry::Never)
-                            }
-                            None => UpdateAction::Keep,
-                        })
-                        .map(|_| ())
-                        .or_else(|e| match e {
-                            Error::Contention { .. } => Ok(()),
-                            e => Err(e),
-                        })
+    let rounds = 1_000 * ctx.scale();
+    let start = Arc::new(Barrier::new(2));
+    let done = Arc::new(Barrier::new(2));
+    let updater = {
+        let (store, start, done) = (store.clone(), start.clone(), done.clone());
+        std::thread::spawn(move || -> Result<(), Error> {
+            for round in 0..rounds {
+                let k = key(format!("race:{round}"));
+                start.wait();
+                spin(if (round / 2) % 2 == 0 {
+                    round / 4 % 32
+                } else {
+                    0
+                });
+                let result = if round % 2 == 0 {
+                    match store.update(&k, &mut |e| match e {
+                        Some(e) => {
+                            let mut v = e.value.clone();
+                            v.push(b'1');
+                            UpdateAction::set(v, Expiry::Never)
+                        }
+                        None => UpdateAction::Keep,
+                    }) {
+                        Ok(_) | Err(Error::Contention { .. }) => Ok(()),
+                        Err(e) => Err(e),
+                    }
                 } else {
                     match store.put(&k, b"replaced", Expiry::Never, WriteMode::ReplaceOnly) {
                         Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
                         Err(e) => Err(e),
                     }
-                }
-            })
+                };
+                done.wait();
+                result?;
+            }
+            Ok(())
+        })
+    };
+    let mut failure = None;
+    for round in 0..rounds {
+        let k = key(format!("race:{round}"));
+        put(&*store, &k, b"0");
+        start.wait();
+        spin(if (round / 2) % 2 == 1 {
+            round / 4 % 32
+        } else {
+            0
+        });
+        let deleted = store.delete(&k);
+        done.wait();
+        let outcome = match deleted {
+            Err(e) => Some(format!("round {round}: delete failed: {e}")),
+            Ok(false) => Some(format!(
+                "round {round}: delete must find the key live (updates only set what they saw)"
+            )),
+            Ok(true) => get(&*store, &k).map(|e| {
+                format!(
+                    "round {round}: an update racing a delete resurrected the key as {:?}",
+                    String::from_utf8_lossy(&e.value)
+                )
+            }),
         };
-        barrier.wait();
-        let deleted = store.delete(&k).expect("delete");
-        updater.join().expect("updater panicked").expect("update");
-        assert!(
-            deleted,
-            "round {round}: delete must find the key live (updates only set what they saw)"
-        );
-        assert_eq!(
-            get(&*store, &k),
-            None,
-            "round {round}: an update racing a delete resurrected the key"
-        );
+        if outcome.is_some() && failure.is_none() {
+            failure = outcome;
+        }
+    }
+    updater
+        .join()
+        .expect("updater panicked")
+        .unwrap_or_else(|e| panic!("update or replace failed: {e}"));
+    if let Some(f) = failure {
+        panic!("{f}");
     }
     Ok(())
 }

@@ -83,6 +83,3 @@ pub fn unreachable_backend_is_an_error<H: Harness>(_ctx: &Ctx) -> Outcome {
     );
     Ok(())
 }
-
-#[allow(dead_code)]
-fn _dyn(_: &dyn SessionStore) {}

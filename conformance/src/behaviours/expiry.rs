@@ -369,6 +369,3 @@ impl NowMs for store_api::ManualClock {
         store_api::Clock::now(self).as_millis()
     }
 }
-
-#[allow(dead_code)]
-fn _dyn(_: &dyn SessionStore) {}

@@ -121,6 +121,3 @@ pub fn id_rotation_moves_the_data<H: Harness>(ctx: &Ctx) -> Outcome {
     assert_eq!(get(&store, &key("session:x")), None);
     Ok(())
 }
-
-#[allow(dead_code)]
-fn _dyn(_: &dyn SessionStore) {}

@@ -11,7 +11,7 @@ use proptest_state_machine::strategy::Sequential;
 use store_api::{EvictionPolicy, ManualClock, SessionStore};
 
 use crate::model::{Model, Op, strategy};
-use crate::{Ctx, Harness, Outcome, Spec, Unsupported};
+use crate::{Ctx, Harness, Outcome, Spec};
 
 /// Longest generated sequence.
 const MAX_OPS: usize = 40;
@@ -102,6 +102,3 @@ pub fn small_store_never_evict_live<H: Harness>(ctx: &Ctx) -> Outcome {
         Spec::new().small().policy(EvictionPolicy::NeverEvictLive),
     )
 }
-
-#[allow(dead_code)]
-fn _unused(_: &dyn SessionStore, _: Unsupported) {}

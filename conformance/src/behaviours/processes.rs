@@ -368,6 +368,3 @@ pub fn corrupt_or_incompatible_file_is_an_error<H: Harness>(ctx: &Ctx) -> Outcom
     }
     Ok(())
 }
-
-#[allow(dead_code)]
-fn _dyn(_: &dyn SessionStore) {}
