@@ -17,7 +17,7 @@ use crate::format::page::{
     TICK_OFFSET, home, slot_parts, slot_value,
 };
 use crate::format::record::{self, EXPIRES_OFFSET, RECORD_HEADER_LEN, decode_expiry, record_size};
-use crate::hash::KeyHasher;
+use crate::hash::{KeyHash, KeyHasher};
 use crate::probe::{Found, Probe, probe, record_header};
 use crate::seqlock::{SeqLock, WriteTicket};
 
@@ -264,7 +264,7 @@ impl<'a> Locked<'a> {
     pub(crate) fn write(
         &mut self,
         key: &[u8],
-        tag: u32,
+        kh: KeyHash,
         value: &[u8],
         expires: u64,
         version: u64,
@@ -277,7 +277,11 @@ impl<'a> Locked<'a> {
         let data_lo = self.get(DATA_LO_OFFSET) as usize;
         let count = self.get(COUNT_OFFSET) as usize;
         let gap = data_lo.saturating_sub(geo.data_start());
-        let bytes = record::encode(version, expires, key, value);
+        let tag = kh.tag;
+        let check =
+            self.hasher
+                .record_check(kh.raw, version, record::lens(key.len(), value.len()), value);
+        let bytes = record::encode(version, expires, key, value, check);
         let tick = self.get(TICK_OFFSET).wrapping_add(1);
 
         // Fast path: append into the free gap and link.
@@ -413,8 +417,9 @@ impl<'a> Locked<'a> {
             if strict {
                 let key = out.key(&rec);
                 let kh = self.hasher.hash(key);
-                let ok = record::check_ok(out.bytes(&rec))
-                    && kh.tag == tag
+                let ok = record::parse(out.bytes(&rec)).is_some_and(|(h, _, value)| {
+                    self.hasher.record_check(kh.raw, h.version, h.lens(), value) == h.check
+                }) && kh.tag == tag
                     && kh.page == self.page.index();
                 if !ok {
                     out.buf.truncate(start);

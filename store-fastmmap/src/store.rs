@@ -17,7 +17,7 @@ use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
 use crate::format::header::NEXT_VERSION_OFFSET;
 use crate::format::page::{COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, Page, TICK_OFFSET};
-use crate::format::record::{check_parts, decode_expiry, encode_expiry};
+use crate::format::record::{decode_expiry, encode_expiry};
 use crate::format::region::Region;
 use crate::hash::{KeyHash, KeyHasher};
 use crate::locked::{Locked, NoRoom, STALE_TICKS};
@@ -208,7 +208,7 @@ impl FastMmapStore {
     /// as damage too, so a damaged value is never handed out or kept.
     fn find(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
         match l.find(key.as_bytes(), kh.tag) {
-            Ok(f) if f.is_none_or(|f| intact(l, key, &f)) => Ok(f),
+            Ok(f) if f.is_none_or(|f| self.intact(l, kh, &f)) => Ok(f),
             _ => {
                 l.salvage();
                 Counters::add(&self.counters.recovered, 1);
@@ -216,6 +216,15 @@ impl FastMmapStore {
                     .map_err(|d| self.corrupted(kh.page, d.0))
             }
         }
+    }
+
+    /// Whether a found record's checksum matches its (compared) key and its value.
+    fn intact(&self, l: &Locked<'_>, kh: KeyHash, f: &Found) -> bool {
+        l.value(f).is_ok_and(|v| {
+            self.hasher
+                .record_check(kh.raw, f.hdr.version, f.hdr.lens(), &v)
+                == f.hdr.check
+        })
     }
 
     fn corrupted(&self, page: u32, what: &str) -> Error {
@@ -278,7 +287,7 @@ impl FastMmapStore {
         let ev = l
             .write(
                 key.as_bytes(),
-                kh.tag,
+                kh,
                 value,
                 encode_expiry(expires_at),
                 version,
@@ -329,7 +338,11 @@ impl FastMmapStore {
                 Probe::Missing => return Ok(None),
                 Probe::Bad(_) => break,
                 Probe::Found(f) => {
-                    if !check_parts(&f.hdr, key.as_bytes(), buf) {
+                    if self
+                        .hasher
+                        .record_check(kh.raw, f.hdr.version, f.hdr.lens(), buf)
+                        != f.hdr.check
+                    {
                         // Damaged by a stray write: the locked path drops the record.
                         break;
                     }
@@ -377,12 +390,6 @@ impl FastMmapStore {
             })
             .collect()
     }
-}
-
-/// Whether a found record's checksum matches its key and value.
-fn intact(l: &Locked<'_>, key: &Key, f: &Found) -> bool {
-    l.value(f)
-        .is_ok_and(|v| check_parts(&f.hdr, key.as_bytes(), &v))
 }
 
 fn version_of(raw: u64) -> Version {

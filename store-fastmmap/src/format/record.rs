@@ -58,25 +58,10 @@ pub(crate) fn decode_expiry(raw: u64) -> Option<Timestamp> {
     (raw != NEVER).then(|| Timestamp::from_millis(raw))
 }
 
-/// Whether the checksum in `hdr` matches `hdr`'s version and lengths, `key` and `value`
-/// (padding taken as zero, as written): how a lock-free reader, which copies out only
-/// the key it compared and the value, tells a damaged record from a written one.
-pub(crate) fn check_parts(hdr: &RecordHeader, key: &[u8], value: &[u8]) -> bool {
-    if key.len() != hdr.klen || value.len() != hdr.vlen {
-        return false;
-    }
-    const ZERO: [u8; 8] = [0; 8];
-    let lens = (hdr.vlen as u32) | ((hdr.klen as u32) << 24);
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&hdr.version.to_le_bytes());
-    h.update(&ZERO);
-    h.update(&lens.to_le_bytes());
-    h.update(&ZERO[..4]);
-    h.update(key);
-    h.update(&ZERO[..align8(key.len()) - key.len()]);
-    h.update(value);
-    h.update(&ZERO[..align8(value.len()) - value.len()]);
-    h.digest() as u32 == hdr.check
+/// The `lens` word of a record.
+#[inline]
+pub(crate) const fn lens(klen: usize, vlen: usize) -> u32 {
+    (vlen as u32) | ((klen as u32) << 24)
 }
 
 /// The fixed fields of a record as read from a page (maybe torn: check before use).
@@ -109,6 +94,12 @@ impl RecordHeader {
         record_size(self.klen, self.vlen)
     }
 
+    /// The `lens` word.
+    #[inline]
+    pub(crate) fn lens(&self) -> u32 {
+        lens(self.klen, self.vlen)
+    }
+
     /// Offset of the value inside the record.
     #[inline]
     pub(crate) fn value_offset(&self) -> usize {
@@ -116,44 +107,33 @@ impl RecordHeader {
     }
 }
 
-/// Builds the bytes of a record (`expires` included, `check` computed).
-pub(crate) fn encode(version: u64, expires: u64, key: &[u8], value: &[u8]) -> Vec<u8> {
+/// Builds the bytes of a record with checksum `check` (see [`crate::hash::KeyHasher::record_check`]).
+pub(crate) fn encode(version: u64, expires: u64, key: &[u8], value: &[u8], check: u32) -> Vec<u8> {
     debug_assert!((1..=KLEN_MAX).contains(&key.len()) && value.len() <= VLEN_MAX);
     let size = record_size(key.len(), value.len());
     let mut b = vec![0u8; size];
     b[VERSION_OFFSET..VERSION_OFFSET + 8].copy_from_slice(&version.to_le_bytes());
-    let lens = (value.len() as u32) | ((key.len() as u32) << 24);
-    b[LENS_OFFSET..LENS_OFFSET + 4].copy_from_slice(&lens.to_le_bytes());
+    b[EXPIRES_OFFSET..EXPIRES_OFFSET + 8].copy_from_slice(&expires.to_le_bytes());
+    b[LENS_OFFSET..LENS_OFFSET + 4].copy_from_slice(&lens(key.len(), value.len()).to_le_bytes());
+    b[CHECK_OFFSET..CHECK_OFFSET + 4].copy_from_slice(&check.to_le_bytes());
     b[RECORD_HEADER_LEN..RECORD_HEADER_LEN + key.len()].copy_from_slice(key);
     let voff = RECORD_HEADER_LEN + align8(key.len());
     b[voff..voff + value.len()].copy_from_slice(value);
-    let check = checksum(&b);
-    b[CHECK_OFFSET..CHECK_OFFSET + 4].copy_from_slice(&check.to_le_bytes());
-    b[EXPIRES_OFFSET..EXPIRES_OFFSET + 8].copy_from_slice(&expires.to_le_bytes());
     b
 }
 
-/// The checksum of record bytes whose `expires` and `check` fields are zero.
-fn checksum(clean: &[u8]) -> u32 {
-    xxhash_rust::xxh3::xxh3_64(clean) as u32
-}
-
-/// Whether complete record bytes carry a valid checksum (`expires` and `check` are
-/// zeroed in a copy before hashing).
-pub(crate) fn check_ok(bytes: &[u8]) -> bool {
-    if bytes.len() < RECORD_HEADER_LEN {
-        return false;
+/// Splits complete record bytes into header, key and value; `None` if they do not add up.
+pub(crate) fn parse(bytes: &[u8]) -> Option<(RecordHeader, &[u8], &[u8])> {
+    let word = |o: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(bytes.get(o..o + 8)?.try_into().ok()?))
+    };
+    let hdr = RecordHeader::from_words(word(0)?, word(8)?, word(16)?);
+    if hdr.size() != bytes.len() || hdr.klen == 0 {
+        return None;
     }
-    let stored = u32::from_le_bytes([
-        bytes[CHECK_OFFSET],
-        bytes[CHECK_OFFSET + 1],
-        bytes[CHECK_OFFSET + 2],
-        bytes[CHECK_OFFSET + 3],
-    ]);
-    let mut clean = bytes.to_vec();
-    clean[EXPIRES_OFFSET..LENS_OFFSET].fill(0);
-    clean[CHECK_OFFSET..RECORD_HEADER_LEN].fill(0);
-    stored == checksum(&clean)
+    let key = &bytes[RECORD_HEADER_LEN..RECORD_HEADER_LEN + hdr.klen];
+    let voff = hdr.value_offset();
+    Some((hdr, key, &bytes[voff..voff + hdr.vlen]))
 }
 
 #[cfg(test)]
@@ -161,24 +141,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encode_decodes_and_checks() {
-        let b = encode(7, 1234, b"session:abc", b"value bytes");
+    fn encode_and_parse_round_trip() {
+        let b = encode(7, 1234, b"session:abc", b"value bytes", 0xfeed);
         assert_eq!(b.len(), record_size(11, 11));
         assert_eq!(b.len() % 8, 0);
-        let w = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
-        let h = RecordHeader::from_words(w(0), w(8), w(16));
-        assert_eq!((h.version, h.expires, h.klen, h.vlen), (7, 1234, 11, 11));
-        assert!(check_ok(&b));
-        assert!(check_parts(&h, b"session:abc", b"value bytes"));
-        assert!(!check_parts(&h, b"session:abc", b"value bytez"));
-        // Expiry changes (touch) keep the checksum valid; value damage does not.
-        let mut t = b.clone();
-        t[8] ^= 0xff;
-        assert!(check_ok(&t));
-        let mut d = b.clone();
-        let last = d.len() - 6;
-        d[last] ^= 1;
-        assert!(!check_ok(&d));
+        let (h, k, v) = parse(&b).unwrap();
+        assert_eq!(
+            (h.version, h.expires, h.klen, h.vlen, h.check),
+            (7, 1234, 11, 11, 0xfeed)
+        );
+        assert_eq!((k, v), (&b"session:abc"[..], &b"value bytes"[..]));
+        assert!(parse(&b[..b.len() - 8]).is_none());
     }
 
     #[test]
