@@ -15,7 +15,7 @@
 //! | `get KEY` | print `value HEX` or `none` |
 //! | `wait-put KEY HEX` | wait for a line on stdin, then open the store and upsert |
 //! | `incr KEY N` | N atomic increments of an 8-byte counter through `update` |
-//! | `hammer KEY SEED` | print `ready` after the first write, then write self-checking values until killed |
+//! | `hammer KEY SEED [MAX]` | print `ready` after the first write, then write self-checking values (up to MAX bytes, default 16 KiB) until killed |
 
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
@@ -103,7 +103,11 @@ pub fn run<H: Harness>(args: &[String]) -> Result<(), String> {
             let store = open()?;
             let k = key(1)?;
             let mut seed: u64 = arg(2)?.parse().map_err(|e| format!("seed: {e}"))?;
-            let max = store.capabilities().max_value_len.min(16 << 10);
+            let cap = match job.get(3) {
+                Some(m) => m.parse().map_err(|e| format!("max length: {e}"))?,
+                None => 16 << 10,
+            };
+            let max = store.capabilities().max_value_len.min(cap).max(1);
             for i in 0u64.. {
                 seed += 1;
                 let len = 12 + (crate::check::splitmix(&mut seed.clone()) as usize % max);
