@@ -6,8 +6,10 @@
 //! (LMDB, an in-process `Mutex<HashMap>`) implements in a small adapter. The criterion
 //! benches (`benches/ops.rs`) and the comparison runner (`src/bin/compare.rs`, run with
 //! `cargo run --release -p benches --bin compare`) drive the same definitions, so a number
-//! in one is the number in the other. Multi-process workloads spawn the `bench-worker`
-//! binary of this crate (never `fork`).
+//! in one is the number in the other. Multi-process workloads start worker processes
+//! ([`worker`]): the `bench-worker` binary for the criterion benches, the runner's own
+//! binary re-executed as `compare __worker` for the runner (so `cargo run --bin compare`
+//! builds everything it needs); never `fork`.
 //!
 //! Peers other than the in-process baseline sit behind the `peers` cargo feature so the
 //! normal test build stays light. Results and how they were made: `BENCHMARKS.md` at the
