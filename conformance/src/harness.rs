@@ -199,7 +199,8 @@ pub trait Harness: Sized + Send + Sync + 'static {
     /// Rebuilds, inside a worker process, the harness whose
     /// [`worker_args`](Self::worker_args) were `args`. The worker does not share the
     /// parent's [`ManualClock`]; it may use the system clock, and the multi-process
-    /// behaviours write only entries that never expire.
+    /// behaviours write only entries that never expire. The rebuilt harness must not
+    /// delete the store when it is dropped: the parent owns it.
     ///
     /// # Errors
     /// A message for the worker to print when `args` make no sense.

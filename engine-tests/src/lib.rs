@@ -6,6 +6,9 @@
 //! | `tests/memory.rs` | `store-memory` (unbounded; 16 KiB when the suite asks for a small store) |
 //! | `tests/fastmmap.rs` | `store-fastmmap` with normal pages (256 KiB; 64 KiB x 2 when small) |
 //! | `tests/fastmmap_small_pages.rs` | `store-fastmmap` with 4 KiB pages, so eviction and page repair run constantly |
+//!
+//! `tests/fastmmap_kill_mid_write.rs` is a regression found by the suite: it kills a
+//! fastmmap writer at each of the engine's failpoints and checks no other key is lost.
 
 #![forbid(unsafe_code)]
 
