@@ -17,20 +17,24 @@ pub enum Failpoint {
     PutAfterRecord,
     /// The slot points at the new record; the page header is not updated yet.
     PutAfterLink,
-    /// Half of the data area of a page rebuild (compaction, eviction) is written.
+    /// A compaction has moved its first record (slot switched), not the others.
     RebuildMidData,
     /// A delete has moved one slot of its backward shift.
     DeleteMidShift,
+    /// A compaction is moving a record onto a range overlapping its old one, halfway
+    /// through the words (the move journal is what recovers it).
+    CompactMidMove,
 }
 
 impl Failpoint {
     /// Every failpoint.
-    pub const ALL: [Failpoint; 5] = [
+    pub const ALL: [Failpoint; 6] = [
         Failpoint::PutAfterBegin,
         Failpoint::PutAfterRecord,
         Failpoint::PutAfterLink,
         Failpoint::RebuildMidData,
         Failpoint::DeleteMidShift,
+        Failpoint::CompactMidMove,
     ];
 
     /// The name used in `FASTMMAP_FAILPOINT`.
@@ -41,6 +45,7 @@ impl Failpoint {
             Failpoint::PutAfterLink => "put-after-link",
             Failpoint::RebuildMidData => "rebuild-mid-data",
             Failpoint::DeleteMidShift => "delete-mid-shift",
+            Failpoint::CompactMidMove => "compact-mid-move",
         }
     }
 

@@ -1,22 +1,32 @@
 //! Page operations under the page's write lock: insert, replace, delete, touch, purge,
 //! eviction, compaction and repair.
 //!
-//! Every change runs inside one seqlock write section (`begin` .. `end`) and is ordered
-//! so that a writer killed at any point leaves either the old state, the new state, or
-//! an odd counter that the next writer repairs with [`Locked::salvage`]: it keeps every
-//! record whose bounds, checksum, key hash and page agree, and rebuilds the page from
-//! them.
+//! Every change runs inside a seqlock write section and is ordered so that a writer
+//! killed at any point leaves each linked record intact at its old or its new place:
+//! - a new record is written into free space before one atomic store links it;
+//! - deletion shifts slots backwards, so a crash leaves at worst a duplicated slot;
+//! - compaction moves records towards the page end in descending offset order and
+//!   switches each slot right after its record is copied; a record whose new range
+//!   overlaps its old one is copied top-down with its progress in the page's move
+//!   journal, so a half-moved record can be put back together.
+//!
+//! [`Locked::salvage`] repairs a page in place (nothing is moved): it finishes a
+//! journalled move, unlinks every record whose bounds, checksum, key hash or page do not
+//! check out and every older duplicate of a key, re-links records their probe chain
+//! cannot reach, and recomputes the page header. Other records keep their data.
 
-use std::sync::atomic::Ordering;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use store_api::{EvictionPolicy, Timestamp, is_live};
 
 use crate::failpoint::{Armed, Failpoint};
 use crate::format::page::{
-    COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, INDEX_OFFSET, MAGIC_OFFSET, PAGE_MAGIC, Page,
-    TICK_OFFSET, home, slot_parts, slot_value,
+    COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, INDEX_OFFSET, J_FROM_OFFSET, J_LEN_OFFSET,
+    J_PROGRESS_OFFSET, J_SLOT_OFFSET, J_TO_OFFSET, MAGIC_OFFSET, PAGE_MAGIC, Page, TICK_OFFSET,
+    home, slot_parts, slot_value,
 };
-use crate::format::record::{self, EXPIRES_OFFSET, RECORD_HEADER_LEN, decode_expiry, record_size};
+use crate::format::record::{self, EXPIRES_OFFSET, decode_expiry, record_size};
 use crate::hash::{KeyHash, KeyHasher};
 use crate::probe::{Found, Probe, probe, record_header};
 use crate::seqlock::{SeqLock, WriteTicket};
@@ -36,60 +46,20 @@ pub(crate) struct Evicted {
     pub(crate) expired: u64,
 }
 
-/// A record copied out of the page, for a rebuild: its bytes live in [`Recs::buf`].
+/// A linked record as a scan of the slot table saw it.
 #[derive(Debug, Clone, Copy)]
-struct Rec {
-    tag: u32,
+struct Linked {
+    /// The slot's packed value (offset and tag).
+    value: u64,
+    off: usize,
+    size: usize,
     stamp: u32,
-    start: usize,
-    len: usize,
+    expires: u64,
 }
 
-/// Records copied out of a page into one buffer (one allocation, not one per record).
-#[derive(Debug, Default)]
-struct Recs {
-    buf: Vec<u8>,
-    list: Vec<Rec>,
-}
-
-impl Recs {
-    fn bytes(&self, r: &Rec) -> &[u8] {
-        &self.buf[r.start..r.start + r.len]
-    }
-
-    fn word(&self, r: &Rec, off: usize) -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&self.bytes(r)[off..off + 8]);
-        u64::from_le_bytes(w)
-    }
-
-    fn live(&self, r: &Rec, now: Timestamp) -> bool {
-        is_live(decode_expiry(self.word(r, EXPIRES_OFFSET)), now)
-    }
-
-    fn key(&self, r: &Rec) -> &[u8] {
-        let b = self.bytes(r);
-        let klen = b[record::LENS_OFFSET + 3] as usize;
-        &b[RECORD_HEADER_LEN..RECORD_HEADER_LEN + klen]
-    }
-
-    fn version(&self, r: &Rec) -> u64 {
-        self.word(r, 0)
-    }
-
-    fn push(&mut self, tag: u32, stamp: u32, bytes: &[u8]) {
-        let start = self.buf.len();
-        self.buf.extend_from_slice(bytes);
-        self.list.push(Rec {
-            tag,
-            stamp,
-            start,
-            len: bytes.len(),
-        });
-    }
-
-    fn total(&self) -> usize {
-        self.list.iter().map(|r| r.len).sum()
+impl Linked {
+    fn live(&self, now: Timestamp) -> bool {
+        is_live(decode_expiry(self.expires), now)
     }
 }
 
@@ -100,18 +70,26 @@ pub(crate) struct Locked<'a> {
     hasher: &'a KeyHasher,
     fail: Armed,
     ticket: Option<WriteTicket>,
+    /// Counts repairs (the store's `Stats::recovered`).
+    repairs: &'a AtomicU64,
 }
 
 /// A reader refreshes a stamp when it is older than this many writes to the page.
 pub(crate) const STALE_TICKS: u32 = 16;
 
 impl<'a> Locked<'a> {
-    pub(crate) fn new(page: Page<'a>, hasher: &'a KeyHasher, fail: Armed) -> Self {
+    pub(crate) fn new(
+        page: Page<'a>,
+        hasher: &'a KeyHasher,
+        fail: Armed,
+        repairs: &'a AtomicU64,
+    ) -> Self {
         Locked {
             page,
             hasher,
             fail,
             ticket: None,
+            repairs,
         }
     }
 
@@ -214,13 +192,30 @@ impl<'a> Locked<'a> {
 
     /// Unlinks a found record (backward-shift deletion: no tombstones).
     pub(crate) fn remove(&mut self, f: &Found) {
-        let n = self.page.geo().nslots();
         self.begin();
-        let mut hole = f.slot;
+        self.unlink(f.slot);
+        let count = self.get(COUNT_OFFSET).saturating_sub(1);
+        self.set(COUNT_OFFSET, count);
+        if count == 0 {
+            self.set(DATA_LO_OFFSET, self.page.geo().page_size);
+            self.set(DEAD_OFFSET, 0);
+        } else {
+            let dead = self.get(DEAD_OFFSET) as usize + f.hdr.size();
+            self.set(DEAD_OFFSET, dead as u32);
+        }
+        self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
+        self.end();
+    }
+
+    /// Empties slot `hole` by shifting the rest of its cluster back (linear probing
+    /// without tombstones). A crash part way leaves a duplicated slot, never a lost one.
+    fn unlink(&mut self, hole: usize) {
+        let n = self.page.geo().nslots();
+        let mut hole = hole % n;
         let mut j = hole;
         let mut moved = false;
         for _ in 0..n {
-            j = (j + 1) % n;
+            j = if j + 1 == n { 0 } else { j + 1 };
             let v = self.page.slot(j).load(Ordering::Relaxed);
             if v == 0 {
                 break;
@@ -246,17 +241,18 @@ impl<'a> Locked<'a> {
             hole = j;
         }
         self.page.slot(hole).store(0, Ordering::Relaxed);
-        let count = self.get(COUNT_OFFSET).saturating_sub(1);
-        self.set(COUNT_OFFSET, count);
-        if count == 0 {
-            self.set(DATA_LO_OFFSET, self.page.geo().page_size);
-            self.set(DEAD_OFFSET, 0);
-        } else {
-            let dead = self.get(DEAD_OFFSET) as usize + f.hdr.size();
-            self.set(DEAD_OFFSET, dead as u32);
+    }
+
+    /// Unlinks the slot holding exactly `value`, if any.
+    fn unlink_value(&mut self, value: u64) -> bool {
+        let n = self.page.geo().nslots();
+        match (0..n).find(|&i| self.page.slot(i).load(Ordering::Relaxed) == value) {
+            Some(i) => {
+                self.unlink(i);
+                true
+            }
+            None => false,
         }
-        self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
-        self.end();
     }
 
     /// Writes a record for `key`, replacing `existing`, making room as `policy` allows.
@@ -316,48 +312,236 @@ impl<'a> Locked<'a> {
             }
         }
 
-        // Slow path: compact, and evict if compaction is not enough.
-        let mut recs = self.collect(false);
-        let list = std::mem::take(&mut recs.list);
-        recs.list = list.into_iter().filter(|r| recs.key(r) != key).collect();
+        // Slow path: make room (the key's old record, then expired records, then least
+        // recently used ones), compact, append.
+        let recs = match self.scan() {
+            Ok(r) => r,
+            Err(_) => {
+                self.salvage();
+                self.scan().unwrap_or_default()
+            }
+        };
+        let own = existing.map(|f| f.off);
+        let (mut keep, own_rec): (Vec<Linked>, Vec<Linked>) =
+            recs.into_iter().partition(|r| Some(r.off) != own);
         let (data_len, max_count) = (geo.data_len(), geo.max_count());
+        let total = |v: &[Linked]| v.iter().map(|r| r.size).sum::<usize>();
         let fits = |total: usize, n: usize, slack: usize, slot_slack: usize| {
             total + size + slack <= data_len && n + slot_slack < max_count
         };
+        let mut victims: Vec<Linked> = own_rec;
         let mut ev = Evicted::default();
-        if !fits(recs.total(), recs.list.len(), 0, 0) {
-            let before = recs.list.len();
-            let list = std::mem::take(&mut recs.list);
-            recs.list = list.into_iter().filter(|r| recs.live(r, now)).collect();
-            ev.expired = (before - recs.list.len()) as u64;
-            if !fits(recs.total(), recs.list.len(), 0, 0) {
+        if !fits(total(&keep), keep.len(), 0, 0) {
+            let (live, expired): (Vec<Linked>, Vec<Linked>) =
+                keep.into_iter().partition(|r| r.live(now));
+            keep = live;
+            let mut out_live: Vec<Linked> = Vec::new();
+            if !fits(total(&keep), keep.len(), 0, 0) {
                 if policy == EvictionPolicy::NeverEvictLive {
                     return Err(NoRoom);
                 }
-                // Evict least recently used first (largest age in page ticks), with a
-                // little slack (1/64 of the page) so that a full page is not rebuilt on
-                // every write.
-                recs.list
-                    .sort_by_key(|r| std::cmp::Reverse(tick.wrapping_sub(r.stamp)));
+                // Least recently used first (largest age in page ticks), with a little
+                // slack (1/64 of the page) so that a full page is not compacted on every
+                // write.
+                keep.sort_by_key(|r| std::cmp::Reverse(tick.wrapping_sub(r.stamp)));
                 let (slack, slot_slack) = (data_len / 64, max_count / 64);
-                let mut total = recs.total();
-                let mut n = recs.list.len();
-                let mut drop = 0;
-                while drop < recs.list.len() && !fits(total, n, slack, slot_slack) {
-                    total -= recs.list[drop].len;
+                let (mut t, mut n, mut drop) = (total(&keep), keep.len(), 0);
+                while drop < keep.len() && !fits(t, n, slack, slot_slack) {
+                    t -= keep[drop].size;
                     n -= 1;
                     drop += 1;
                 }
-                if !fits(total, n, 0, 0) {
+                if !fits(t, n, 0, 0) {
                     return Err(NoRoom);
                 }
-                ev.live = drop as u64;
-                recs.list.drain(..drop);
+                out_live = keep.drain(..drop).collect();
+            }
+            ev.expired = expired.len() as u64;
+            ev.live = out_live.len() as u64;
+            victims.extend(expired);
+            victims.extend(out_live);
+        }
+        self.begin();
+        for v in &victims {
+            self.unlink_value(v.value);
+        }
+        let hi = self.compact(&keep);
+        self.set(COUNT_OFFSET, keep.len() as u32);
+        self.set(DATA_LO_OFFSET, hi as u32);
+        self.set(DEAD_OFFSET, 0);
+        self.end();
+        // Now there is room: the fast path appends and links.
+        let data_lo = hi;
+        let count = keep.len();
+        if size <= data_lo.saturating_sub(geo.data_start())
+            && count < max_count
+            && let Some(slot) = self.empty_slot(tag)
+        {
+            let off = data_lo - size;
+            self.begin();
+            self.page.region().write_bytes(off, &bytes);
+            self.page.stamp(slot).store(tick, Ordering::Relaxed);
+            self.page
+                .slot(slot)
+                .store(slot_value(off as u32, tag), Ordering::Relaxed);
+            self.set(DATA_LO_OFFSET, off as u32);
+            self.set(COUNT_OFFSET, count as u32 + 1);
+            self.set(TICK_OFFSET, tick);
+            self.end();
+            return Ok(ev);
+        }
+        // Unreachable on a sound page: `fits` guaranteed the room and a free slot.
+        Err(NoRoom)
+    }
+
+    /// Every linked record, with its bounds checked; damage if a slot points nowhere.
+    fn scan(&self) -> Result<Vec<Linked>, Damage> {
+        let n = self.page.geo().nslots();
+        let mut out = Vec::new();
+        for i in 0..n {
+            let v = self.page.slot(i).load(Ordering::Relaxed);
+            let (off, _) = slot_parts(v);
+            if off == 0 {
+                continue;
+            }
+            let hdr = record_header(&self.page, off as usize).map_err(Damage)?;
+            out.push(Linked {
+                value: v,
+                off: off as usize,
+                size: hdr.size(),
+                stamp: self.page.stamp(i).load(Ordering::Relaxed),
+                expires: hdr.expires,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Moves the records of `keep` (all linked, none overlapping) to the page end, in
+    /// descending offset order, switching each slot right after its record is copied.
+    /// Returns the new lowest used offset. The caller is inside a write section.
+    fn compact(&mut self, keep: &[Linked]) -> usize {
+        let geo = *self.page.geo();
+        let n = geo.nslots();
+        // Slot positions do not change while records move: find them once.
+        let mut pos: HashMap<u64, usize> = HashMap::with_capacity(keep.len());
+        for i in 0..n {
+            let v = self.page.slot(i).load(Ordering::Relaxed);
+            if v != 0 {
+                pos.insert(v, i);
             }
         }
-        recs.push(tag, tick, &bytes);
-        self.rebuild(&recs, tick);
-        Ok(ev)
+        let mut order: Vec<&Linked> = keep.iter().collect();
+        order.sort_by_key(|r| std::cmp::Reverse(r.off));
+        let region = *self.page.region();
+        let mut hi = geo.page_size as usize;
+        let mut scratch = Vec::new();
+        let mut moved = 0;
+        for r in order {
+            let Some(&i) = pos.get(&r.value) else {
+                continue;
+            };
+            let to = hi - r.size.min(hi);
+            if to < r.off || to < geo.data_start() {
+                // Overlapping records (a damaged page): leave this one where it is.
+                hi = r.off;
+                continue;
+            }
+            if to != r.off {
+                scratch.clear();
+                if !region.read_append(r.off, r.size, &mut scratch) {
+                    hi = r.off;
+                    continue;
+                }
+                if to >= r.off + r.size {
+                    region.write_bytes(to, &scratch);
+                } else {
+                    self.move_overlapping(i, r.off, to, &scratch);
+                }
+                let tag = slot_parts(r.value).1;
+                self.page
+                    .slot(i)
+                    .store(slot_value(to as u32, tag), Ordering::Relaxed);
+                if self.get(J_SLOT_OFFSET) != 0 {
+                    self.set(J_SLOT_OFFSET, 0);
+                }
+                moved += 1;
+                if moved == 1 {
+                    self.fail.hit(Failpoint::RebuildMidData);
+                }
+            }
+            hi = to;
+        }
+        hi
+    }
+
+    /// Copies `bytes` (the record at `from`) to `to`, where `from < to < from + len`,
+    /// top-down word by word, recording progress in the move journal often enough that
+    /// the words not yet copied are still intact at `from`.
+    fn move_overlapping(&mut self, slot: usize, from: usize, to: usize, bytes: &[u8]) {
+        let words = bytes.len() / 8;
+        let shift = (to - from) / 8;
+        self.set(J_FROM_OFFSET, from as u32);
+        self.set(J_TO_OFFSET, to as u32);
+        self.set(J_LEN_OFFSET, bytes.len() as u32);
+        self.set(J_PROGRESS_OFFSET, words as u32);
+        self.set(J_SLOT_OFFSET, slot as u32 + 1);
+        let region = *self.page.region();
+        let mut w = words;
+        while w > 0 {
+            w -= 1;
+            region.write_bytes(to + 8 * w, &bytes[8 * w..8 * w + 8]);
+            // Writing word w at `to` overwrote word w + shift at `from`, already copied.
+            // Progress may lag by fewer than `shift` words and still be safe.
+            if (words - w).is_multiple_of(shift) || w == 0 {
+                self.set(J_PROGRESS_OFFSET, w as u32);
+            }
+            if w == words / 2 {
+                self.fail.hit(Failpoint::CompactMidMove);
+            }
+        }
+    }
+
+    /// Finishes a journalled move a writer died in, if the journal is sane.
+    fn finish_journal(&mut self) {
+        let j = self.get(J_SLOT_OFFSET);
+        if j == 0 {
+            return;
+        }
+        let geo = *self.page.geo();
+        let (from, to, len, prog) = (
+            self.get(J_FROM_OFFSET) as usize,
+            self.get(J_TO_OFFSET) as usize,
+            self.get(J_LEN_OFFSET) as usize,
+            self.get(J_PROGRESS_OFFSET) as usize,
+        );
+        let slot = (j - 1) as usize;
+        let sane = slot < geo.nslots()
+            && from >= geo.data_start()
+            && from < to
+            && to < from + len
+            && to + len <= geo.page_size as usize
+            && len % 8 == 0
+            && from % 8 == 0
+            && to % 8 == 0
+            && prog <= len / 8;
+        if sane {
+            let v = self.page.slot(slot).load(Ordering::Relaxed);
+            let (off, tag) = slot_parts(v);
+            if off as usize == from {
+                // Words [0, prog) are still at `from`, words [prog, len/8) at `to`.
+                let region = *self.page.region();
+                let mut bytes = Vec::with_capacity(len);
+                let ok = region.read_append(from, 8 * prog, &mut bytes)
+                    && region.read_append(to + 8 * prog, len - 8 * prog, &mut bytes);
+                if ok {
+                    region.write_bytes(to, &bytes);
+                    self.page
+                        .slot(slot)
+                        .store(slot_value(to as u32, tag), Ordering::Relaxed);
+                }
+            }
+        }
+        self.set(J_SLOT_OFFSET, 0);
     }
 
     /// The first empty slot on `tag`'s probe chain.
@@ -371,135 +555,158 @@ impl<'a> Locked<'a> {
 
     /// Removes every expired record; returns how many.
     pub(crate) fn purge(&mut self, now: Timestamp) -> u64 {
-        let mut recs = self.collect(false);
-        let before = recs.list.len();
-        let list = std::mem::take(&mut recs.list);
-        recs.list = list.into_iter().filter(|r| recs.live(r, now)).collect();
-        let n = (before - recs.list.len()) as u64;
-        if n > 0 {
-            let tick = self.get(TICK_OFFSET).wrapping_add(1);
-            self.rebuild(&recs, tick);
-        }
-        n
-    }
-
-    /// Copies out every linked record that passes the bounds checks (and, when `strict`,
-    /// its checksum, key hash and page, keeping the newest version of each key).
-    fn collect(&self, strict: bool) -> Recs {
-        let n = self.page.geo().nslots();
-        let mut out = Recs {
-            buf: Vec::with_capacity(self.page.geo().page_size as usize / 2),
-            list: Vec::new(),
+        let recs = match self.scan() {
+            Ok(r) => r,
+            Err(_) => {
+                self.salvage();
+                self.scan().unwrap_or_default()
+            }
         };
-        for i in 0..n {
-            let v = self.page.slot(i).load(Ordering::Relaxed);
-            let (off, tag) = slot_parts(v);
-            if off == 0 {
-                continue;
-            }
-            let Ok(hdr) = record_header(&self.page, off as usize) else {
-                continue;
-            };
-            let start = out.buf.len();
-            if !self
-                .page
-                .region()
-                .read_append(off as usize, hdr.size(), &mut out.buf)
-            {
-                continue;
-            }
-            let rec = Rec {
-                tag,
-                stamp: self.page.stamp(i).load(Ordering::Relaxed),
-                start,
-                len: hdr.size(),
-            };
-            if strict {
-                let key = out.key(&rec);
-                let kh = self.hasher.hash(key);
-                let ok = record::parse(out.bytes(&rec)).is_some_and(|(h, _, value)| {
-                    self.hasher.record_check(kh.raw, h.version, h.lens(), value) == h.check
-                }) && kh.tag == tag
-                    && kh.page == self.page.index();
-                if !ok {
-                    out.buf.truncate(start);
-                    continue;
-                }
-                if let Some(j) = out.list.iter().position(|r| out.key(r) == key) {
-                    if out.version(&rec) > out.version(&out.list[j]) {
-                        out.list[j] = rec;
-                    }
-                    continue;
-                }
-            }
-            out.list.push(rec);
-        }
-        // A page holds at most max_count records; keep the newest writes if a damaged
-        // table linked more.
-        let max = self.page.geo().max_count();
-        if out.list.len() > max {
-            let mut list = std::mem::take(&mut out.list);
-            list.sort_by_key(|r| std::cmp::Reverse(out.version(r)));
-            list.truncate(max);
-            out.list = list;
-        }
-        out
-    }
-
-    /// Repairs the page: keeps the records that check out, rebuilds everything else.
-    pub(crate) fn salvage(&mut self) {
-        let recs = self.collect(true);
-        let tick = self.get(TICK_OFFSET).wrapping_add(1);
-        self.rebuild(&recs, tick);
-    }
-
-    /// Rewrites the page from `recs`: header, slot table, stamps and a compact data area.
-    fn rebuild(&mut self, recs: &Recs, tick: u32) {
-        let geo = *self.page.geo();
-        let n = geo.nslots();
-        let ps = geo.page_size as usize;
-        let ds = geo.data_start();
-        let mut slots = vec![0u64; n];
-        let mut stamps = vec![0u32; n];
-        let mut data = vec![0u8; geo.data_len()];
-        let mut lo = ps;
-        let mut count = 0u32;
-        for r in &recs.list {
-            let len = r.len;
-            if lo - ds < len {
-                continue;
-            }
-            let h = home(r.tag, n);
-            let Some(i) = (0..n).map(|s| (h + s) % n).find(|&i| slots[i] == 0) else {
-                continue;
-            };
-            lo -= len;
-            data[lo - ds..lo - ds + len].copy_from_slice(recs.bytes(r));
-            slots[i] = slot_value(lo as u32, r.tag);
-            stamps[i] = r.stamp;
-            count += 1;
+        let expired: Vec<&Linked> = recs.iter().filter(|r| !r.live(now)).collect();
+        if expired.is_empty() {
+            return 0;
         }
         self.begin();
-        let region = *self.page.region();
-        let mid = lo + (((ps - lo) / 2) & !7);
-        region.write_bytes(lo, &data[lo - ds..mid - ds]);
-        self.fail.hit(Failpoint::RebuildMidData);
-        region.write_bytes(mid, &data[mid - ds..]);
-        for (i, (&s, &st)) in slots.iter().zip(&stamps).enumerate() {
-            self.page.slot(i).store(s, Ordering::Relaxed);
-            self.page.stamp(i).store(st, Ordering::Relaxed);
+        let mut freed = 0;
+        for r in &expired {
+            if self.unlink_value(r.value) {
+                freed += r.size;
+            }
         }
+        let count = recs.len() - expired.len();
+        self.set(COUNT_OFFSET, count as u32);
+        if count == 0 {
+            self.set(DATA_LO_OFFSET, self.page.geo().page_size);
+            self.set(DEAD_OFFSET, 0);
+        } else {
+            let dead = self.get(DEAD_OFFSET) as usize + freed;
+            self.set(DEAD_OFFSET, dead as u32);
+        }
+        self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
+        self.end();
+        expired.len() as u64
+    }
+
+    /// Whether the record a slot value points at checks out completely: bounds,
+    /// checksum, key hash (tag and page). Returns its key and version if so.
+    fn verify(&self, v: u64) -> Option<(Vec<u8>, u64)> {
+        let (off, tag) = slot_parts(v);
+        let hdr = record_header(&self.page, off as usize).ok()?;
+        let mut bytes = Vec::with_capacity(hdr.size());
+        if !self
+            .page
+            .region()
+            .read_append(off as usize, hdr.size(), &mut bytes)
+        {
+            return None;
+        }
+        let (h, key, value) = record::parse(&bytes)?;
+        let kh = self.hasher.hash(key);
+        let ok = kh.tag == tag
+            && kh.page == self.page.index()
+            && self.hasher.record_check(kh.raw, h.version, h.lens(), value) == h.check;
+        ok.then(|| (key.to_vec(), h.version))
+    }
+
+    /// Repairs the page in place (see the module docs). Counted in `Stats::recovered`.
+    pub(crate) fn salvage(&mut self) {
+        self.repairs.fetch_add(1, Ordering::Relaxed);
+        let geo = *self.page.geo();
+        let n = geo.nslots();
+        self.begin();
         self.set(MAGIC_OFFSET, PAGE_MAGIC);
         self.set(INDEX_OFFSET, self.page.index());
-        self.set(COUNT_OFFSET, count);
+        self.finish_journal();
+        // Unlink what does not check out, and every older copy of a key.
+        let mut best: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
+        let mut bad: Vec<u64> = Vec::new();
+        for i in 0..n {
+            let v = self.page.slot(i).load(Ordering::Relaxed);
+            if v == 0 {
+                continue;
+            }
+            match self.verify(v) {
+                None => bad.push(v),
+                Some((key, version)) => match best.get_mut(&key) {
+                    Some(b) if b.1 >= version => bad.push(v),
+                    Some(b) => {
+                        bad.push(b.0);
+                        *b = (v, version);
+                    }
+                    None => {
+                        best.insert(key, (v, version));
+                    }
+                },
+            }
+        }
+        if best.len() > geo.max_count() {
+            let mut kept: Vec<(u64, u64)> = best.values().copied().collect();
+            kept.sort_by_key(|&(_, version)| std::cmp::Reverse(version));
+            bad.extend(kept[geo.max_count()..].iter().map(|&(v, _)| v));
+        }
+        for v in bad {
+            self.unlink_value(v);
+        }
+        // Re-link records that their probe chain cannot reach (an empty slot between
+        // their home and them): copy into that empty slot first, then unlink the old one.
+        for _ in 0..n {
+            let Some((i, e)) = (0..n).find_map(|i| {
+                let v = self.page.slot(i).load(Ordering::Relaxed);
+                if v == 0 {
+                    return None;
+                }
+                let mut j = home(slot_parts(v).1, n);
+                while j != i {
+                    if self.page.slot(j).load(Ordering::Relaxed) == 0 {
+                        return Some((i, j));
+                    }
+                    j = if j + 1 == n { 0 } else { j + 1 };
+                }
+                None
+            }) else {
+                break;
+            };
+            let v = self.page.slot(i).load(Ordering::Relaxed);
+            let st = self.page.stamp(i).load(Ordering::Relaxed);
+            self.page.stamp(e).store(st, Ordering::Relaxed);
+            self.page.slot(e).store(v, Ordering::Relaxed);
+            self.unlink(i);
+        }
+        // Recompute the header from what is linked.
+        let recs = self.scan().unwrap_or_default();
+        let ps = geo.page_size as usize;
+        let lo = recs.iter().map(|r| r.off).min().unwrap_or(ps);
+        let used: usize = recs.iter().map(|r| r.size).sum();
+        self.set(COUNT_OFFSET, recs.len() as u32);
         self.set(DATA_LO_OFFSET, lo as u32);
-        self.set(DEAD_OFFSET, 0);
-        self.set(TICK_OFFSET, tick);
+        self.set(DEAD_OFFSET, (ps - lo).saturating_sub(used) as u32);
+        self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
         self.end();
     }
 
-    /// Makes the page empty (initialisation).
+    /// Makes the page empty (initialisation, under the header lock).
     pub(crate) fn wipe(&mut self) {
-        self.rebuild(&Recs::default(), 0);
+        let geo = *self.page.geo();
+        self.begin();
+        for i in 0..geo.nslots() {
+            self.page.slot(i).store(0, Ordering::Relaxed);
+            self.page.stamp(i).store(0, Ordering::Relaxed);
+        }
+        self.set(MAGIC_OFFSET, PAGE_MAGIC);
+        self.set(INDEX_OFFSET, self.page.index());
+        self.set(COUNT_OFFSET, 0);
+        self.set(DATA_LO_OFFSET, geo.page_size);
+        self.set(DEAD_OFFSET, 0);
+        self.set(TICK_OFFSET, 0);
+        for off in [
+            J_SLOT_OFFSET,
+            J_FROM_OFFSET,
+            J_TO_OFFSET,
+            J_LEN_OFFSET,
+            J_PROGRESS_OFFSET,
+        ] {
+            self.set(off, 0);
+        }
+        self.end();
     }
 }

@@ -162,6 +162,7 @@ fn initialise(
         .map_err(|e| Error::io("reading the OS random number generator", e))?;
     let hasher = KeyHasher::new(secret, g.num_pages);
     let fd = file.as_raw_fd();
+    let repairs = std::sync::atomic::AtomicU64::new(0);
     for i in 0..g.num_pages {
         let page = Page::new(&region, g, i).ok_or_else(|| Error::Corrupted {
             what: format!("{}: page {i} lies outside the file", path.display()),
@@ -169,7 +170,7 @@ fn initialise(
         let start = g.page_offset(i);
         lock_range(fd, start, u64::from(g.page_size))
             .map_err(|e| Error::io(format!("locking page {i} of {}", path.display()), e))?;
-        Locked::new(page, &hasher, Armed::default()).wipe();
+        Locked::new(page, &hasher, Armed::default(), &repairs).wipe();
         let _ = unlock_range(fd, start, u64::from(g.page_size));
     }
     let now = std::time::SystemTime::now()

@@ -196,10 +196,13 @@ impl FastMmapStore {
     /// A locked, checked (and if need be repaired) page.
     fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
         let g = self.lock_page(i)?;
-        let mut l = Locked::new(self.page(i), &self.hasher, self.fail);
-        if l.prepare() {
-            Counters::add(&self.counters.recovered, 1);
-        }
+        let mut l = Locked::new(
+            self.page(i),
+            &self.hasher,
+            self.fail,
+            &self.counters.recovered,
+        );
+        l.prepare();
         Ok((g, l))
     }
 
@@ -211,7 +214,6 @@ impl FastMmapStore {
             Ok(f) if f.is_none_or(|f| self.intact(l, kh, &f)) => Ok(f),
             _ => {
                 l.salvage();
-                Counters::add(&self.counters.recovered, 1);
                 l.find(key.as_bytes(), kh.tag)
                     .map_err(|d| self.corrupted(kh.page, d.0))
             }

@@ -6,7 +6,7 @@
 //!  +--------+--------+--------+--------+--------+--------+--------+
 //!  | seq (u64)       | magic  | index  | count  | data_lo| dead   | tick   |
 //!  +--------+--------+--------+--------+--------+--------+--------+
-//!  32..64 reserved (zero)
+//!  32: move journal: j_slot | j_from | j_to | j_len | j_progress (u32 each), 52..64 zero
 //!  64: slot table, nslots x u64 = (record offset u32) | (tag u32) << 32, 0 = empty
 //!  64 + 8*nslots: LRU stamps, nslots x u32 (stamp i belongs to slot i)
 //!  data_start = align8(64 + 12*nslots): data area; records packed downwards from the
@@ -34,9 +34,20 @@ pub(crate) const DATA_LO_OFFSET: usize = COUNT_OFFSET + 4;
 pub(crate) const DEAD_OFFSET: usize = DATA_LO_OFFSET + 4;
 /// The page's LRU clock, advanced by every write (u32, wrapping).
 pub(crate) const TICK_OFFSET: usize = DEAD_OFFSET + 4;
+/// Move journal: slot index + 1 of the record being moved onto itself, 0 = none (u32).
+pub(crate) const J_SLOT_OFFSET: usize = TICK_OFFSET + 4;
+/// Move journal: the record's old offset (u32).
+pub(crate) const J_FROM_OFFSET: usize = J_SLOT_OFFSET + 4;
+/// Move journal: the record's new offset (u32).
+pub(crate) const J_TO_OFFSET: usize = J_FROM_OFFSET + 4;
+/// Move journal: the record's size (u32).
+pub(crate) const J_LEN_OFFSET: usize = J_TO_OFFSET + 4;
+/// Move journal: words of the record, counted from its start, still only at the old
+/// offset; the words from here on are already at the new offset (u32).
+pub(crate) const J_PROGRESS_OFFSET: usize = J_LEN_OFFSET + 4;
 /// Length of the page header.
 pub(crate) const PAGE_HEADER_LEN: usize = 64;
-const _: () = assert!(TICK_OFFSET + 4 <= PAGE_HEADER_LEN);
+const _: () = assert!(J_PROGRESS_OFFSET + 4 <= PAGE_HEADER_LEN);
 
 /// Page magic, "PAGE" little-endian.
 pub(crate) const PAGE_MAGIC: u32 = u32::from_le_bytes(*b"PAGE");
