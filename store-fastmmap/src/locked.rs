@@ -168,6 +168,15 @@ impl<'a> Locked<'a> {
         }
     }
 
+    /// Copies the value of a found record into `buf` (exactly `vlen` bytes long).
+    pub(crate) fn value_into(&self, f: &Found, buf: &mut [u8]) -> bool {
+        buf.len() == f.hdr.vlen
+            && self
+                .page
+                .region()
+                .read_bytes(f.off + f.hdr.value_offset(), buf)
+    }
+
     /// Refreshes the LRU stamp of a found record (a locked read).
     pub(crate) fn touch_stamp(&self, f: &Found) {
         let tick = self.get(TICK_OFFSET);
@@ -277,7 +286,21 @@ impl<'a> Locked<'a> {
         let check =
             self.hasher
                 .record_check(kh.raw, version, record::lens(key.len(), value.len()), value);
-        let bytes = record::encode(version, expires, key, value, check);
+        // Written straight into the page (no intermediate buffer): header, key, value.
+        let mut header = [0u8; record::RECORD_HEADER_LEN];
+        header[..8].copy_from_slice(&version.to_le_bytes());
+        header[8..16].copy_from_slice(&expires.to_le_bytes());
+        header[16..20].copy_from_slice(&record::lens(key.len(), value.len()).to_le_bytes());
+        header[20..24].copy_from_slice(&check.to_le_bytes());
+        let write_record = |page: &Page<'_>, off: usize| {
+            let r = page.region();
+            r.write_bytes(off, &header);
+            r.write_bytes(off + record::RECORD_HEADER_LEN, key);
+            r.write_bytes(
+                off + record::RECORD_HEADER_LEN + crate::format::align8(key.len()),
+                value,
+            );
+        };
         let tick = self.get(TICK_OFFSET).wrapping_add(1);
 
         // Fast path: append into the free gap and link.
@@ -290,7 +313,7 @@ impl<'a> Locked<'a> {
                 let off = data_lo - size;
                 self.begin();
                 self.fail.hit(Failpoint::PutAfterBegin);
-                self.page.region().write_bytes(off, &bytes);
+                write_record(&self.page, off);
                 self.fail.hit(Failpoint::PutAfterRecord);
                 self.page.stamp(slot).store(tick, Ordering::Relaxed);
                 // One atomic store switches readers from the old record to the new one.
@@ -379,7 +402,7 @@ impl<'a> Locked<'a> {
         {
             let off = data_lo - size;
             self.begin();
-            self.page.region().write_bytes(off, &bytes);
+            write_record(&self.page, off);
             self.page.stamp(slot).store(tick, Ordering::Relaxed);
             self.page
                 .slot(slot)

@@ -222,11 +222,17 @@ impl FastMmapStore {
 
     /// Whether a found record's checksum matches its (compared) key and its value.
     fn intact(&self, l: &Locked<'_>, kh: KeyHash, f: &Found) -> bool {
-        l.value(f).is_ok_and(|v| {
+        let check = |v: &[u8]| {
             self.hasher
-                .record_check(kh.raw, f.hdr.version, f.hdr.lens(), &v)
+                .record_check(kh.raw, f.hdr.version, f.hdr.lens(), v)
                 == f.hdr.check
-        })
+        };
+        let mut small = [0u8; 512];
+        match small.get_mut(..f.hdr.vlen) {
+            // Session values are small: no allocation on the write path.
+            Some(buf) => l.value_into(f, buf) && check(buf),
+            None => l.value(f).is_ok_and(|v| check(&v)),
+        }
     }
 
     fn corrupted(&self, page: u32, what: &str) -> Error {

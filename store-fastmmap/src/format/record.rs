@@ -107,6 +107,7 @@ impl RecordHeader {
     }
 }
 
+#[cfg(test)]
 /// Builds the bytes of a record with checksum `check` (see [`crate::hash::KeyHasher::record_check`]).
 pub(crate) fn encode(version: u64, expires: u64, key: &[u8], value: &[u8], check: u32) -> Vec<u8> {
     debug_assert!((1..=KLEN_MAX).contains(&key.len()) && value.len() <= VLEN_MAX);
