@@ -18,9 +18,6 @@ struct ReadShard {
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
     read_shards: [ReadShard; SHARDS],
-    pub(crate) writes: AtomicU64,
-    pub(crate) evicted_live: AtomicU64,
-    pub(crate) evicted_expired: AtomicU64,
     pub(crate) purged: AtomicU64,
     pub(crate) recovered: AtomicU64,
 }

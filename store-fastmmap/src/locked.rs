@@ -72,6 +72,8 @@ pub(crate) struct Locked<'a> {
     ticket: Option<WriteTicket>,
     /// Counts repairs (the store's `Stats::recovered`).
     repairs: &'a AtomicU64,
+    /// The file header's version counter, from which a page takes a fresh base.
+    global_version: &'a AtomicU64,
 }
 
 /// A reader refreshes a stamp when it is older than this many writes to the page.
@@ -83,6 +85,7 @@ impl<'a> Locked<'a> {
         hasher: &'a KeyHasher,
         fail: Armed,
         repairs: &'a AtomicU64,
+        global_version: &'a AtomicU64,
     ) -> Self {
         Locked {
             page,
@@ -90,7 +93,31 @@ impl<'a> Locked<'a> {
             fail,
             ticket: None,
             repairs,
+            global_version,
         }
+    }
+
+    /// A version for a write to this page: the page's own counter, so that writers of
+    /// different pages do not share a cache line. Versions only need to be unique per
+    /// key, and a key always lives on the same page.
+    pub(crate) fn next_version(&mut self) -> u64 {
+        let c = self.page.next_version();
+        // Relaxed: only the lock holder touches the counter.
+        let mut v = c.load(Ordering::Relaxed);
+        if v == 0 {
+            v = self.fresh_version_base();
+        }
+        c.store(v.wrapping_add(1), Ordering::Relaxed);
+        v
+    }
+
+    /// A base above every version a page was seeded with before: 2^32 versions taken
+    /// from the file header's counter.
+    fn fresh_version_base(&self) -> u64 {
+        // Relaxed: uniqueness needs only the atomicity of the read-modify-write.
+        self.global_version
+            .fetch_add(1 << 32, Ordering::Relaxed)
+            .max(1)
     }
 
     fn get(&self, off: usize) -> u32 {
@@ -695,6 +722,11 @@ impl<'a> Locked<'a> {
             self.page.slot(e).store(v, Ordering::Relaxed);
             self.unlink(i);
         }
+        // A fresh version base, above any the page had unless it wrote 2^32 entries
+        // since its last one (the counter itself may be damaged).
+        let old = self.page.next_version().load(Ordering::Relaxed);
+        let base = self.fresh_version_base().max(old);
+        self.page.next_version().store(base, Ordering::Relaxed);
         // Recompute the header from what is linked.
         let recs = self.scan().unwrap_or_default();
         let ps = geo.page_size as usize;

@@ -17,7 +17,7 @@ use store_api::{Error, Result};
 use crate::builder::FastMmapBuilder;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
-use crate::format::header::{HEADER_LEN, Header, HeaderState};
+use crate::format::header::{HEADER_LEN, Header, HeaderState, NEXT_VERSION_OFFSET};
 use crate::format::page::Page;
 use crate::format::region::Region;
 use crate::hash::KeyHasher;
@@ -163,6 +163,18 @@ fn initialise(
     let hasher = KeyHasher::new(secret, g.num_pages);
     let fd = file.as_raw_fd();
     let repairs = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    // Versions start at the creation time in ms times 2^20 (and never go down), so a
+    // re-created file does not hand out versions an older incarnation used. Pages take
+    // bases of 2^32 versions from this counter.
+    let global = region
+        .u64_at(NEXT_VERSION_OFFSET)
+        .ok_or_else(|| Error::Corrupted {
+            what: format!("{}: the header does not fit in the file", path.display()),
+        })?;
+    global.fetch_max((now << 20).max(1), std::sync::atomic::Ordering::Relaxed);
     for i in 0..g.num_pages {
         let page = Page::new(&region, g, i).ok_or_else(|| Error::Corrupted {
             what: format!("{}: page {i} lies outside the file", path.display()),
@@ -170,16 +182,10 @@ fn initialise(
         let start = g.page_offset(i);
         lock_range(fd, start, u64::from(g.page_size))
             .map_err(|e| Error::io(format!("locking page {i} of {}", path.display()), e))?;
-        Locked::new(page, &hasher, Armed::default(), &repairs).wipe();
+        Locked::new(page, &hasher, Armed::default(), &repairs, global).wipe();
         let _ = unlock_range(fd, start, u64::from(g.page_size));
     }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
     let header = Header::new(g, now, secret);
-    // Versions start at the creation time in ms times 2^20, so a re-created file does
-    // not hand out versions an older incarnation used (unless it wrote over a million
-    // entries per millisecond of its life).
     if !header.write(&region, (now << 20).max(1)) {
         return Err(Error::Corrupted {
             what: format!("{}: the header does not fit in the file", path.display()),

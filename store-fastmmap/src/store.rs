@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use store_api::{
@@ -32,10 +32,32 @@ use crate::seqlock::SeqLock;
 /// falls back to taking the page lock (which repairs a page whose writer died).
 const READ_SPINS: u32 = 20_000;
 
-/// An in-process page lock on its own cache line.
+/// A page's in-process lock and the counters its holder updates, on their own cache
+/// line: the holder owns them, so counting a write costs no atomic read-modify-write.
 #[derive(Debug, Default)]
 #[repr(align(64))]
-struct PaddedLock(AtomicU32);
+struct PaddedLock {
+    lock: AtomicU32,
+    writes: AtomicU64,
+    evicted_live: AtomicU64,
+    evicted_expired: AtomicU64,
+}
+
+impl PaddedLock {
+    /// Adds to the page's counters; the caller holds the page's in-process lock.
+    fn count(&self, writes: u64, live: u64, expired: u64) {
+        for (c, n) in [
+            (&self.writes, writes),
+            (&self.evicted_live, live),
+            (&self.evicted_expired, expired),
+        ] {
+            if n > 0 {
+                // Relaxed load + store: only the lock holder writes these.
+                c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+            }
+        }
+    }
+}
 
 /// A session store on one file shared by every process on a host that opens it.
 ///
@@ -180,7 +202,7 @@ impl FastMmapStore {
 
     /// Takes page `i`'s in-process lock, then its fcntl lock.
     fn lock_page(&self, i: u32) -> Result<PageGuard<'_>> {
-        let inproc = PageLock::new(&self.locks[i as usize].0).lock();
+        let inproc = PageLock::new(&self.locks[i as usize].lock).lock();
         let fd = self.fd.get()?;
         let (start, len) = (self.geo.page_offset(i), u64::from(self.geo.page_size));
         lock_range(fd, start, len)
@@ -196,11 +218,15 @@ impl FastMmapStore {
     /// A locked, checked (and if need be repaired) page.
     fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
         let g = self.lock_page(i)?;
+        let global = Region::of(&self.map)
+            .u64_at(NEXT_VERSION_OFFSET)
+            .expect("the header holds the version counter");
         let mut l = Locked::new(
             self.page(i),
             &self.hasher,
             self.fail,
             &self.counters.recovered,
+            global,
         );
         l.prepare();
         Ok((g, l))
@@ -258,19 +284,6 @@ impl FastMmapStore {
         }))
     }
 
-    fn new_version(&self) -> u64 {
-        let w = Region::of(&self.map)
-            .u64_at(NEXT_VERSION_OFFSET)
-            .expect("the header holds the version counter");
-        loop {
-            // Relaxed: uniqueness needs only the atomicity of the RMW.
-            let v = w.fetch_add(1, Ordering::Relaxed);
-            if v != 0 {
-                return v;
-            }
-        }
-    }
-
     fn check_len(&self, key: &Key, len: usize) -> Result<()> {
         let max = self.geo.max_value_len(key.len());
         if len > max {
@@ -291,7 +304,7 @@ impl FastMmapStore {
         existing: Option<&Found>,
         now: Timestamp,
     ) -> Result<WriteOutcome> {
-        let version = self.new_version();
+        let version = l.next_version();
         let ev = l
             .write(
                 key.as_bytes(),
@@ -307,9 +320,7 @@ impl FastMmapStore {
                 key: key.clone(),
                 needed: crate::format::record::record_size(key.len(), value.len()),
             })?;
-        Counters::add(&self.counters.writes, 1);
-        Counters::add(&self.counters.evicted_live, ev.live);
-        Counters::add(&self.counters.evicted_expired, ev.expired);
+        self.locks[kh.page as usize].count(1, ev.live, ev.expired);
         Ok(WriteOutcome {
             version: version_of(version),
             evicted: Evictions::Counted {
@@ -464,7 +475,7 @@ impl SessionStore for FastMmapStore {
         let live = is_live(decode_expiry(f.hdr.expires), now);
         l.remove(&f);
         if live {
-            Counters::add(&self.counters.writes, 1);
+            self.locks[kh.page as usize].count(1, 0, 0);
         }
         Ok(live)
     }
@@ -482,7 +493,7 @@ impl SessionStore for FastMmapStore {
         let e = encode_expiry(expiry.resolve(now, self.default_ttl));
         l.set_expires(&f, e)
             .map_err(|d| self.corrupted(kh.page, d.0))?;
-        Counters::add(&self.counters.writes, 1);
+        self.locks[kh.page as usize].count(1, 0, 0);
         Ok(true)
     }
 
@@ -511,7 +522,7 @@ impl SessionStore for FastMmapStore {
                     l.remove(fd);
                 }
                 if existed {
-                    Counters::add(&self.counters.writes, 1);
+                    self.locks[kh.page as usize].count(1, 0, 0);
                 }
                 Ok(UpdateOutcome::Deleted { existed })
             }
@@ -547,9 +558,11 @@ impl SessionStore for FastMmapStore {
         s.capacity = Some(u64::from(self.geo.page_size) * u64::from(self.geo.num_pages));
         s.reads = reads;
         s.hits = hits;
-        s.writes = c.writes.load(Ordering::Relaxed);
-        s.evicted_live = c.evicted_live.load(Ordering::Relaxed);
-        s.evicted_expired = c.evicted_expired.load(Ordering::Relaxed);
+        for p in self.locks.iter() {
+            s.writes += p.writes.load(Ordering::Relaxed);
+            s.evicted_live += p.evicted_live.load(Ordering::Relaxed);
+            s.evicted_expired += p.evicted_expired.load(Ordering::Relaxed);
+        }
         s.purged = c.purged.load(Ordering::Relaxed);
         s.recovered = c.recovered.load(Ordering::Relaxed);
         Ok(s)
@@ -624,7 +637,7 @@ impl FastMmapStore {
                 }
             }
         }
-        Counters::add(&self.counters.writes, 1);
+        self.locks[kf.page as usize].count(1, 0, 0);
         Ok(true)
     }
 }

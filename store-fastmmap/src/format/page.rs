@@ -6,7 +6,8 @@
 //!  +--------+--------+--------+--------+--------+--------+--------+
 //!  | seq (u64)       | magic  | index  | count  | data_lo| dead   | tick   |
 //!  +--------+--------+--------+--------+--------+--------+--------+
-//!  32: move journal: j_slot | j_from | j_to | j_len | j_progress (u32 each), 52..64 zero
+//!  32: move journal: j_slot | j_from | j_to | j_len | j_progress (u32 each), 52..56 zero
+//!  56: next_version (u64)
 //!  64: slot table, nslots x u64 = (record offset u32) | (tag u32) << 32, 0 = empty
 //!  64 + 8*nslots: LRU stamps, nslots x u32 (stamp i belongs to slot i)
 //!  data_start = align8(64 + 12*nslots): data area; records packed downwards from the
@@ -45,9 +46,12 @@ pub(crate) const J_LEN_OFFSET: usize = J_TO_OFFSET + 4;
 /// Move journal: words of the record, counted from its start, still only at the old
 /// offset; the words from here on are already at the new offset (u32).
 pub(crate) const J_PROGRESS_OFFSET: usize = J_LEN_OFFSET + 4;
+/// The page's next entry version (u64, 8-aligned; see FORMAT.md "Versions").
+pub(crate) const NEXT_VERSION_OFFSET: usize = 56;
 /// Length of the page header.
 pub(crate) const PAGE_HEADER_LEN: usize = 64;
-const _: () = assert!(J_PROGRESS_OFFSET + 4 <= PAGE_HEADER_LEN);
+const _: () = assert!(J_PROGRESS_OFFSET + 4 <= NEXT_VERSION_OFFSET);
+const _: () = assert!(NEXT_VERSION_OFFSET.is_multiple_of(8) && NEXT_VERSION_OFFSET + 8 == PAGE_HEADER_LEN);
 
 /// Page magic, "PAGE" little-endian.
 pub(crate) const PAGE_MAGIC: u32 = u32::from_le_bytes(*b"PAGE");
@@ -110,10 +114,18 @@ impl<'a> Page<'a> {
         self.r.u64_at(SEQ_OFFSET).expect("a page holds its header")
     }
 
+    /// The page's version counter.
+    #[inline]
+    pub(crate) fn next_version(&self) -> &'a AtomicU64 {
+        self.r
+            .u64_at(NEXT_VERSION_OFFSET)
+            .expect("a page holds its header")
+    }
+
     /// A u32 header field at one of the `*_OFFSET` constants.
     #[inline]
     pub(crate) fn field(&self, off: usize) -> &'a AtomicU32 {
-        debug_assert!((MAGIC_OFFSET..PAGE_HEADER_LEN).contains(&off));
+        debug_assert!((MAGIC_OFFSET..NEXT_VERSION_OFFSET).contains(&off));
         self.r.u32_at(off).expect("a page holds its header")
     }
 
