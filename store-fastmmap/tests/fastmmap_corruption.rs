@@ -177,3 +177,26 @@ fn random_garbage_over_a_page_is_survived() {
         assert_intact(&s, &keys[2]);
     }
 }
+
+#[test]
+fn versions_are_not_reused_after_a_page_repair() {
+    let fx = Fixture::new();
+    let s = fx.small(1);
+    let k = key("v");
+    let mut seen = std::collections::HashSet::new();
+    for round in 0..5u64 {
+        for _ in 0..10 {
+            assert!(seen.insert(s.set(&k, b"x").unwrap().version));
+        }
+        s.delete(&k).unwrap();
+        // A dead writer's odd counter, and a zeroed page version counter.
+        poke(
+            &fx.path(),
+            page_offset(PS, 0),
+            &(2 * round + 1).to_le_bytes(),
+        );
+        poke(&fx.path(), page_offset(PS, 0) + 56, &0u64.to_le_bytes());
+    }
+    assert!(seen.insert(s.set(&k, b"x").unwrap().version));
+    assert_eq!(s.stats().unwrap().recovered, 5);
+}

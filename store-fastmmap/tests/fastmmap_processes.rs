@@ -115,12 +115,12 @@ fn a_child_forked_after_open_works_and_excludes_its_parent() {
     let fx = Fixture::new();
     let s = fx.small(2);
     let p = fx.path();
-    run_worker(&["fork-incr", p.to_str().unwrap(), "counter:fork", "500"]);
+    run_worker(&["fork-incr", p.to_str().unwrap(), "counter:fork", "2000"]);
     let v = s
         .get_value(&Key::new("counter:fork").unwrap())
         .unwrap()
         .unwrap();
-    assert_eq!(String::from_utf8(v).unwrap(), "1001");
+    assert_eq!(String::from_utf8(v).unwrap(), "4001");
 }
 
 #[test]

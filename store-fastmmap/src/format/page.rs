@@ -51,7 +51,8 @@ pub(crate) const NEXT_VERSION_OFFSET: usize = 56;
 /// Length of the page header.
 pub(crate) const PAGE_HEADER_LEN: usize = 64;
 const _: () = assert!(J_PROGRESS_OFFSET + 4 <= NEXT_VERSION_OFFSET);
-const _: () = assert!(NEXT_VERSION_OFFSET.is_multiple_of(8) && NEXT_VERSION_OFFSET + 8 == PAGE_HEADER_LEN);
+const _: () =
+    assert!(NEXT_VERSION_OFFSET.is_multiple_of(8) && NEXT_VERSION_OFFSET + 8 == PAGE_HEADER_LEN);
 
 /// Page magic, "PAGE" little-endian.
 pub(crate) const PAGE_MAGIC: u32 = u32::from_le_bytes(*b"PAGE");
