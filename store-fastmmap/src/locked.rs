@@ -765,3 +765,207 @@ impl<'a> Locked<'a> {
         self.end();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::geometry::Geometry;
+    use crate::format::header::SECRET_LEN;
+    use crate::format::region::Region;
+
+    const GEO: Geometry = Geometry {
+        page_size: 4096,
+        num_pages: 1,
+    };
+
+    struct Heap {
+        words: Vec<u64>,
+        hasher: KeyHasher,
+        repairs: AtomicU64,
+        global: AtomicU64,
+    }
+
+    impl Heap {
+        fn new() -> Heap {
+            Heap {
+                words: vec![0; (GEO.file_len() / 8) as usize],
+                hasher: KeyHasher::new([9; SECRET_LEN], 1),
+                repairs: AtomicU64::new(0),
+                global: AtomicU64::new(1 << 40),
+            }
+        }
+
+        fn with<T>(&mut self, f: impl FnOnce(&mut Locked<'_>) -> T) -> T {
+            let r = Region::of_words(&mut self.words);
+            let page = Page::new(&r, GEO, 0).unwrap();
+            let mut l = Locked::new(
+                page,
+                &self.hasher,
+                Armed::default(),
+                &self.repairs,
+                &self.global,
+            );
+            f(&mut l)
+        }
+    }
+
+    fn put(l: &mut Locked<'_>, key: &[u8], value: &[u8]) -> Evicted {
+        let kh = l.hasher.hash(key);
+        let existing = l.find(key, kh.tag).unwrap();
+        let v = l.next_version();
+        l.write(
+            key,
+            kh,
+            value,
+            crate::format::record::NEVER,
+            v,
+            existing.as_ref(),
+            Timestamp::ZERO,
+            EvictionPolicy::Lru,
+        )
+        .unwrap()
+    }
+
+    fn get(l: &Locked<'_>, key: &[u8]) -> Option<Vec<u8>> {
+        let kh = l.hasher.hash(key);
+        l.find(key, kh.tag).unwrap().map(|f| l.value(&f).unwrap())
+    }
+
+    fn key(i: usize) -> Vec<u8> {
+        format!("k{i}").into_bytes()
+    }
+
+    #[test]
+    fn inserts_and_backward_shift_deletes_keep_every_chain_reachable() {
+        let mut h = Heap::new();
+        h.with(|l| {
+            l.wipe();
+            for i in 0..GEO.max_count() {
+                assert_eq!(put(l, &key(i), &key(i)), Evicted::default());
+            }
+            for i in (0..GEO.max_count()).step_by(2) {
+                let kh = l.hasher.hash(&key(i));
+                let f = l.find(&key(i), kh.tag).unwrap().unwrap();
+                l.remove(&f);
+            }
+            for i in 0..GEO.max_count() {
+                let want = (i % 2 == 1).then(|| key(i));
+                assert_eq!(get(l, &key(i)), want, "key {i}");
+            }
+            assert_eq!(l.get(COUNT_OFFSET) as usize, GEO.max_count() / 2);
+            assert!(l.header_damage().is_none());
+        });
+    }
+
+    #[test]
+    fn overwrites_compact_and_keep_every_record() {
+        let mut h = Heap::new();
+        h.with(|l| {
+            l.wipe();
+            for i in 0..10 {
+                put(l, &key(i), &[i as u8; 100]);
+            }
+            for round in 0..500usize {
+                let i = round % 3;
+                // Varying sizes leave holes of every size: overlapping moves happen.
+                let ev = put(l, &key(i), &vec![round as u8; 40 + round % 150]);
+                assert_eq!(ev, Evicted::default());
+            }
+            for i in 3..10 {
+                assert_eq!(get(l, &key(i)).unwrap(), vec![i as u8; 100]);
+            }
+            assert_eq!(l.get(J_SLOT_OFFSET), 0, "journal cleared");
+            assert_eq!(h_repairs(l), 0);
+        });
+    }
+
+    fn h_repairs(l: &Locked<'_>) -> u64 {
+        l.repairs.load(Ordering::Relaxed)
+    }
+
+    #[test]
+    fn salvage_drops_duplicates_and_relinks_unreachable_records() {
+        let mut h = Heap::new();
+        h.with(|l| {
+            l.wipe();
+            for i in 0..20 {
+                put(l, &key(i), &key(i));
+            }
+            let n = GEO.nslots();
+            // Duplicate one slot into an empty one (a delete killed mid-shift).
+            let full = (0..n)
+                .find(|&i| l.page.slot(i).load(Ordering::Relaxed) != 0)
+                .unwrap();
+            let empty = (0..n)
+                .find(|&i| l.page.slot(i).load(Ordering::Relaxed) == 0)
+                .unwrap();
+            let v = l.page.slot(full).load(Ordering::Relaxed);
+            l.page.slot(empty).store(v, Ordering::Relaxed);
+            // Empty the first slot of a cluster of at least two: the rest become
+            // unreachable from their home.
+            let gap = (0..n)
+                .find(|&i| {
+                    l.page.slot(i).load(Ordering::Relaxed) != 0
+                        && l.page.slot((i + 1) % n).load(Ordering::Relaxed) != 0
+                        && i != empty
+                        && i != full
+                })
+                .unwrap();
+            let lost = l.page.slot(gap).load(Ordering::Relaxed);
+            l.page.slot(gap).store(0, Ordering::Relaxed);
+            l.salvage();
+            let mut found = 0;
+            for i in 0..20 {
+                if get(l, &key(i)).is_some() {
+                    found += 1;
+                }
+            }
+            assert_eq!(found, 19, "only the record whose slot was wiped is gone");
+            let linked = (0..n)
+                .filter(|&i| l.page.slot(i).load(Ordering::Relaxed) != 0)
+                .count();
+            assert_eq!(linked, 19, "no duplicate left");
+            assert_eq!(l.get(COUNT_OFFSET), 19);
+            assert!(l.header_damage().is_none());
+            assert_ne!(lost, 0);
+        });
+    }
+
+    #[test]
+    fn a_journalled_move_is_finished_by_salvage() {
+        let mut h = Heap::new();
+        h.with(|l| {
+            l.wipe();
+            put(l, b"top", b"x");
+            let big: Vec<u8> = (0..300u32).map(|i| i as u8).collect();
+            put(l, b"big", &big);
+            let kh = l.hasher.hash(b"big");
+            let f = l.find(b"big", kh.tag).unwrap().unwrap();
+            let top = l.find(b"top", l.hasher.hash(b"top").tag).unwrap().unwrap();
+            let shift = top.hdr.size();
+            // Simulate a writer killed half way through moving `big` up by `shift`:
+            // copy the upper half of its words, record progress, leave the slot old.
+            let mut bytes = vec![0u8; f.hdr.size()];
+            assert!(l.page.region().read_bytes(f.off, &mut bytes));
+            let (from, to, words) = (f.off, f.off + shift, bytes.len() / 8);
+            l.begin();
+            l.unlink(top.slot);
+            l.set(J_FROM_OFFSET, from as u32);
+            l.set(J_TO_OFFSET, to as u32);
+            l.set(J_LEN_OFFSET, bytes.len() as u32);
+            let half = words / 2;
+            for w in (half..words).rev() {
+                l.page
+                    .region()
+                    .write_bytes(to + 8 * w, &bytes[8 * w..8 * w + 8]);
+            }
+            l.set(J_PROGRESS_OFFSET, half as u32);
+            l.set(J_SLOT_OFFSET, f.slot as u32 + 1);
+            // (the process dies here: the counter stays odd)
+            l.ticket = None;
+            assert!(l.prepare(), "odd counter: repaired");
+            assert_eq!(get(l, b"big").unwrap(), big);
+            assert_eq!(l.get(J_SLOT_OFFSET), 0);
+        });
+    }
+}
