@@ -69,6 +69,41 @@ fn main() {
         }
         return;
     }
+    if let Some(worker) = std::env::var_os("QUICKBENCH_WORKER") {
+        // `get` while another process writes to the same page continuously (use a
+        // one-page store: QUICKBENCH_CACHE=524288).
+        let mut buf = Vec::new();
+        let quiet = time("get_into, no writer", n, |i| {
+            black_box(
+                store
+                    .get_into(&keys[(i % 1000) as usize], &mut buf)
+                    .expect("get"),
+            );
+        });
+        let mut child = std::process::Command::new(worker)
+            .args([
+                "write",
+                path.to_str().expect("utf-8"),
+                "w",
+                "50",
+                "100000000",
+                "100",
+            ])
+            .spawn()
+            .expect("spawn the worker");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let busy = time("get_into, another process writing the page", n, |i| {
+            black_box(
+                store
+                    .get_into(&keys[(i % 1000) as usize], &mut buf)
+                    .expect("get"),
+            );
+        });
+        let _ = child.kill();
+        let _ = child.wait();
+        println!("ratio contended/uncontended {:.2}", busy / quiet);
+        return;
+    }
     let only_put = std::env::var_os("QUICKBENCH_PUT_ONLY").is_some();
     if only_put {
         for i in 0..2_000_000usize {
