@@ -42,7 +42,11 @@ fn main() {
         )
         .open()
         .expect("open");
-    let keys: Vec<Key> = (0..1000)
+    let nkeys: usize = std::env::var("QUICKBENCH_KEYS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(1000);
+    let keys: Vec<Key> = (0..nkeys)
         .map(|i| Key::new(format!("session:{i:040x}")).expect("key"))
         .collect();
     let value = vec![7u8; 100];
@@ -54,6 +58,37 @@ fn main() {
         map.insert(k.as_str().to_owned(), value.clone());
     }
     let map = Mutex::new(map);
+    if nkeys != 1000 {
+        // Flatness check: random gets over all keys.
+        let mut buf = Vec::new();
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        time(
+            &format!("get_into over {nkeys} keys, random order"),
+            1_000_000,
+            |_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                black_box(
+                    store
+                        .get_into(&keys[(x % nkeys as u64) as usize], &mut buf)
+                        .expect("get"),
+                );
+            },
+        );
+        time(
+            &format!("Mutex<HashMap> get over {nkeys} keys, random"),
+            1_000_000,
+            |_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let k = &keys[(x % nkeys as u64) as usize];
+                black_box(map.lock().expect("lock").get(k.as_str()).cloned());
+            },
+        );
+        return;
+    }
     let n = 200_000;
     // Warm up: touch every page of the (sparse) file so that page faults of first use
     // are not timed.

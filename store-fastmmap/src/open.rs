@@ -48,6 +48,20 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     let _header_lock = HeaderLock(fd);
 
     let len = fstat(&path, &file)?.st_size as u64;
+    // `init_file` on a sound file of the same geometry keeps its hash secret: processes
+    // that still have the file open keep hashing keys to the same pages.
+    let keep_secret = if b.init_file && len == wanted.file_len() {
+        Mapping::map(&file, len as usize).ok().and_then(|map| {
+            match Header::read(&Region::of(&map)) {
+                HeaderState::Present(h) if h.check().is_ok() && h.geometry == wanted => {
+                    Some(h.secret)
+                }
+                _ => None,
+            }
+        })
+    } else {
+        None
+    };
     let existing = if b.init_file || len == 0 {
         None
     } else {
@@ -82,7 +96,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
 
     let (header, map) = match existing {
         Some(x) => x,
-        None => initialise(&path, &file, wanted, len)?,
+        None => initialise(&path, &file, wanted, len, keep_secret)?,
     };
     let parts = Parts {
         hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
@@ -151,6 +165,7 @@ fn initialise(
     file: &std::fs::File,
     g: Geometry,
     old_len: u64,
+    keep_secret: Option<[u8; crate::format::header::SECRET_LEN]>,
 ) -> Result<(Header, Mapping)> {
     if old_len != g.file_len() {
         set_len(path, file, g.file_len())?;
@@ -158,8 +173,11 @@ fn initialise(
     let map = Mapping::map(file, g.file_len() as usize)
         .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
     let region = Region::of(&map);
-    let secret = KeyHasher::random_secret()
-        .map_err(|e| Error::io("reading the OS random number generator", e))?;
+    let secret = match keep_secret {
+        Some(s) => s,
+        None => KeyHasher::random_secret()
+            .map_err(|e| Error::io("reading the OS random number generator", e))?,
+    };
     let hasher = KeyHasher::new(secret, g.num_pages);
     let fd = file.as_raw_fd();
     let repairs = std::sync::atomic::AtomicU64::new(0);

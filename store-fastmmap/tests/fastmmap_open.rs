@@ -60,7 +60,8 @@ fn a_different_geometry_is_refused_unless_init_file() {
 #[test]
 fn init_file_clears_an_existing_file_of_the_same_geometry() {
     let fx = Fixture::new();
-    fx.small(2).set(&key(1), b"v").unwrap();
+    let old = fx.small(2);
+    old.set(&key(1), b"v").unwrap();
     let s = fx
         .builder()
         .page_size(4096)
@@ -70,6 +71,16 @@ fn init_file_clears_an_existing_file_of_the_same_geometry() {
         .unwrap();
     assert!(s.get(&key(1)).unwrap().is_none());
     assert_eq!(s.stats().unwrap().entries, 0);
+    // A process that still has the file open hashes keys as the new one does (the
+    // secret is kept), so both keep seeing each other's writes.
+    for i in 0..20 {
+        assert_eq!(old.page_of(&key(i)), s.page_of(&key(i)));
+    }
+    old.set(&key(2), b"from the old handle").unwrap();
+    assert_eq!(
+        s.get_value(&key(2)).unwrap().unwrap(),
+        b"from the old handle"
+    );
 }
 
 #[test]
