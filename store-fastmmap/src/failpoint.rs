@@ -24,17 +24,21 @@ pub enum Failpoint {
     /// A compaction is moving a record onto a range overlapping its old one, halfway
     /// through the words (the move journal is what recovers it).
     CompactMidMove,
+    /// A record being written (over a same-size old record of its key, or into free
+    /// space) has its new header and key but not yet its value.
+    MidRecord,
 }
 
 impl Failpoint {
     /// Every failpoint.
-    pub const ALL: [Failpoint; 6] = [
+    pub const ALL: [Failpoint; 7] = [
         Failpoint::PutAfterBegin,
         Failpoint::PutAfterRecord,
         Failpoint::PutAfterLink,
         Failpoint::RebuildMidData,
         Failpoint::DeleteMidShift,
         Failpoint::CompactMidMove,
+        Failpoint::MidRecord,
     ];
 
     /// The name used in `FASTMMAP_FAILPOINT`.
@@ -46,6 +50,7 @@ impl Failpoint {
             Failpoint::RebuildMidData => "rebuild-mid-data",
             Failpoint::DeleteMidShift => "delete-mid-shift",
             Failpoint::CompactMidMove => "compact-mid-move",
+            Failpoint::MidRecord => "mid-record",
         }
     }
 

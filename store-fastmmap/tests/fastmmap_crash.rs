@@ -127,6 +127,24 @@ fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
     run_worker(&["read", p, "w", "2", "2"]);
 }
 
+/// A replacement of the same size is written over the old record; killed half way, the
+/// key holds its old value or none (never a mix), and the page's other keys are intact.
+#[test]
+fn sigkill_mid_overwrite_in_place() {
+    let (fx, s, keys) = setup(1);
+    let path = fx.path();
+    let p = path.to_str().unwrap();
+    // `write` salts values with the worker's pid: same size, different bytes.
+    run_worker(&["write", p, "same", "1", "1", "100"]);
+    crash_worker_at(Failpoint::MidRecord, &["write", p, "same", "1", "1", "100"]);
+    assert_intact(&s, &keys);
+    let k = store_api::Key::new("same0").unwrap();
+    assert!(s.get(&k).unwrap().is_none(), "the torn record is dropped");
+    assert_eq!(s.stats().unwrap().recovered, 1);
+    run_worker(&["write", p, "same", "1", "1", "100"]);
+    run_worker(&["read", p, "same", "1", "1"]);
+}
+
 #[test]
 fn sigkill_mid_delete_shift() {
     let fx = Fixture::new();
