@@ -1,15 +1,17 @@
-//! Failpoints for crash tests (test-only).
+//! Failpoints for crash tests, compiled in only with the `failpoints` cargo feature (and
+//! in this crate's unit tests).
 //!
-//! Setting the environment variable `FASTMMAP_FAILPOINT=<name>` **in a test worker
-//! process** makes every writer of that process stop at the named step, with the page
-//! lock held and the page mid-write: it prints `FAILPOINT <name>` on stderr and sleeps
-//! until killed. Tests then `SIGKILL` it to reproduce a crash at that exact step. The
-//! variable is read once, when a store is opened; never set it in production.
-
-use std::io::Write as _;
+//! With the feature, setting the environment variable `FASTMMAP_FAILPOINT=<name>` makes
+//! every writer of that process stop at the named step, with the page lock held and the
+//! page mid-write: it prints `FAILPOINT <name>` on stderr and sleeps until killed. Tests
+//! then `SIGKILL` it to reproduce a crash at that exact step. The variable is read once,
+//! when a store is opened. Without the feature (every production build) [`Armed`] is an
+//! empty type whose `hit` does nothing, so a stray variable cannot stop a writer holding
+//! its locks; `Failpoint` is then not public API.
 
 /// A step of a write where a test may stop the writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "failpoints"), allow(unreachable_pub, dead_code))]
 pub enum Failpoint {
     /// The seqlock counter is odd, nothing else written.
     PutAfterBegin,
@@ -29,6 +31,7 @@ pub enum Failpoint {
     MidRecord,
 }
 
+#[cfg_attr(not(feature = "failpoints"), allow(unreachable_pub, dead_code))]
 impl Failpoint {
     /// Every failpoint.
     pub const ALL: [Failpoint; 7] = [
@@ -61,9 +64,28 @@ impl Failpoint {
 }
 
 /// The failpoint armed in this store, if any.
+#[cfg(any(test, feature = "failpoints"))]
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct Armed(Option<Failpoint>);
 
+/// No failpoint can be armed: the feature is off.
+#[cfg(not(any(test, feature = "failpoints")))]
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Armed(());
+
+#[cfg(not(any(test, feature = "failpoints")))]
+impl Armed {
+    /// Ignores `FASTMMAP_FAILPOINT`: failpoints are not compiled in.
+    pub(crate) fn from_env() -> Armed {
+        Armed(())
+    }
+
+    /// Does nothing.
+    #[inline(always)]
+    pub(crate) fn hit(&self, _fp: Failpoint) {}
+}
+
+#[cfg(any(test, feature = "failpoints"))]
 impl Armed {
     /// Reads `FASTMMAP_FAILPOINT`.
     pub(crate) fn from_env() -> Armed {
@@ -78,6 +100,7 @@ impl Armed {
     #[inline]
     pub(crate) fn hit(&self, fp: Failpoint) {
         if self.0 == Some(fp) {
+            use std::io::Write as _;
             let mut e = std::io::stderr();
             let _ = writeln!(e, "FAILPOINT {}", fp.name());
             let _ = e.flush();

@@ -62,7 +62,7 @@ mod sync;
 
 #[cfg(not(loom))]
 pub use builder::{DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, FastMmapBuilder};
-#[cfg(not(loom))]
+#[cfg(all(not(loom), feature = "failpoints"))]
 pub use failpoint::Failpoint;
 #[cfg(not(loom))]
 pub use store::FastMmapStore;

@@ -3,8 +3,9 @@
 //! Tests spawn it with `env!("CARGO_BIN_EXE_fastmmap-worker")` instead of forking the
 //! (multi-threaded) test process. Every command opens the store file given as its first
 //! argument with the file's own geometry, prints `ok ...` on success and exits non-zero
-//! on any error or failed check. `FASTMMAP_FAILPOINT` (test-only) stops a writer at a
-//! chosen step; see the crate's `Failpoint`.
+//! on any error or failed check. `FASTMMAP_FAILPOINT` stops a writer at a chosen step
+//! when the crate is built with the `failpoints` feature (as its tests are); see the
+//! crate's `Failpoint`.
 //!
 //! Commands:
 //! - `incr PATH KEY N`: N atomic `update`s adding 1 to a decimal counter.
