@@ -1,11 +1,14 @@
 //! Opening a store: create or validate the file, initialise it exactly once.
 //!
 //! Under the fcntl write lock on the header range `[0, 4096)`:
-//! 1. a file of length 0, or with an all-zero magic (an initialiser died), or any file
-//!    when `init_file` is set, is initialised: sized, every page wiped under its page
-//!    lock, the header written magic last;
+//! 1. a file of length 0, or starting with `INIT_MAGIC` (an initialiser died), or all
+//!    zero at the start and exactly the expected length (an initialiser of an older
+//!    version died), or any file when `init_file` is set, is initialised: `INIT_MAGIC`
+//!    written first, then under a lock on every page (`[4096, EOF)`) the file sized,
+//!    every page wiped, the header written magic last;
 //! 2. otherwise the header is validated: magic, checksum, format version, geometry
-//!    (against the options if any geometry option was given) and file length.
+//!    (against the options if any geometry option was given) and file length. A file
+//!    starting with zeroes at any other length is someone else's (`Incompatible`).
 //!
 //! Several processes opening a new file at once therefore initialise it exactly once.
 
@@ -17,22 +20,25 @@ use store_api::{Error, Result};
 use crate::builder::FastMmapBuilder;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
-use crate::format::header::{HEADER_LEN, Header, HeaderState, NEXT_VERSION_OFFSET};
+use crate::format::header::{HEADER_LEN, Header, HeaderState, INIT_MAGIC, NEXT_VERSION_OFFSET};
 use crate::format::page::Page;
 use crate::format::region::Region;
 use crate::hash::KeyHasher;
 use crate::locked::Locked;
-use crate::os::file::{SharedFd, fstat, open_store_file, set_len};
+use crate::os::file::{SharedFd, fstat, open_store_file, read_at, set_len, write_at};
 use crate::os::lock::{lock_range, unlock_range};
 use crate::os::mmap::Mapping;
 use crate::store::{FastMmapStore, Parts};
 
-/// Holds the header range lock; releases it when dropped.
-struct HeaderLock(std::os::fd::RawFd);
+/// An fcntl `l_len` of 0: the range extends to the end of the file, however long.
+const TO_EOF: u64 = 0;
 
-impl Drop for HeaderLock {
+/// Holds a range lock `(fd, start, len)`; releases it when dropped.
+struct RangeLock(std::os::fd::RawFd, u64, u64);
+
+impl Drop for RangeLock {
     fn drop(&mut self) {
-        let _ = unlock_range(self.0, 0, HEADER_LEN as u64);
+        let _ = unlock_range(self.0, self.1, self.2);
     }
 }
 
@@ -45,7 +51,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     let fd = file.as_raw_fd();
     lock_range(fd, 0, HEADER_LEN as u64)
         .map_err(|e| Error::io(format!("locking the header of {}", path.display()), e))?;
-    let _header_lock = HeaderLock(fd);
+    let _header_lock = RangeLock(fd, 0, HEADER_LEN as u64);
 
     let len = fstat(&path, &file)?.st_size as u64;
     // `init_file` on a sound file of the same geometry keeps its hash secret: processes
@@ -65,31 +71,60 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     let existing = if b.init_file || len == 0 {
         None
     } else {
-        if len < HEADER_LEN as u64 {
-            return Err(not_ours(&path, "it is shorter than a store header"));
+        // Classify by the first 8 bytes before mapping: an initialiser that died right
+        // after writing `INIT_MAGIC` left a file of only 8 bytes.
+        let mut magic = [0u8; 8];
+        if len >= 8 {
+            read_at(&path, &file, 0, &mut magic)?;
         }
-        let map = Mapping::map(&file, len as usize)
-            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
-        match Header::read(&Region::of(&map)) {
-            HeaderState::Uninitialised => None,
-            HeaderState::ForeignMagic(m) => {
+        if magic == INIT_MAGIC {
+            // An initialiser died (we hold the header lock, so none is running).
+            None
+        } else if len < HEADER_LEN as u64 {
+            return Err(not_ours(&path, "it is shorter than a store header"));
+        } else if magic == [0; 8] {
+            // Zeroes at exactly the expected length: left by an initialiser of an older
+            // version of this code, which zeroed the magic instead of writing
+            // `INIT_MAGIC`. Any other zero-prefixed file is someone else's.
+            if len != wanted.file_len() {
                 return Err(not_ours(
                     &path,
-                    &format!("it does not start with the session store magic (found {m:02x?})"),
+                    &format!(
+                        "it starts with zero bytes and its length {len} is not the {} bytes \
+                         of the expected geometry",
+                        wanted.file_len()
+                    ),
                 ));
             }
-            HeaderState::BadChecksum => {
-                return Err(Error::Corrupted {
-                    what: format!(
-                        "{}: the file header checksum does not match; remove the file or open \
-                         it with init_file(true) to start empty",
-                        path.display()
-                    ),
-                });
-            }
-            HeaderState::Present(h) => {
-                check_existing(&path, &h, &b, wanted, len)?;
-                Some((*h, map))
+            None
+        } else {
+            let map = Mapping::map(&file, len as usize)
+                .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+            match Header::read(&Region::of(&map)) {
+                HeaderState::Uninitialised | HeaderState::Initialising => {
+                    // Changed since `read_at` although we hold the header lock: another
+                    // program writes the file.
+                    return Err(not_ours(&path, "its first bytes changed while opening it"));
+                }
+                HeaderState::ForeignMagic(m) => {
+                    return Err(not_ours(
+                        &path,
+                        &format!("it does not start with the session store magic (found {m:02x?})"),
+                    ));
+                }
+                HeaderState::BadChecksum => {
+                    return Err(Error::Corrupted {
+                        what: format!(
+                            "{}: the file header checksum does not match; remove the file or \
+                             open it with init_file(true) to start empty",
+                            path.display()
+                        ),
+                    });
+                }
+                HeaderState::Present(h) => {
+                    check_existing(&path, &h, &b, wanted, len)?;
+                    Some((*h, map))
+                }
             }
         }
     };
@@ -98,7 +133,11 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
         Some(x) => x,
         None => initialise(&path, &file, wanted, len, keep_secret)?,
     };
+    let identity = Header::identity(&Region::of(&map)).ok_or_else(|| Error::Corrupted {
+        what: format!("{}: the header does not fit in the file", path.display()),
+    })?;
     let parts = Parts {
+        identity,
         hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
         geo: header.geometry,
         map,
@@ -167,6 +206,16 @@ fn initialise(
     old_len: u64,
     keep_secret: Option<[u8; crate::format::header::SECRET_LEN]>,
 ) -> Result<(Header, Mapping)> {
+    // Mark the file as being initialised before anything else changes (this also
+    // extends an empty file to 8 bytes): if we die, the next opener sees `INIT_MAGIC`
+    // and initialises again, and a store that still has the file open refuses to write.
+    write_at(path, file, 0, &INIT_MAGIC)?;
+    // Wait for every writer of the old file to leave its page, and keep them out until
+    // the header is whole again: they check the header under their page lock.
+    let fd = file.as_raw_fd();
+    lock_range(fd, HEADER_LEN as u64, TO_EOF)
+        .map_err(|e| Error::io(format!("locking the pages of {}", path.display()), e))?;
+    let _pages_lock = RangeLock(fd, HEADER_LEN as u64, TO_EOF);
     if old_len != g.file_len() {
         set_len(path, file, g.file_len())?;
     }
@@ -179,7 +228,6 @@ fn initialise(
             .map_err(|e| Error::io("reading the OS random number generator", e))?,
     };
     let hasher = KeyHasher::new(secret, g.num_pages);
-    let fd = file.as_raw_fd();
     let repairs = std::sync::atomic::AtomicU64::new(0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -197,11 +245,7 @@ fn initialise(
         let page = Page::new(&region, g, i).ok_or_else(|| Error::Corrupted {
             what: format!("{}: page {i} lies outside the file", path.display()),
         })?;
-        let start = g.page_offset(i);
-        lock_range(fd, start, u64::from(g.page_size))
-            .map_err(|e| Error::io(format!("locking page {i} of {}", path.display()), e))?;
         Locked::new(page, &hasher, Armed::default(), &repairs, global).wipe();
-        let _ = unlock_range(fd, start, u64::from(g.page_size));
     }
     let header = Header::new(g, now, secret);
     if !header.write(&region, (now << 20).max(1)) {

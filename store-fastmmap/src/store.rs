@@ -15,7 +15,7 @@ use crate::builder::FastMmapBuilder;
 use crate::counters::Counters;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
-use crate::format::header::NEXT_VERSION_OFFSET;
+use crate::format::header::{Header, NEXT_VERSION_OFFSET};
 use crate::format::page::{COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, Page, TICK_OFFSET};
 use crate::format::record::{decode_expiry, encode_expiry};
 use crate::format::region::Region;
@@ -90,6 +90,8 @@ pub struct FastMmapStore {
     policy: EvictionPolicy,
     counters: Counters,
     fail: Armed,
+    /// The header words this store's view depends on (see `Header::identity`).
+    identity: [u64; 3],
     // Last: dropped after everything that could point into it.
     map: Mapping,
 }
@@ -105,6 +107,7 @@ pub(crate) struct Parts {
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) policy: EvictionPolicy,
     pub(crate) fail: Armed,
+    pub(crate) identity: [u64; 3],
 }
 
 /// Both locks of a page, released fcntl first, then in-process (reverse order).
@@ -134,6 +137,12 @@ impl FastMmapStore {
     ///   is mapped, the next access to the lost range kills the process with `SIGBUS`.
     ///   Only this crate should write the file; `init_file` with a different geometry
     ///   resizes it, so every other process must have closed it first.
+    /// - **`init_file` under open stores.** `init_file` with the same geometry keeps the
+    ///   hash secret: stores that have the file open carry on with the emptied file. With
+    ///   another geometry (or after an initialiser died half way), their writes and
+    ///   locked reads fail with [`Error::Incompatible`] (they compare the header's
+    ///   geometry and secret under every page lock); their lock-free reads do not check,
+    ///   and raise `SIGBUS` if the file shrank. Reopen the store after such an error.
     /// - **No network filesystems.** NFS and similar do not keep shared mappings or fcntl
     ///   locks coherent between hosts; use a local filesystem (`/dev/shm` or `/tmp`).
     /// - **fork:** a child forked after open may keep using the store; it reopens the
@@ -192,6 +201,7 @@ impl FastMmapStore {
             policy: p.policy,
             counters: Counters::default(),
             fail: p.fail,
+            identity: p.identity,
             map: p.map,
         }
     }
@@ -218,6 +228,18 @@ impl FastMmapStore {
     /// A locked, checked (and if need be repaired) page.
     fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
         let g = self.lock_page(i)?;
+        // Before touching the page: `init_file` in another process may have given the
+        // file another geometry or secret (or died half way); it holds every page lock
+        // while it changes the file, so under ours the header is whole or marked.
+        if Header::identity(&Region::of(&self.map)) != Some(self.identity) {
+            return Err(Error::Incompatible {
+                path: self.path.clone(),
+                reason: "the file was re-initialised (init_file) by another process with \
+                         another geometry or hash secret, or its initialiser died; close \
+                         this store and open the file again"
+                    .into(),
+            });
+        }
         let global = Region::of(&self.map)
             .u64_at(NEXT_VERSION_OFFSET)
             .expect("the header holds the version counter");

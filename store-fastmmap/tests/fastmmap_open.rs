@@ -249,3 +249,66 @@ fn two_stores_on_one_file_in_one_process_share_data_and_exclude_each_other() {
     // Closing one store's descriptor does not drop the other's locks (OFD semantics).
     b.set(&key("after"), b"ok").unwrap();
 }
+
+/// Regression (audit #5): a file of someone else's whose first 8 bytes are zero was
+/// taken for one whose initialiser died and wiped without `init_file`.
+#[test]
+fn a_foreign_file_starting_with_zeroes_is_refused_and_left_alone() {
+    let fx = Fixture::new();
+    let mut foreign = vec![0u8; 10_000];
+    foreign[8..].fill(b'x');
+    std::fs::write(fx.path(), &foreign).unwrap();
+    std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+    for b in [fx.builder(), fx.builder().page_size(4096).num_pages(2)] {
+        let err = b.open().unwrap_err();
+        assert!(matches!(err, Error::Incompatible { .. }), "{err}");
+        assert!(err.to_string().contains("zero bytes"), "{err}");
+    }
+    assert_eq!(std::fs::read(fx.path()).unwrap(), foreign, "file untouched");
+}
+
+/// An initialiser killed right after marking the file (even before sizing it) leaves
+/// `INIT_MAGIC`; the next opener initialises the file.
+#[test]
+fn a_file_left_by_a_dead_initialiser_is_initialised() {
+    for len in [8usize, 5000, 4096 + 2 * 4096] {
+        let fx = Fixture::new();
+        let mut bytes = vec![0u8; len];
+        bytes[..8].copy_from_slice(b"FMINIT\r\n");
+        std::fs::write(fx.path(), &bytes).unwrap();
+        std::fs::set_permissions(fx.path(), std::fs::Permissions::from_mode(0o600)).unwrap();
+        let s = fx.small(2);
+        s.set(&key(1), b"v").unwrap();
+        assert_eq!(s.get_value(&key(1)).unwrap().unwrap(), b"v", "length {len}");
+    }
+}
+
+/// Regression (audit #4): `init_file` with another geometry while a store had the file
+/// open let that store keep writing with its old geometry and secret (or, if the file
+/// shrank, die of `SIGBUS`). Its writers now get `Incompatible` before touching a page.
+#[test]
+fn a_store_whose_file_was_reinitialised_with_another_geometry_refuses_to_write() {
+    for (before, after) in [(4, 8), (8, 2)] {
+        let fx = Fixture::new();
+        let old = fx.small(before);
+        // A key on the last page: beyond the end of the file once it shrinks.
+        let k = common::keys_on_page(&old, before - 1, 1).remove(0);
+        old.set(&k, b"v").unwrap();
+        let new = fx
+            .builder()
+            .page_size(4096)
+            .num_pages(after)
+            .init_file(true)
+            .open()
+            .unwrap();
+        let err = old.set(&k, b"stale").unwrap_err();
+        assert!(
+            matches!(err, Error::Incompatible { .. }) && err.to_string().contains("init_file"),
+            "{before} -> {after} pages: {err}"
+        );
+        assert!(matches!(old.delete(&k), Err(Error::Incompatible { .. })));
+        assert!(new.get(&k).unwrap().is_none());
+        new.set(&k, b"new").unwrap();
+        assert_eq!(new.get_value(&k).unwrap().unwrap(), b"new");
+    }
+}

@@ -10,10 +10,10 @@
 //!  256: next_version u64 (alone on its cache line, 256..320)
 //!  320..4096: reserved, zero
 //! ```
-//! All integers little-endian. The magic is written last (release) by the initialiser,
-//! who holds the fcntl lock on the header range `[0, 4096)`; a file whose magic is all
-//! zero is uninitialised. `checksum` is xxh3-64 of bytes `[0, 256)` with the checksum
-//! field zeroed.
+//! All integers little-endian. The initialiser, holding the fcntl lock on the header
+//! range `[0, 4096)`, first writes [`INIT_MAGIC`] (before it sizes the file), and the
+//! real magic last (release); a file still starting with `INIT_MAGIC` had an initialiser
+//! die. `checksum` is xxh3-64 of bytes `[0, 256)` with the checksum field zeroed.
 
 use super::geometry::{BYTES_PER_SLOT, Geometry};
 use super::record::RECORD_HEADER_LEN;
@@ -24,6 +24,8 @@ use std::sync::atomic::Ordering;
 pub(crate) const HEADER_LEN: usize = 4096;
 /// File magic.
 pub(crate) const MAGIC: [u8; 8] = *b"FMSESS\r\n";
+/// Magic of a file being initialised (written before the file is sized).
+pub(crate) const INIT_MAGIC: [u8; 8] = *b"FMINIT\r\n";
 /// The format version this code writes and reads.
 pub(crate) const FORMAT_VERSION: u32 = 1;
 
@@ -43,6 +45,8 @@ pub(crate) const SECRET_LEN: usize = 192;
 pub(crate) const STATIC_END: usize = SECRET_OFFSET + SECRET_LEN;
 pub(crate) const NEXT_VERSION_OFFSET: usize = STATIC_END;
 const _: () = assert!(CHECKSUM_OFFSET + 8 <= SECRET_OFFSET);
+const _: () =
+    assert!(PAGE_SIZE_OFFSET.is_multiple_of(8) && NUM_PAGES_OFFSET == PAGE_SIZE_OFFSET + 4);
 
 /// The static header fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +63,10 @@ pub(crate) struct Header {
 /// What reading a header found.
 #[derive(Debug)]
 pub(crate) enum HeaderState {
-    /// All-zero magic: nobody finished initialising the file.
+    /// All-zero magic: a file this code did not start to initialise.
     Uninitialised,
+    /// [`INIT_MAGIC`]: an initialiser started and has not finished (or died).
+    Initialising,
     /// Another magic: not our file.
     ForeignMagic([u8; 8]),
     /// Our magic, the checksum does not match.
@@ -126,7 +132,7 @@ impl Header {
             return false;
         };
         // Relaxed: the Release store of the magic below publishes everything.
-        magic.store(0, Ordering::Relaxed);
+        magic.store(u64::from_le_bytes(INIT_MAGIC), Ordering::Relaxed);
         if !region.write_bytes(8, &b[8..]) {
             return false;
         }
@@ -148,6 +154,9 @@ impl Header {
         let m = magic.load(Ordering::Acquire).to_le_bytes();
         if m == [0; 8] {
             return HeaderState::Uninitialised;
+        }
+        if m == INIT_MAGIC {
+            return HeaderState::Initialising;
         }
         if m != MAGIC {
             return HeaderState::ForeignMagic(m);
@@ -173,6 +182,18 @@ impl Header {
             created_ms: u64_of(&b, CREATED_OFFSET),
             secret,
         }))
+    }
+
+    /// Loads the words a store's view of the file depends on: the magic, the geometry
+    /// (`page_size`, `num_pages`) and the first 8 bytes of the hash secret. A store
+    /// compares them under every page lock with what it opened, so that a file
+    /// re-initialised under it with another geometry or secret is noticed before the
+    /// page is touched. `None` if the region is too short.
+    pub(crate) fn identity(region: &Region<'_>) -> Option<[u64; 3]> {
+        // Relaxed: the header changes only under the header lock plus the lock on the
+        // whole page range, which the caller's page lock excludes.
+        let w = |off| region.u64_at(off).map(|w| w.load(Ordering::Relaxed));
+        Some([w(MAGIC_OFFSET)?, w(PAGE_SIZE_OFFSET)?, w(SECRET_OFFSET)?])
     }
 
     /// Checks the fields against what this code supports; the reason if not.

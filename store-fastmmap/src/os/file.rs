@@ -141,6 +141,20 @@ fn check_file(path: &Path, file: &File) -> Result<(), Error> {
     Ok(())
 }
 
+/// Reads `buf.len()` bytes at `off` (`pread`; never through the mapping).
+pub(crate) fn read_at(path: &Path, file: &File, off: u64, buf: &mut [u8]) -> Result<(), Error> {
+    use std::os::unix::fs::FileExt;
+    file.read_exact_at(buf, off)
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))
+}
+
+/// Writes `buf` at `off` (`pwrite`), extending the file if need be.
+pub(crate) fn write_at(path: &Path, file: &File, off: u64, buf: &[u8]) -> Result<(), Error> {
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(buf, off)
+        .map_err(|e| Error::io(format!("writing {}", path.display()), e))
+}
+
 /// Sets the file's length.
 pub(crate) fn set_len(path: &Path, file: &File, len: u64) -> Result<(), Error> {
     file.set_len(len)
