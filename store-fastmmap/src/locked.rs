@@ -233,6 +233,14 @@ impl<'a> Locked<'a> {
         let count = self.get(COUNT_OFFSET).saturating_sub(1);
         self.set(COUNT_OFFSET, count);
         if count == 0 {
+            // The data area may be reset only if the slot table is really empty: a
+            // damaged `count` must not let new records overwrite linked ones.
+            let n = self.page.geo().nslots();
+            if (0..n).any(|i| self.page.slot(i).load(Ordering::Relaxed) != 0) {
+                self.end();
+                self.salvage();
+                return;
+            }
             self.set(DATA_LO_OFFSET, self.page.geo().page_size);
             self.set(DEAD_OFFSET, 0);
         } else {

@@ -56,7 +56,7 @@ fn a_page_header_that_disagrees_with_its_slot_table_is_repaired() {
 }
 
 #[test]
-fn a_count_too_small_for_the_slot_table_does_not_loop_or_lose_data() {
+fn a_count_too_small_for_the_slot_table_does_not_loop_or_return_wrong_values() {
     let fx = Fixture::new();
     let s = fx.small(1);
     let keys = filled(&s, 1, 20);
@@ -70,6 +70,31 @@ fn a_count_too_small_for_the_slot_table_does_not_loop_or_lose_data() {
             assert_eq!(v, k.as_bytes());
         }
     }
+}
+
+/// Regression (audit #8): a delete that brought a damaged (too small) `count` to 0
+/// reset the data area while records were still linked; the next write then overwrote
+/// them. Now the page is repaired instead, and every other record survives.
+#[test]
+fn a_delete_that_brings_a_damaged_count_to_zero_keeps_the_other_records() {
+    let fx = Fixture::new();
+    let s = fx.small(1);
+    let keys = filled(&s, 1, 6).remove(0);
+    poke(&fx.path(), page_offset(PS, 0) + 16, &1u32.to_le_bytes());
+    assert!(s.delete(&keys[0]).unwrap());
+    for i in 0..4 {
+        s.set(&key(format!("new{i}")), &[i; 40]).unwrap();
+    }
+    assert_intact(&s, &keys[1..]);
+    for i in 0..4 {
+        assert_eq!(
+            s.get_value(&key(format!("new{i}"))).unwrap().unwrap(),
+            [i; 40]
+        );
+    }
+    assert!(s.get(&keys[0]).unwrap().is_none());
+    let st = s.stats().unwrap();
+    assert_eq!((st.entries, st.recovered), (9, 1), "{st:?}");
 }
 
 #[test]
