@@ -19,7 +19,18 @@ struct ReadShard {
 pub(crate) struct Counters {
     read_shards: [ReadShard; SHARDS],
     pub(crate) purged: AtomicU64,
-    pub(crate) recovered: AtomicU64,
+    pub(crate) recovered: Repairs,
+}
+
+/// What this process's page repairs did.
+#[derive(Debug, Default)]
+pub(crate) struct Repairs {
+    /// Pages repaired (`Stats::recovered`).
+    pub(crate) pages: AtomicU64,
+    /// Records repairs unlinked other than older copies of a key: records (or slot
+    /// values) that failed their bounds, checksum or hash checks, and records beyond
+    /// the page's slot limit. Each is an entry lost.
+    pub(crate) lost: AtomicU64,
 }
 
 fn shard_index() -> usize {

@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use store_api::{EvictionPolicy, Timestamp, is_live};
 
+use crate::counters::Repairs;
 use crate::failpoint::{Armed, Failpoint};
 use crate::format::page::{
     COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, INDEX_OFFSET, J_FROM_OFFSET, J_LEN_OFFSET,
@@ -70,8 +71,8 @@ pub(crate) struct Locked<'a> {
     hasher: &'a KeyHasher,
     fail: Armed,
     ticket: Option<WriteTicket>,
-    /// Counts repairs (the store's `Stats::recovered`).
-    repairs: &'a AtomicU64,
+    /// Counts repairs and the records they drop.
+    repairs: &'a Repairs,
     /// The file header's version counter, from which a page takes a fresh base.
     global_version: &'a AtomicU64,
 }
@@ -84,7 +85,7 @@ impl<'a> Locked<'a> {
         page: Page<'a>,
         hasher: &'a KeyHasher,
         fail: Armed,
-        repairs: &'a AtomicU64,
+        repairs: &'a Repairs,
         global_version: &'a AtomicU64,
     ) -> Self {
         Locked {
@@ -686,7 +687,7 @@ impl<'a> Locked<'a> {
 
     /// Repairs the page in place (see the module docs). Counted in `Stats::recovered`.
     pub(crate) fn salvage(&mut self) {
-        self.repairs.fetch_add(1, Ordering::Relaxed);
+        self.repairs.pages.fetch_add(1, Ordering::Relaxed);
         let geo = *self.page.geo();
         let n = geo.nslots();
         self.begin();
@@ -696,6 +697,8 @@ impl<'a> Locked<'a> {
         // Unlink what does not check out, and every older copy of a key.
         let mut best: HashMap<Vec<u8>, (u64, u64)> = HashMap::new();
         let mut bad: Vec<u64> = Vec::new();
+        // How many of `bad` are older copies of a key kept (not losses).
+        let mut older = 0;
         for i in 0..n {
             let v = self.page.slot(i).load(Ordering::Relaxed);
             if v == 0 {
@@ -704,9 +707,13 @@ impl<'a> Locked<'a> {
             match self.verify(v) {
                 None => bad.push(v),
                 Some((key, version)) => match best.get_mut(&key) {
-                    Some(b) if b.1 >= version => bad.push(v),
+                    Some(b) if b.1 >= version => {
+                        bad.push(v);
+                        older += 1;
+                    }
                     Some(b) => {
                         bad.push(b.0);
+                        older += 1;
                         *b = (v, version);
                     }
                     None => {
@@ -715,11 +722,15 @@ impl<'a> Locked<'a> {
                 },
             }
         }
+        // Slot values of records that failed their checks: entries lost.
+        let mut lost = bad.len() - older;
         if best.len() > geo.max_count() {
             let mut kept: Vec<(u64, u64)> = best.values().copied().collect();
             kept.sort_by_key(|&(_, version)| std::cmp::Reverse(version));
             bad.extend(kept[geo.max_count()..].iter().map(|&(v, _)| v));
+            lost += best.len() - geo.max_count();
         }
+        self.repairs.lost.fetch_add(lost as u64, Ordering::Relaxed);
         for v in bad {
             self.unlink_value(v);
         }
@@ -807,7 +818,7 @@ mod tests {
     struct Heap {
         words: Vec<u64>,
         hasher: KeyHasher,
-        repairs: AtomicU64,
+        repairs: Repairs,
         global: AtomicU64,
     }
 
@@ -816,7 +827,7 @@ mod tests {
             Heap {
                 words: vec![0; (GEO.file_len() / 8) as usize],
                 hasher: KeyHasher::new([9; SECRET_LEN], 1),
-                repairs: AtomicU64::new(0),
+                repairs: Repairs::default(),
                 global: AtomicU64::new(1 << 40),
             }
         }
@@ -906,7 +917,7 @@ mod tests {
     }
 
     fn h_repairs(l: &Locked<'_>) -> u64 {
-        l.repairs.load(Ordering::Relaxed)
+        l.repairs.pages.load(Ordering::Relaxed)
     }
 
     #[test]

@@ -228,7 +228,7 @@ fn initialise(
             .map_err(|e| Error::io("reading the OS random number generator", e))?,
     };
     let hasher = KeyHasher::new(secret, g.num_pages);
-    let repairs = std::sync::atomic::AtomicU64::new(0);
+    let repairs = crate::counters::Repairs::default();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);

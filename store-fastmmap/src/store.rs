@@ -182,6 +182,17 @@ impl FastMmapStore {
         self.geo.max_value_len(key_len)
     }
 
+    /// Records this process's page repairs dropped: records that failed their bounds,
+    /// checksum or key-hash checks (a value torn by a writer killed while overwriting it
+    /// in place, bytes damaged by a stray write to the file, garbage slot values) and
+    /// records beyond a page's slot limit. Older duplicate copies of a key and records
+    /// unlinked by a delete are not counted. Each counted record is an entry that may have
+    /// been live and is gone; [`Stats::recovered`] counts the repairs themselves. Per
+    /// process, like `Stats`.
+    pub fn lost_in_repair(&self) -> u64 {
+        self.counters.recovered.lost.load(Ordering::Relaxed)
+    }
+
     /// The page `key` hashes to (tests and tools).
     pub fn page_of(&self, key: &Key) -> u32 {
         self.hasher.hash(key.as_bytes()).page
@@ -586,7 +597,7 @@ impl SessionStore for FastMmapStore {
             s.evicted_expired += p.evicted_expired.load(Ordering::Relaxed);
         }
         s.purged = c.purged.load(Ordering::Relaxed);
-        s.recovered = c.recovered.load(Ordering::Relaxed);
+        s.recovered = c.recovered.pages.load(Ordering::Relaxed);
         Ok(s)
     }
 

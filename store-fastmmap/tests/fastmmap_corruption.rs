@@ -149,6 +149,7 @@ fn a_damaged_value_is_dropped_by_the_checksum_on_repair() {
     let present = keys.iter().filter(|k| s.get(k).unwrap().is_some()).count();
     assert_eq!(present, 4, "exactly the damaged record was dropped");
     assert_eq!(s.stats().unwrap().recovered, 1);
+    assert_eq!(s.lost_in_repair(), 1, "and counted as lost");
 }
 
 #[test]

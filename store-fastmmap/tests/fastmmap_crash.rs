@@ -91,6 +91,7 @@ fn sigkill_mid_compaction_loses_no_other_record() {
     );
     assert_intact(&s, &keep);
     assert_eq!(s.stats().unwrap().recovered, 1);
+    assert_eq!(s.lost_in_repair(), 0, "the repair dropped no record");
     run_worker(&["read", p, "w", "2", "2"]);
     run_worker(&["write", p, "w", "2", "300", "100"]);
     assert_intact(&s, &keep);
@@ -124,6 +125,7 @@ fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
         "a deleted key stays deleted"
     );
     assert_eq!(s.stats().unwrap().recovered, 1);
+    assert_eq!(s.lost_in_repair(), 0, "the repair dropped no record");
     run_worker(&["read", p, "w", "2", "2"]);
 }
 
@@ -141,6 +143,7 @@ fn sigkill_mid_overwrite_in_place() {
     let k = store_api::Key::new("same0").unwrap();
     assert!(s.get(&k).unwrap().is_none(), "the torn record is dropped");
     assert_eq!(s.stats().unwrap().recovered, 1);
+    assert_eq!(s.lost_in_repair(), 1, "the dropped record is counted");
     run_worker(&["write", p, "same", "1", "1", "100"]);
     run_worker(&["read", p, "same", "1", "1"]);
 }
@@ -164,5 +167,6 @@ fn sigkill_mid_delete_shift() {
     let first = present.iter().position(|&p| p).expect("some keys survive");
     assert!(present[first..].iter().all(|&p| p), "{present:?}");
     assert_eq!(s.stats().unwrap().recovered, 1);
+    assert_eq!(s.lost_in_repair(), 0, "a duplicated slot is no loss");
     run_worker(&["read", p, "d", "25", "25"]);
 }
