@@ -15,6 +15,8 @@ pub const DEFAULT_CACHE_SIZE: u64 = 5 << 20;
 /// there are at most 64 pages). Large pages even out how many keys land on each page,
 /// which is what lets a file fill to 80 % before a live entry is lost.
 pub const DEFAULT_PAGE_SIZE: u32 = 512 << 10;
+/// Default [`FastMmapBuilder::read_lock_timeout`]: 5 seconds.
+pub const DEFAULT_READ_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Default file mode: owner read-write, group read.
 pub const DEFAULT_MODE: u32 = 0o640;
 
@@ -44,6 +46,7 @@ pub struct FastMmapBuilder {
     pub(crate) policy: EvictionPolicy,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) mode: u32,
+    pub(crate) read_lock_timeout: Duration,
 }
 
 impl Default for FastMmapBuilder {
@@ -59,6 +62,7 @@ impl Default for FastMmapBuilder {
             policy: EvictionPolicy::Lru,
             clock: Arc::new(SystemClock),
             mode: DEFAULT_MODE,
+            read_lock_timeout: DEFAULT_READ_LOCK_TIMEOUT,
         }
     }
 }
@@ -126,6 +130,19 @@ impl FastMmapBuilder {
     /// read-write and must not let group or others write.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
+        self
+    }
+
+    /// How long a read waits for a page's locks when it falls back to reading under
+    /// them (default 5 s). A read takes no lock while the page is stable; it falls back
+    /// when the page's seqlock stays odd for 20,000 tries, which happens when the page's
+    /// writer died (the lock is then free and the read repairs the page) or is stopped
+    /// or stuck while holding the lock (`SIGSTOP`, a debugger, a hung disk). In the
+    /// latter case the read fails with [`Error::Backend`] naming the page after this
+    /// long, instead of blocking until the writer continues. Writes wait for page locks
+    /// without a limit.
+    pub fn read_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.read_lock_timeout = timeout;
         self
     }
 

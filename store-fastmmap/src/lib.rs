@@ -61,7 +61,9 @@ mod store;
 mod sync;
 
 #[cfg(not(loom))]
-pub use builder::{DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, FastMmapBuilder};
+pub use builder::{
+    DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, DEFAULT_READ_LOCK_TIMEOUT, FastMmapBuilder,
+};
 #[cfg(all(not(loom), feature = "failpoints"))]
 pub use failpoint::Failpoint;
 #[cfg(not(loom))]

@@ -146,6 +146,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
         clock: b.clock,
         default_ttl: b.expires,
         policy: b.policy,
+        read_lock_timeout: b.read_lock_timeout,
         fail: Armed::from_env(),
     };
     Ok(FastMmapStore::from_parts(parts))

@@ -22,7 +22,7 @@ use crate::format::region::Region;
 use crate::hash::{KeyHash, KeyHasher};
 use crate::locked::{Locked, NoRoom, STALE_TICKS};
 use crate::os::file::SharedFd;
-use crate::os::lock::{lock_range, unlock_range};
+use crate::os::lock::{lock_range, try_lock_range, unlock_range};
 use crate::os::mmap::Mapping;
 use crate::page_lock::{PageLock, PageLockGuard};
 use crate::probe::{Found, Probe, probe};
@@ -88,6 +88,7 @@ pub struct FastMmapStore {
     clock: Arc<dyn Clock>,
     default_ttl: Option<Duration>,
     policy: EvictionPolicy,
+    read_lock_timeout: Duration,
     counters: Counters,
     fail: Armed,
     /// The header words this store's view depends on (see `Header::identity`).
@@ -106,6 +107,7 @@ pub(crate) struct Parts {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) policy: EvictionPolicy,
+    pub(crate) read_lock_timeout: Duration,
     pub(crate) fail: Armed,
     pub(crate) identity: [u64; 3],
 }
@@ -210,6 +212,7 @@ impl FastMmapStore {
             clock: p.clock,
             default_ttl: p.default_ttl,
             policy: p.policy,
+            read_lock_timeout: p.read_lock_timeout,
             counters: Counters::default(),
             fail: p.fail,
             identity: p.identity,
@@ -221,13 +224,62 @@ impl FastMmapStore {
         Page::new(&Region::of(&self.map), self.geo, i).expect("page index below num_pages")
     }
 
-    /// Takes page `i`'s in-process lock, then its fcntl lock.
-    fn lock_page(&self, i: u32) -> Result<PageGuard<'_>> {
-        let inproc = PageLock::new(&self.locks[i as usize].lock).lock();
-        let fd = self.fd.get()?;
+    /// Takes page `i`'s in-process lock, then its fcntl lock; with a `limit`, gives up
+    /// after that long with [`Error::Backend`] (a stopped or stuck lock holder).
+    fn lock_page(&self, i: u32, limit: Option<Duration>) -> Result<PageGuard<'_>> {
+        let inproc = PageLock::new(&self.locks[i as usize].lock);
         let (start, len) = (self.geo.page_offset(i), u64::from(self.geo.page_size));
-        lock_range(fd, start, len)
-            .map_err(|e| Error::io(format!("locking page {i} of {}", self.path.display()), e))?;
+        let io_err = |e| Error::io(format!("locking page {i} of {}", self.path.display()), e);
+        let Some(limit) = limit else {
+            let inproc = inproc.lock();
+            let fd = self.fd.get()?;
+            lock_range(fd, start, len).map_err(io_err)?;
+            return Ok(PageGuard {
+                fd,
+                start,
+                len,
+                _inproc: inproc,
+            });
+        };
+        let deadline = std::time::Instant::now() + limit;
+        let mut round = 0u32;
+        // Polls with a growing sleep (up to 1 ms); false once past the deadline.
+        let mut wait = || {
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            round = round.saturating_add(1);
+            if round < 64 {
+                std::hint::spin_loop();
+            } else {
+                let us = u64::from(round.min(1_000));
+                std::thread::sleep(Duration::from_micros(us));
+            }
+            true
+        };
+        let timed_out = || Error::Backend {
+            context: format!(
+                "page {i} of {}: a writer has held its lock for more than {limit:?} (a \
+                 process stopped or stuck mid-write, for example by SIGSTOP or a debugger); \
+                 continue or kill that process, then retry",
+                self.path.display()
+            ),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        };
+        let inproc = loop {
+            if let Some(g) = inproc.try_lock() {
+                break g;
+            }
+            if !wait() {
+                return Err(timed_out());
+            }
+        };
+        let fd = self.fd.get()?;
+        while !try_lock_range(fd, start, len).map_err(io_err)? {
+            if !wait() {
+                return Err(timed_out());
+            }
+        }
         Ok(PageGuard {
             fd,
             start,
@@ -238,7 +290,16 @@ impl FastMmapStore {
 
     /// A locked, checked (and if need be repaired) page.
     fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
-        let g = self.lock_page(i)?;
+        self.locked_within(i, None)
+    }
+
+    /// As `locked`, giving up after `limit` if the page's locks stay taken.
+    fn locked_within(
+        &self,
+        i: u32,
+        limit: Option<Duration>,
+    ) -> Result<(PageGuard<'_>, Locked<'_>)> {
+        let g = self.lock_page(i, limit)?;
         // Before touching the page: `init_file` in another process may have given the
         // file another geometry or secret (or died half way); it holds every page lock
         // while it changes the file, so under ours the header is whole or marked.
@@ -418,8 +479,9 @@ impl FastMmapStore {
                 }
             }
         }
-        // A writer died mid-write, is very slow, or the page is damaged: lock (repairs).
-        let (_g, mut l) = self.locked(kh.page)?;
+        // A writer died mid-write, is very slow or stopped, or the page is damaged: lock
+        // (repairs), but wait only so long for a stopped writer.
+        let (_g, mut l) = self.locked_within(kh.page, Some(self.read_lock_timeout))?;
         let now = self.clock.now();
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(None);

@@ -92,6 +92,22 @@ pub fn run_worker(args: &[&str]) -> String {
 /// Spawns the worker with `FASTMMAP_FAILPOINT=fp`, waits until it stops there (page
 /// locked, mid-write), then SIGKILLs it.
 pub fn crash_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) {
+    drop(stop_worker_at(fp, args));
+}
+
+/// A worker stopped at a failpoint, alive and holding its page lock (like a writer
+/// stopped by `SIGSTOP`); SIGKILLed when dropped.
+pub struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill(); // SIGKILL
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns the worker with `FASTMMAP_FAILPOINT=fp` and waits until it stops there.
+pub fn stop_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) -> Stopped {
     use std::io::BufRead;
     let mut child = worker()
         .args(args)
@@ -112,9 +128,9 @@ pub fn crash_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) {
         }
     });
     let got = rx.recv_timeout(std::time::Duration::from_secs(60));
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    let stopped = Stopped(child);
     let line =
         got.unwrap_or_else(|_| panic!("worker {args:?} never reached failpoint {}", fp.name()));
     assert_eq!(line, format!("FAILPOINT {}", fp.name()));
+    stopped
 }

@@ -170,3 +170,53 @@ fn sigkill_mid_delete_shift() {
     assert_eq!(s.lost_in_repair(), 0, "a duplicated slot is no loss");
     run_worker(&["read", p, "d", "25", "25"]);
 }
+
+/// Regression (audit #9): a writer stopped (not killed) mid-write leaves the counter odd
+/// and keeps its page lock; readers of that page used to block in `F_OFD_SETLKW` until
+/// it continued. Now they give up after `read_lock_timeout` with `Backend` naming the
+/// page, readers of other pages are unaffected, and the page recovers once the writer
+/// is killed.
+#[test]
+fn a_stopped_writer_makes_readers_of_its_page_fail_after_the_timeout() {
+    let fx = Fixture::new();
+    let s = fx
+        .builder()
+        .page_size(4096)
+        .num_pages(2)
+        .read_lock_timeout(std::time::Duration::from_millis(200))
+        .open()
+        .unwrap();
+    let stuck = store_api::Key::new("stuck0").unwrap();
+    let page = s.page_of(&stuck);
+    let same = keys_on_page(&s, page, 1).remove(0);
+    let other = keys_on_page(&s, 1 - page, 1).remove(0);
+    s.set(&same, b"same").unwrap();
+    s.set(&other, b"other").unwrap();
+    let path = fx.path();
+    let worker = common::stop_worker_at(
+        Failpoint::PutAfterBegin,
+        &["put", path.to_str().unwrap(), "stuck", "1", "100"],
+    );
+    let s = std::sync::Arc::new(s);
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = {
+        let (s, same) = (s.clone(), same.clone());
+        std::thread::spawn(move || {
+            let _ = tx.send(s.get_value(&same).map_err(|e| e.to_string()));
+        })
+    };
+    let got = rx.recv_timeout(std::time::Duration::from_secs(10));
+    drop(worker); // SIGKILL: unblocks the reader if it is still waiting
+    reader.join().unwrap();
+    let err = got
+        .expect("the reader returned instead of waiting for the stopped writer")
+        .unwrap_err();
+    assert!(
+        err.contains(&format!("page {page} of")) && err.contains("SIGSTOP"),
+        "{err}"
+    );
+    assert_eq!(s.get_value(&other).unwrap().unwrap(), b"other");
+    // Killed now: the next read repairs the page.
+    assert_eq!(s.get_value(&same).unwrap().unwrap(), b"same");
+    assert_eq!(s.stats().unwrap().recovered, 1);
+}

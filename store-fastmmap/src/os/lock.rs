@@ -10,6 +10,10 @@ use std::os::fd::RawFd;
 const SETLKW: libc::c_int = libc::F_OFD_SETLKW;
 #[cfg(not(target_os = "linux"))]
 const SETLKW: libc::c_int = libc::F_SETLKW;
+#[cfg(target_os = "linux")]
+const SETLK: libc::c_int = libc::F_OFD_SETLK;
+#[cfg(not(target_os = "linux"))]
+const SETLK: libc::c_int = libc::F_SETLK;
 
 fn flock(kind: libc::c_short, start: u64, len: u64) -> libc::flock {
     // SAFETY: `flock` is plain old data; all-zero is valid (and l_pid must be 0 for OFD).
@@ -23,10 +27,20 @@ fn flock(kind: libc::c_short, start: u64, len: u64) -> libc::flock {
 }
 
 fn setlk(fd: RawFd, kind: libc::c_short, start: u64, len: u64) -> io::Result<()> {
+    setlk_cmd(fd, SETLKW, kind, start, len)
+}
+
+fn setlk_cmd(
+    fd: RawFd,
+    cmd: libc::c_int,
+    kind: libc::c_short,
+    start: u64,
+    len: u64,
+) -> io::Result<()> {
     let fl = flock(kind, start, len);
     loop {
         // SAFETY: `fd` is an open descriptor of the caller; `fl` is a valid flock.
-        let rc = unsafe { libc::fcntl(fd, SETLKW, &fl) };
+        let rc = unsafe { libc::fcntl(fd, cmd, &fl) };
         if rc == 0 {
             return Ok(());
         }
@@ -40,6 +54,16 @@ fn setlk(fd: RawFd, kind: libc::c_short, start: u64, len: u64) -> io::Result<()>
 /// Blocks until this description holds a write lock on `[start, start + len)`.
 pub(crate) fn lock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
     setlk(fd, libc::F_WRLCK as libc::c_short, start, len)
+}
+
+/// Takes a write lock on `[start, start + len)` if no other description holds a
+/// conflicting one; `Ok(false)` if one does.
+pub(crate) fn try_lock_range(fd: RawFd, start: u64, len: u64) -> io::Result<bool> {
+    match setlk_cmd(fd, SETLK, libc::F_WRLCK as libc::c_short, start, len) {
+        Ok(()) => Ok(true),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EACCES)) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Releases the lock on `[start, start + len)`.
