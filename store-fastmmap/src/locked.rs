@@ -131,6 +131,22 @@ impl<'a> Locked<'a> {
         self.page.field(off).store(v, Ordering::Relaxed);
     }
 
+    /// Stores a size or count (at most `page_size`, which is a u32, on a sound page),
+    /// saturating: an impossible value is caught by `header_damage` at the next lock
+    /// instead of wrapping into a plausible one.
+    fn set_size(&self, off: usize, v: usize) {
+        self.set(off, u32::try_from(v).unwrap_or(u32::MAX));
+    }
+
+    /// Unlinks a found record and accounts for it; the caller is inside a write section.
+    fn remove_in_section(&mut self, f: &Found) {
+        self.unlink(f.slot);
+        let count = self.get(COUNT_OFFSET).saturating_sub(1);
+        self.set(COUNT_OFFSET, count);
+        let dead = self.get(DEAD_OFFSET) as usize + f.hdr.size();
+        self.set_size(DEAD_OFFSET, dead);
+    }
+
     fn begin(&mut self) {
         if self.ticket.is_none() {
             self.ticket = Some(SeqLock::new(self.page.seq()).write_begin());
@@ -246,7 +262,7 @@ impl<'a> Locked<'a> {
             self.set(DEAD_OFFSET, 0);
         } else {
             let dead = self.get(DEAD_OFFSET) as usize + f.hdr.size();
-            self.set(DEAD_OFFSET, dead as u32);
+            self.set_size(DEAD_OFFSET, dead);
         }
         self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
         self.end();
@@ -301,6 +317,9 @@ impl<'a> Locked<'a> {
     }
 
     /// Writes a record for `key`, replacing `existing`, making room as `policy` allows.
+    /// `moved_from` (a record of another key on this page: the source of a same-page
+    /// `rotate`) is unlinked in the same write section, and its room counts as free, so
+    /// readers see the move as one step and it never evicts to make room for itself.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn write(
         &mut self,
@@ -310,9 +329,14 @@ impl<'a> Locked<'a> {
         expires: u64,
         version: u64,
         existing: Option<&Found>,
+        moved_from: Option<&Found>,
         now: Timestamp,
         policy: EvictionPolicy,
     ) -> Result<Evicted, NoRoom> {
+        debug_assert!(
+            moved_from.is_none_or(|m| existing.is_none_or(|e| e.off != m.off)),
+            "the moved record is not the key's own"
+        );
         let geo = *self.page.geo();
         let size = record_size(key.len(), value.len());
         let data_lo = self.get(DATA_LO_OFFSET) as usize;
@@ -352,13 +376,17 @@ impl<'a> Locked<'a> {
             self.fail.hit(Failpoint::PutAfterBegin);
             write_record(&self.page, f.off);
             self.page.stamp(f.slot).store(tick, Ordering::Relaxed);
+            if let Some(m) = moved_from {
+                self.remove_in_section(m);
+            }
             self.set(TICK_OFFSET, tick);
             self.end();
             return Ok(Evicted::default());
         }
 
-        // Fast path: append into the free gap and link.
-        if size <= gap && (existing.is_some() || count < geo.max_count()) {
+        // Fast path: append into the free gap and link. (Slot positions do not move
+        // before `moved_from` is unlinked last, so its slot index stays valid.)
+        if size <= gap && (existing.is_some() || moved_from.is_some() || count < geo.max_count()) {
             let slot = match existing {
                 Some(f) => Some(f.slot),
                 None => self.empty_slot(tag),
@@ -375,13 +403,16 @@ impl<'a> Locked<'a> {
                     .slot(slot)
                     .store(slot_value(off as u32, tag), Ordering::Relaxed);
                 self.fail.hit(Failpoint::PutAfterLink);
-                self.set(DATA_LO_OFFSET, off as u32);
+                self.set_size(DATA_LO_OFFSET, off);
                 match existing {
                     Some(f) => {
                         let dead = self.get(DEAD_OFFSET) as usize + f.hdr.size();
-                        self.set(DEAD_OFFSET, dead as u32);
+                        self.set_size(DEAD_OFFSET, dead);
                     }
-                    None => self.set(COUNT_OFFSET, count as u32 + 1),
+                    None => self.set_size(COUNT_OFFSET, count + 1),
+                }
+                if let Some(m) = moved_from {
+                    self.remove_in_section(m);
                 }
                 self.set(TICK_OFFSET, tick);
                 self.end();
@@ -398,9 +429,9 @@ impl<'a> Locked<'a> {
                 self.scan().unwrap_or_default()
             }
         };
-        let own = existing.map(|f| f.off);
+        let own = [existing, moved_from].map(|f| f.map(|f| f.off));
         let (mut keep, own_rec): (Vec<Linked>, Vec<Linked>) =
-            recs.into_iter().partition(|r| Some(r.off) != own);
+            recs.into_iter().partition(|r| !own.contains(&Some(r.off)));
         let (data_len, max_count) = (geo.data_len(), geo.max_count());
         let total = |v: &[Linked]| v.iter().map(|r| r.size).sum::<usize>();
         let fits = |total: usize, n: usize, slack: usize, slot_slack: usize| {
@@ -443,11 +474,11 @@ impl<'a> Locked<'a> {
             self.unlink_value(v.value);
         }
         let hi = self.compact(&keep);
-        self.set(COUNT_OFFSET, keep.len() as u32);
-        self.set(DATA_LO_OFFSET, hi as u32);
+        self.set_size(COUNT_OFFSET, keep.len());
+        self.set_size(DATA_LO_OFFSET, hi);
         self.set(DEAD_OFFSET, 0);
-        self.end();
-        // Now there is room: the fast path appends and links.
+        // Now there is room: append and link, in the same write section, so that readers
+        // never see the key's old record gone and its new one not yet there.
         let data_lo = hi;
         let count = keep.len();
         if size <= data_lo.saturating_sub(geo.data_start())
@@ -455,18 +486,19 @@ impl<'a> Locked<'a> {
             && let Some(slot) = self.empty_slot(tag)
         {
             let off = data_lo - size;
-            self.begin();
             write_record(&self.page, off);
             self.page.stamp(slot).store(tick, Ordering::Relaxed);
             self.page
                 .slot(slot)
                 .store(slot_value(off as u32, tag), Ordering::Relaxed);
-            self.set(DATA_LO_OFFSET, off as u32);
-            self.set(COUNT_OFFSET, count as u32 + 1);
+            self.set_size(DATA_LO_OFFSET, off);
+            self.set_size(COUNT_OFFSET, count + 1);
             self.set(TICK_OFFSET, tick);
             self.end();
             return Ok(ev);
         }
+        self.set(TICK_OFFSET, tick);
+        self.end();
         // Unreachable on a sound page: `fits` guaranteed the room and a free slot.
         Err(NoRoom)
     }
@@ -557,11 +589,11 @@ impl<'a> Locked<'a> {
     fn move_overlapping(&mut self, slot: usize, from: usize, to: usize, bytes: &[u8]) {
         let words = bytes.len() / 8;
         let shift = (to - from) / 8;
-        self.set(J_FROM_OFFSET, from as u32);
-        self.set(J_TO_OFFSET, to as u32);
-        self.set(J_LEN_OFFSET, bytes.len() as u32);
-        self.set(J_PROGRESS_OFFSET, words as u32);
-        self.set(J_SLOT_OFFSET, slot as u32 + 1);
+        self.set_size(J_FROM_OFFSET, from);
+        self.set_size(J_TO_OFFSET, to);
+        self.set_size(J_LEN_OFFSET, bytes.len());
+        self.set_size(J_PROGRESS_OFFSET, words);
+        self.set_size(J_SLOT_OFFSET, slot + 1);
         let region = *self.page.region();
         let mut w = words;
         while w > 0 {
@@ -570,7 +602,7 @@ impl<'a> Locked<'a> {
             // Writing word w at `to` overwrote word w + shift at `from`, already copied.
             // Progress may lag by fewer than `shift` words and still be safe.
             if (words - w).is_multiple_of(shift) || w == 0 {
-                self.set(J_PROGRESS_OFFSET, w as u32);
+                self.set_size(J_PROGRESS_OFFSET, w);
             }
             if w == words / 2 {
                 self.fail.hit(Failpoint::CompactMidMove);
@@ -651,13 +683,13 @@ impl<'a> Locked<'a> {
             }
         }
         let count = recs.len() - expired.len();
-        self.set(COUNT_OFFSET, count as u32);
+        self.set_size(COUNT_OFFSET, count);
         if count == 0 {
             self.set(DATA_LO_OFFSET, self.page.geo().page_size);
             self.set(DEAD_OFFSET, 0);
         } else {
             let dead = self.get(DEAD_OFFSET) as usize + freed;
-            self.set(DEAD_OFFSET, dead as u32);
+            self.set_size(DEAD_OFFSET, dead);
         }
         self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
         self.end();
@@ -769,9 +801,9 @@ impl<'a> Locked<'a> {
         let ps = geo.page_size as usize;
         let lo = recs.iter().map(|r| r.off).min().unwrap_or(ps);
         let used: usize = recs.iter().map(|r| r.size).sum();
-        self.set(COUNT_OFFSET, recs.len() as u32);
-        self.set(DATA_LO_OFFSET, lo as u32);
-        self.set(DEAD_OFFSET, (ps - lo).saturating_sub(used) as u32);
+        self.set_size(COUNT_OFFSET, recs.len());
+        self.set_size(DATA_LO_OFFSET, lo);
+        self.set_size(DEAD_OFFSET, (ps - lo).saturating_sub(used));
         self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
         self.end();
     }
@@ -857,6 +889,7 @@ mod tests {
             crate::format::record::NEVER,
             v,
             existing.as_ref(),
+            None,
             Timestamp::ZERO,
             EvictionPolicy::Lru,
         )

@@ -386,7 +386,8 @@ impl FastMmapStore {
         Ok(())
     }
 
-    /// Writes `value` into a locked page after the mode check.
+    /// Writes `value` into a locked page after the mode check; `moved_from` as in
+    /// [`Locked::write`].
     #[allow(clippy::too_many_arguments)]
     fn write_locked(
         &self,
@@ -396,6 +397,7 @@ impl FastMmapStore {
         value: &[u8],
         expires_at: Option<Timestamp>,
         existing: Option<&Found>,
+        moved_from: Option<&Found>,
         now: Timestamp,
     ) -> Result<WriteOutcome> {
         let version = l.next_version();
@@ -407,6 +409,7 @@ impl FastMmapStore {
                 encode_expiry(expires_at),
                 version,
                 existing,
+                moved_from,
                 now,
                 self.policy,
             )
@@ -557,7 +560,16 @@ impl SessionStore for FastMmapStore {
             }
             _ => {}
         }
-        self.write_locked(&mut l, key, kh, value, expires_at, found.as_ref(), now)
+        self.write_locked(
+            &mut l,
+            key,
+            kh,
+            value,
+            expires_at,
+            found.as_ref(),
+            None,
+            now,
+        )
     }
 
     fn delete(&self, key: &Key) -> Result<bool> {
@@ -624,8 +636,17 @@ impl SessionStore for FastMmapStore {
             UpdateAction::Set { value, expiry } => {
                 self.check_len(key, value.len())?;
                 let expires_at = expiry.resolve(now, self.default_ttl);
-                self.write_locked(&mut l, key, kh, &value, expires_at, found.as_ref(), now)
-                    .map(UpdateOutcome::Written)
+                self.write_locked(
+                    &mut l,
+                    key,
+                    kh,
+                    &value,
+                    expires_at,
+                    found.as_ref(),
+                    None,
+                    now,
+                )
+                .map(UpdateOutcome::Written)
             }
         }
     }
@@ -717,7 +738,16 @@ impl FastMmapStore {
                 if ft.is_some_and(|f| is_live(decode_expiry(f.hdr.expires), now)) {
                     return Err(Error::AlreadyExists { key: to.clone() });
                 }
-                self.write_locked(lt, to, kt, &entry.value, entry.expires_at, ft.as_ref(), now)?;
+                self.write_locked(
+                    lt,
+                    to,
+                    kt,
+                    &entry.value,
+                    entry.expires_at,
+                    ft.as_ref(),
+                    None,
+                    now,
+                )?;
                 lf.remove(&ff);
             }
             None => {
@@ -725,11 +755,23 @@ impl FastMmapStore {
                 if ft.is_some_and(|f| is_live(decode_expiry(f.hdr.expires), now)) {
                     return Err(Error::AlreadyExists { key: to.clone() });
                 }
-                self.write_locked(lf, to, kt, &entry.value, entry.expires_at, ft.as_ref(), now)?;
-                // The write may have compacted the page: look `from` up again.
-                if let Some(ff) = self.find(lf, from, kf)? {
-                    lf.remove(&ff);
-                }
+                // Finding `to` may have repaired the page, which moves slots: find
+                // `from` again.
+                let Some(ff) = self.find(lf, from, kf)? else {
+                    return Ok(false);
+                };
+                // `from` goes in the same write section as `to` arrives, and its room
+                // counts as free: a full page neither evicts nor refuses for the move.
+                self.write_locked(
+                    lf,
+                    to,
+                    kt,
+                    &entry.value,
+                    entry.expires_at,
+                    ft.as_ref(),
+                    Some(&ff),
+                    now,
+                )?;
             }
         }
         self.locks[kf.page as usize].count(1, 0, 0);

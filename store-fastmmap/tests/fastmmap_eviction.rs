@@ -220,3 +220,32 @@ fn eviction_stays_within_the_page() {
     }
     let _ = key(0);
 }
+
+/// Regression (audit #11): a same-page `rotate` wrote `to` before removing `from`, so on
+/// a full page it evicted live entries (or failed with `NoSpace`) to make room for a
+/// record that only moves.
+#[test]
+fn a_same_page_rotate_on_a_full_page_evicts_nothing() {
+    for policy in [EvictionPolicy::Lru, EvictionPolicy::NeverEvictLive] {
+        let fx = Fixture::new();
+        let s = one_page(&fx, policy);
+        // 2,000 bytes plus 10 x 144: the page cannot hold a second copy of the big value.
+        let big = vec![7u8; 2000];
+        s.set(&key("from"), &big).unwrap();
+        for i in 0..10 {
+            s.set(&k(i), &[i as u8; 100]).unwrap();
+        }
+        assert!(s.rotate(&key("from"), &key("to")).unwrap(), "{policy:?}");
+        assert_eq!(s.get_value(&key("to")).unwrap().unwrap(), big, "{policy:?}");
+        assert!(s.get(&key("from")).unwrap().is_none(), "{policy:?}");
+        for i in 0..10 {
+            assert_eq!(
+                s.get_value(&k(i)).unwrap().unwrap(),
+                [i as u8; 100],
+                "{policy:?}: key {i} kept"
+            );
+        }
+        let st = s.stats().unwrap();
+        assert_eq!((st.evicted_live, st.entries), (0, 11), "{policy:?}: {st:?}");
+    }
+}
