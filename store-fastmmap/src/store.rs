@@ -154,8 +154,8 @@ impl FastMmapStore {
     /// - **threads:** the store is `Send + Sync`; share one per process through an `Arc`.
     ///   Several stores on one file in one process are correct but waste descriptors.
     /// - **Trust:** the file must belong to the current user and not be writable by
-    ///   group or others; a predictable path in `/tmp` is refused if another user planted
-    ///   a file or symlink there.
+    ///   group or others, and have exactly one hard link; a predictable path in `/tmp`
+    ///   is refused if another user planted a file, symlink or hard link there.
     ///
     /// # Errors
     /// As [`FastMmapBuilder::open`].

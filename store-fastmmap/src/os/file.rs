@@ -44,7 +44,8 @@ fn raw_open(path: &CString, flags: libc::c_int, mode: u32) -> io::Result<File> {
 }
 
 /// Opens (creating with exactly `mode` if absent) the store file, refusing symlinks,
-/// non-regular files, files of another owner and group/other-writable files.
+/// non-regular files, files with more than one hard link, files of another owner and
+/// group/other-writable files.
 pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
     let c = cpath(path)?;
     let base = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
@@ -132,6 +133,14 @@ fn check_file(path: &Path, file: &File) -> Result<(), Error> {
             st.st_uid
         )));
     }
+    if st.st_nlink != 1 {
+        return Err(refuse(format!(
+            "it has {} hard links; another name for the file (perhaps planted by someone \
+             who could then replace or read it) would let other programs reach the store. \
+             Remove the other links or choose another `storage` path",
+            st.st_nlink
+        )));
+    }
     if st.st_mode & 0o022 != 0 {
         return Err(refuse(format!(
             "mode {:o} lets group or others write it; run `chmod go-w` on it or remove it",
@@ -198,6 +207,25 @@ mod tests {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o666)).unwrap();
         let e = open_store_file(&target, 0o600).unwrap_err();
         assert!(e.to_string().contains("chmod go-w"), "{e}");
+    }
+
+    /// Regression (audit #6): a file with a second hard link was accepted.
+    #[test]
+    fn refuses_a_file_with_another_hard_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        drop(open_store_file(&p, 0o600).unwrap());
+        let other = dir.path().join("other-name");
+        std::fs::hard_link(&p, &other).unwrap();
+        for path in [&p, &other] {
+            let e = open_store_file(path, 0o600).unwrap_err();
+            assert!(
+                matches!(e, Error::Incompatible { .. }) && e.to_string().contains("2 hard links"),
+                "{e}"
+            );
+        }
+        std::fs::remove_file(&other).unwrap();
+        open_store_file(&p, 0o600).unwrap();
     }
 }
 
