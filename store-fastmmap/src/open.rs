@@ -141,7 +141,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
         hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
         geo: header.geometry,
         map,
-        fd: SharedFd::new(&path, file),
+        fd: SharedFd::new(&path, file)?,
         path,
         clock: b.clock,
         default_ttl: b.expires,

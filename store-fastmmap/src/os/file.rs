@@ -242,14 +242,17 @@ pub(crate) struct SharedFd {
 }
 
 impl SharedFd {
-    pub(crate) fn new(path: &Path, file: File) -> SharedFd {
+    /// Fails if fork detection cannot be installed.
+    pub(crate) fn new(path: &Path, file: File) -> Result<SharedFd, Error> {
         let fd = file.as_raw_fd();
-        SharedFd {
+        let generation = super::fork::generation()
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        Ok(SharedFd {
             path: path.to_owned(),
             files: std::sync::Mutex::new(vec![file]),
             current: std::sync::atomic::AtomicI32::new(fd),
-            generation: std::sync::atomic::AtomicU64::new(super::fork::generation()),
-        }
+            generation: std::sync::atomic::AtomicU64::new(generation),
+        })
     }
 
     /// The descriptor to lock with in this process.
