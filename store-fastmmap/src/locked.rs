@@ -1110,7 +1110,7 @@ mod tests {
                     x ^= x << 17;
                     let kh = l.hasher.hash(k);
                     if let Some(f) = l.find(k, kh.tag).unwrap()
-                        && x % 3 == 0
+                        && x.is_multiple_of(3)
                     {
                         values.push(l.page.slot(f.slot).load(Ordering::Relaxed));
                         gone.push(k.clone());
