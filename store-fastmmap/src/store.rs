@@ -145,6 +145,9 @@ impl FastMmapStore {
     ///   locked reads fail with [`Error::Incompatible`] (they compare the header's
     ///   geometry and secret under every page lock); their lock-free reads do not check,
     ///   and raise `SIGBUS` if the file shrank. Reopen the store after such an error.
+    /// - **Linux only.** The locks are open-file-description locks; on other Unixes the
+    ///   crate compiles with per-process classic locks, under which two stores on one
+    ///   file in one process do not exclude each other. Not supported there.
     /// - **No network filesystems.** NFS and similar do not keep shared mappings or fcntl
     ///   locks coherent between hosts; use a local filesystem (`/dev/shm` or `/tmp`).
     /// - **fork:** a child forked after open may keep using the store; it reopens the

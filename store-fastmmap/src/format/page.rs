@@ -1,18 +1,32 @@
 //! The page layout and its atomic view.
 //!
 //! ```text
-//!  page offset
-//!  0        8        12       16       20       24       28       32
-//!  +--------+--------+--------+--------+--------+--------+--------+
-//!  | seq (u64)       | magic  | index  | count  | data_lo| dead   | tick   |
-//!  +--------+--------+--------+--------+--------+--------+--------+
-//!  32: move journal: j_slot | j_from | j_to | j_len | j_progress (u32 each), 52..56 zero
-//!  56: next_version (u64)
-//!  64: slot table, nslots x u64 = (record offset u32) | (tag u32) << 32, 0 = empty
-//!  64 + 8*nslots: LRU stamps, nslots x u32 (stamp i belongs to slot i)
-//!  data_start = align8(64 + 12*nslots): data area; records packed downwards from the
-//!  page end: live and dead records in [data_lo, page_size), free gap below data_lo.
+//!  +-----------------------------------------------------------------+
+//!  |                               seq                               |   0
+//!  +--------------------------------+--------------------------------+
+//!  |             magic              |             index              |   8
+//!  +--------------------------------+--------------------------------+
+//!  |             count              |            data_lo             |  16
+//!  +--------------------------------+--------------------------------+
+//!  |              dead              |              tick              |  24
+//!  +--------------------------------+--------------------------------+
+//!  |             j_slot             |             j_from             |  32
+//!  +--------------------------------+--------------------------------+
+//!  |              j_to              |             j_len              |  40
+//!  +--------------------------------+--------------------------------+
+//!  |             j_prog             |         reserved, zero         |  48
+//!  +--------------------------------+--------------------------------+
+//!  |                          next_version                           |  56
+//!  +-----------------------------------------------------------------+
+//!  |            slot table: nslots rows (one u64 per slot)           |  64
+//!  +--------------------------------+--------------------------------+
+//!  | LRU stamps: nslots u32, two per row                             |  64 + 8*nslots
+//!  +-----------------------------------------------------------------+
+//!  | data area: free gap, then from data_lo the records, packed      |  data_start =
+//!  | towards the page end                                            |  align8(64 + 12*nslots)
+//!  +-----------------------------------------------------------------+
 //! ```
+//! A slot is `(record offset u32) | (tag u32) << 32`, 0 = empty; stamp i belongs to slot i.
 //! `nslots = page_size / 128`. The seqlock counter `seq` guards everything in the page
 //! except the stamps, which readers store without the lock (they are hints).
 

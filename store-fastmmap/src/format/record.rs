@@ -1,18 +1,27 @@
 //! The record layout: one entry in a page's data area.
 //!
 //! ```text
-//!  0       8       16      20      24
-//!  +-------+-------+---+---+-------+-----------+------------+
-//!  |version|expires| lens  | check | key, pad8 | value, pad8|
-//!  +-------+-------+-------+-------+-----------+------------+
+//!  +-----------------------------------------------------------------+
+//!  |                             version                             |   0
+//!  +-----------------------------------------------------------------+
+//!  |                             expires                             |   8
+//!  +--------------------------------+--------------------------------+
+//!  |              lens              |             check              |  16
+//!  +--------------------------------+--------------------------------+
+//!  |           key, zero-padded to a whole row (align8(klen))        |  24
+//!  +-----------------------------------------------------------------+
+//!  |          value, zero-padded to a whole row (align8(vlen))       |  24 + align8(klen)
+//!  +-----------------------------------------------------------------+
 //! ```
 //! - `version` u64: the entry's version (never 0).
 //! - `expires` u64: expiry in Unix milliseconds; `u64::MAX` means never (an explicit
 //!   expiry at `u64::MAX` ms is stored as `u64::MAX - 1`).
 //! - `lens` u32: value length in bits 0..24, key length (1..=255) in bits 24..32.
-//! - `check` u32: low 32 bits of xxh3-64 over the record with `expires` and `check`
-//!   zeroed. Verified when a page is salvaged, not on reads (the seqlock guards those);
-//!   `expires` is excluded so that `touch` is one atomic store.
+//! - `check` u32: the record checksum (`KeyHasher::record_check`) over the key's hash,
+//!   version, lengths and value; `expires` is excluded so that `touch` is one atomic
+//!   store. Verified by lock-free readers over what they copied (after the seqlock
+//!   validated the copy), by writers on the record they find for their key, and for
+//!   every record on repair (see FORMAT.md "Record layout").
 
 use store_api::Timestamp;
 

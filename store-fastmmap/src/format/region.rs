@@ -23,7 +23,12 @@ pub(crate) struct Region<'a> {
 impl<'a> Region<'a> {
     /// A region over the whole mapping.
     pub(crate) fn of(map: &'a crate::os::mmap::Mapping) -> Region<'a> {
-        debug_assert_eq!(map.base() as usize % 8, 0);
+        // The SAFETY arguments of every accessor below rely on this.
+        assert!(
+            (map.base() as usize).is_multiple_of(8),
+            "the mapping base {:p} is 8-aligned (mmap returns page-aligned addresses)",
+            map.base()
+        );
         Region {
             base: map.base(),
             len: map.len(),

@@ -1,6 +1,8 @@
-//! Byte-range write locks with `fcntl`: open-file-description locks (`F_OFD_SETLKW`) on
-//! Linux, classic POSIX record locks elsewhere (which exclude processes but not threads,
-//! and which any `close` of the file in the process drops).
+//! Byte-range write locks with `fcntl`: open-file-description locks (`F_OFD_SETLK(W)`).
+//! Linux only: elsewhere the code falls back to classic POSIX record locks so that it
+//! compiles, but those belong to the process (two stores on one file in one process do
+//! not exclude each other, and any `close` of the file drops all the process's locks),
+//! which breaks the protocol in FORMAT.md; that is not supported.
 #![allow(unsafe_code)]
 
 use std::io;
