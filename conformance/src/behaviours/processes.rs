@@ -179,22 +179,30 @@ pub fn killed_writer_stalls_nobody<H: Harness>(ctx: &Ctx) -> Outcome {
     let store = std::sync::Arc::new(store.expect("opened"));
     let keep: Vec<_> = (0..64).map(|i| key(format!("keep:{i}"))).collect();
     for (i, k) in keep.iter().enumerate() {
-        put(&*store, k, &self_checking(i as u64, 200 + i * 13));
+        put(&*store, k, &self_checking(i as u64, 100 + i * 3));
     }
     let victim = key("victim");
+    // Values small enough that no page or region ever needs to evict one of the kept
+    // entries to make room for the victim's: every disappearance is a loss.
+    let hammer_max = (store.capabilities().max_value_len / 4).clamp(64, 16 << 10);
     let rounds = 3 * u64::from(ctx.scale());
     for round in 0..rounds {
         let mut child = spawn_job(
             &s.program,
             &s.args,
-            &["hammer", victim.as_str(), &(round << 32).to_string()],
+            &[
+                "hammer",
+                victim.as_str(),
+                &(round << 32).to_string(),
+                &hammer_max.to_string(),
+            ],
         );
         let mut line = String::new();
         BufReader::new(child.stdout.as_mut().expect("piped"))
             .read_line(&mut line)
             .expect("read the worker's ready line");
         assert_eq!(line.trim(), "ready", "the hammer worker did not start");
-        std::thread::sleep(Duration::from_millis(5 + 7 * round));
+        std::thread::sleep(Duration::from_millis(5 + 7 * (round % 8)));
         child.kill().expect("SIGKILL the worker");
         let _ = child.wait();
         let (store2, keep2, victim2) = (store.clone(), keep.clone(), victim.clone());
