@@ -271,7 +271,7 @@ pub fn data_survives_reopen<H: Harness>(ctx: &Ctx) -> Outcome {
         put_with(
             &store,
             &k,
-            &self_checking(i, 10 + i as usize * 31),
+            &self_checking(i, 10 + i as usize * 13),
             expiry,
             WriteMode::Upsert,
         );
