@@ -27,6 +27,10 @@ pub struct Stats {
     pub purged: u64,
     /// Damaged regions (for example pages of a shared file) found and repaired.
     pub recovered: u64,
+    /// Entries that may have been live and were dropped while repairing damaged data
+    /// (a writer killed mid-write, a stray write into a shared file). Reported so that
+    /// nothing disappears silently.
+    pub lost_in_repair: u64,
 }
 
 /// How an engine runs an [`update`](crate::SessionStore::update) closure.

@@ -684,6 +684,7 @@ impl SessionStore for FastMmapStore {
         }
         s.purged = c.purged.load(Ordering::Relaxed);
         s.recovered = c.recovered.pages.load(Ordering::Relaxed);
+        s.lost_in_repair = c.recovered.lost.load(Ordering::Relaxed);
         Ok(s)
     }
 

@@ -150,6 +150,11 @@ fn a_damaged_value_is_dropped_by_the_checksum_on_repair() {
     assert_eq!(present, 4, "exactly the damaged record was dropped");
     assert_eq!(s.stats().unwrap().recovered, 1);
     assert_eq!(s.lost_in_repair(), 1, "and counted as lost");
+    assert_eq!(
+        s.stats().unwrap().lost_in_repair,
+        1,
+        "and reported in Stats"
+    );
 }
 
 #[test]
