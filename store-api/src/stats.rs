@@ -66,9 +66,12 @@ pub struct Capabilities {
     /// Longest key accepted, in bytes (at least [`MAX_KEY_LEN`](crate::MAX_KEY_LEN)).
     pub max_key_len: usize,
     /// Largest value accepted, in bytes, for the longest key. Shorter keys may allow
-    /// slightly larger values; a larger value is
-    /// [`Error::TooLarge`](crate::Error::TooLarge).
+    /// larger values, by at most the bytes the key is shorter than `max_key_len`; a
+    /// larger value is [`Error::TooLarge`](crate::Error::TooLarge).
     pub max_value_len: usize,
+    /// The backend removes expired entries by itself (a server's own expiry), so
+    /// [`purge_expired`](crate::SessionStore::purge_expired) returns 0.
+    pub expires_itself: bool,
     /// How `update` runs its closure.
     pub update: UpdateAtomicity,
 }
@@ -84,6 +87,7 @@ impl Capabilities {
             bounded: false,
             max_key_len: crate::MAX_KEY_LEN,
             max_value_len,
+            expires_itself: false,
             update: UpdateAtomicity::Locked,
         }
     }

@@ -76,10 +76,11 @@ pub trait SessionStore: Send + Sync + Debug {
     /// `store_session_data` is [`WriteMode::Upsert`]).
     ///
     /// # Errors
+    /// [`TooLarge`](crate::Error::TooLarge), checked first, before the mode;
     /// [`AlreadyExists`](crate::Error::AlreadyExists), [`NotFound`](crate::Error::NotFound)
     /// or [`VersionMismatch`](crate::Error::VersionMismatch) when `mode` forbids the
-    /// write; [`TooLarge`](crate::Error::TooLarge); [`NoSpace`](crate::Error::NoSpace);
-    /// backend errors. On any error nothing changed.
+    /// write; [`NoSpace`](crate::Error::NoSpace); backend errors. On any error nothing
+    /// changed.
     fn put(&self, key: &Key, value: &[u8], expiry: Expiry, mode: WriteMode)
     -> Result<WriteOutcome>;
 
@@ -111,7 +112,8 @@ pub trait SessionStore: Send + Sync + Debug {
     ) -> Result<UpdateOutcome>;
 
     /// Removes every expired entry (Perl's `delete_expired_sessions`) and returns how
-    /// many it removed. Engines whose backend expires entries itself return 0 and say so.
+    /// many it removed. Engines whose backend expires entries itself return 0 and say so
+    /// in [`Capabilities::expires_itself`].
     fn purge_expired(&self) -> Result<u64>;
 
     /// The engine's counters.
@@ -127,8 +129,13 @@ pub trait SessionStore: Send + Sync + Debug {
     /// write to `from` racing the move may be lost). Engines that can lock both keys
     /// override it.
     ///
+    /// The write of `to` may evict other entries like any write; they are counted in
+    /// [`Stats::evicted_live`] and [`Stats::evicted_expired`].
+    ///
     /// # Errors
-    /// [`AlreadyExists`](crate::Error::AlreadyExists) if `to` is live.
+    /// [`AlreadyExists`](crate::Error::AlreadyExists) if `to` is live;
+    /// [`TooLarge`](crate::Error::TooLarge) if the value does not fit under the key `to`
+    /// (a longer key leaves less room); [`NoSpace`](crate::Error::NoSpace); backend errors.
     fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
         let Some(entry) = self.get(from)? else {
             return Ok(false);

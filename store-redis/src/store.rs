@@ -588,6 +588,7 @@ impl SessionStore for RedisStore {
         caps.survives_restart = true;
         caps.bounded = false;
         caps.max_key_len = MAX_KEY_LEN;
+        caps.expires_itself = self.clock.is_none();
         caps.update = UpdateAtomicity::Optimistic {
             max_attempts: self.max_update_attempts,
         };

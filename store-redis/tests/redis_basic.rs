@@ -444,6 +444,10 @@ fn capabilities_and_stats_describe_a_shared_server() {
     assert!(!caps.bounded);
     assert_eq!(caps.update, UpdateAtomicity::Optimistic { max_attempts: 5 });
     assert_eq!(caps.max_key_len, store_api::MAX_KEY_LEN);
+    assert!(
+        caps.expires_itself,
+        "the server's clock expires entries: purge returns 0"
+    );
 
     let k = key("session:s");
     store.put(&k, b"x", HOUR, WriteMode::Upsert).unwrap();
