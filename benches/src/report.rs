@@ -247,6 +247,28 @@ impl Report {
         notes
     }
 
+    /// `" (sample ranges overlap: ...)"` when the min-max ranges of two cells overlap, so
+    /// a verdict decided by a few per cent is read as the tie it is.
+    fn overlap_note(&self, a: &str, b: &str, workload: &str) -> String {
+        let range = |e: &str| {
+            self.rows
+                .iter()
+                .find(|r| r.engine == e && r.workload == workload)
+                .and_then(|r| r.cell.summary())
+                .map(|s| (s.min_ns, s.max_ns))
+        };
+        match (range(a), range(b)) {
+            (Some((a0, a1)), Some((b0, b1))) if a0 <= b1 && b0 <= a1 => format!(
+                " (sample ranges overlap: {a} {} - {}, {b} {} - {})",
+                ns(a0),
+                ns(a1),
+                ns(b0),
+                ns(b1)
+            ),
+            _ => String::new(),
+        }
+    }
+
     /// The five goals of the issue, evaluated on this run.
     pub fn goals(&self) -> Vec<Goal> {
         let f = "store-fastmmap";
@@ -260,7 +282,13 @@ impl Report {
                 _ => None,
             },
             detail: match get {
-                (Some(a), Some(b)) => format!("{} vs {}: ratio {:.2}", ns(a), ns(b), a / b),
+                (Some(a), Some(b)) => format!(
+                    "{} vs {}: ratio {:.2}{}",
+                    ns(a),
+                    ns(b),
+                    a / b,
+                    self.overlap_note(f, "mutex-hashmap", "get_hit_100")
+                ),
                 _ => "not measured in this run".into(),
             },
         });
