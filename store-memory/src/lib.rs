@@ -30,8 +30,3 @@ mod store;
 
 pub use builder::{DEFAULT_MAX_VALUE_LEN, MemoryStoreBuilder};
 pub use store::MemoryStore;
-
-/// The README's example, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;
