@@ -130,7 +130,7 @@ fn exercise(s: &dyn SessionStore, keys: &[Key]) {
 /// The target body.
 pub fn file(data: &[u8]) {
     let mut bytes = data.to_vec();
-    if bytes.len() > FLAG_OFFSET && bytes[FLAG_OFFSET] & 1 == 1 && bytes.len() >= STATIC_END {
+    if bytes.len() >= STATIC_END && bytes[FLAG_OFFSET] & 1 == 1 {
         scratch::fix_checksum(&mut bytes);
     }
     let dir = Scratch::new();
@@ -139,7 +139,8 @@ pub fn file(data: &[u8]) {
     let clock = ManualClock::default();
     let mut b = scratch::builder(&path, &clock);
     if bytes.len() < 8 || bytes[..8] == [0; 8] {
-        // An uninitialised file is initialised whatever it holds: keep that small.
+        // A file with no magic is (re)initialised with the options' geometry, not the
+        // default 5 MiB one: keep it small and fast.
         b = b.page_size(4096).num_pages(1);
     }
     let store = match b.open() {
