@@ -549,6 +549,8 @@ impl Model {
         if from == to {
             return match (self.live(from).is_some(), got) {
                 (false, Ok(false)) | (true, Err(Error::AlreadyExists { .. })) => Ok(()),
+                // Evicted earlier by a reported eviction the model had not yet placed.
+                (true, Ok(false)) if self.absorb_vanish(from) => Ok(()),
                 (_, got) => Err(format!("rotate({from}, itself) answered {got:?}")),
             };
         }

@@ -115,17 +115,6 @@ pub fn ops(data: &[u8]) {
     let mut done = Vec::new();
     while done.len() < MAX_OPS && !u.is_empty() {
         let Ok(op) = op(&mut u) else { break };
-        if let Op::Rotate(a, b) = op
-            && a == b
-        {
-            // The model's rotate(k, k) expects AlreadyExists while k is live in the model,
-            // even when a reported eviction took k (fuzz/regressions/ops/
-            // model_rotate_to_itself_after_eviction); a checked get first lets the model
-            // account for the eviction.
-            if let Err(e) = model.apply(&store, &Op::Get(a)) {
-                panic!("{e}\n  at the get before {op:?}\n  after {done:?}");
-            }
-        }
         if op == Op::Reopen {
             drop(store);
             store = open();
