@@ -20,6 +20,32 @@ pub enum WriteMode {
     IfVersion(Version),
 }
 
+impl WriteMode {
+    /// Whether this mode admits a write over a key whose live entry has version
+    /// `current` (`None`: absent or expired). The one place the write-mode rules are
+    /// written; engines call it under their lock.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`](crate::Error::AlreadyExists),
+    /// [`Error::NotFound`](crate::Error::NotFound) or
+    /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) naming `key`.
+    pub fn check(self, key: &crate::Key, current: Option<Version>) -> crate::Result<()> {
+        use crate::Error;
+        match (self, current) {
+            (WriteMode::CreateOnly, Some(_)) => Err(Error::AlreadyExists { key: key.clone() }),
+            (WriteMode::ReplaceOnly, None) => Err(Error::NotFound { key: key.clone() }),
+            (WriteMode::IfVersion(expected), actual) if actual != Some(expected) => {
+                Err(Error::VersionMismatch {
+                    key: key.clone(),
+                    expected,
+                    actual,
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// How many entries a write removed to make room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -107,4 +133,38 @@ pub enum UpdateOutcome {
         /// Whether a live entry was removed.
         existed: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Error, Key};
+
+    #[test]
+    fn write_mode_rules() {
+        let k = Key::new("k").unwrap();
+        let v1 = Version::new(1).unwrap();
+        let v2 = Version::new(2).unwrap();
+        assert!(WriteMode::Upsert.check(&k, None).is_ok());
+        assert!(WriteMode::Upsert.check(&k, Some(v1)).is_ok());
+        assert!(WriteMode::CreateOnly.check(&k, None).is_ok());
+        assert!(matches!(
+            WriteMode::CreateOnly.check(&k, Some(v1)),
+            Err(Error::AlreadyExists { .. })
+        ));
+        assert!(WriteMode::ReplaceOnly.check(&k, Some(v1)).is_ok());
+        assert!(matches!(
+            WriteMode::ReplaceOnly.check(&k, None),
+            Err(Error::NotFound { .. })
+        ));
+        assert!(WriteMode::IfVersion(v1).check(&k, Some(v1)).is_ok());
+        assert!(matches!(
+            WriteMode::IfVersion(v1).check(&k, Some(v2)),
+            Err(Error::VersionMismatch { actual: Some(a), .. }) if a == v2
+        ));
+        assert!(matches!(
+            WriteMode::IfVersion(v1).check(&k, None),
+            Err(Error::VersionMismatch { actual: None, .. })
+        ));
+    }
 }

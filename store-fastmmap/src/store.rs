@@ -549,20 +549,7 @@ impl SessionStore for FastMmapStore {
         let current = found
             .filter(|f| is_live(decode_expiry(f.hdr.expires), now))
             .map(|f| version_of(f.hdr.version));
-        match (mode, current) {
-            (WriteMode::CreateOnly, Some(_)) => {
-                return Err(Error::AlreadyExists { key: key.clone() });
-            }
-            (WriteMode::ReplaceOnly, None) => return Err(Error::NotFound { key: key.clone() }),
-            (WriteMode::IfVersion(expected), actual) if actual != Some(expected) => {
-                return Err(Error::VersionMismatch {
-                    key: key.clone(),
-                    expected,
-                    actual,
-                });
-            }
-            _ => {}
-        }
+        mode.check(key, current)?;
         self.write_locked(
             &mut l,
             key,

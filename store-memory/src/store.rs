@@ -197,20 +197,7 @@ impl SessionStore for MemoryStore {
             .peek(key)
             .filter(|e| is_live(e.expires_at, now))
             .map(|e| e.version);
-        match (mode, current) {
-            (WriteMode::CreateOnly, Some(_)) => {
-                return Err(Error::AlreadyExists { key: key.clone() });
-            }
-            (WriteMode::ReplaceOnly, None) => return Err(Error::NotFound { key: key.clone() }),
-            (WriteMode::IfVersion(expected), actual) if actual != Some(expected) => {
-                return Err(Error::VersionMismatch {
-                    key: key.clone(),
-                    expected,
-                    actual,
-                });
-            }
-            _ => {}
-        }
+        mode.check(key, current)?;
         self.write_locked(&mut shard, key, value, expires_at, now)
     }
 
