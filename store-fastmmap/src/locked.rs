@@ -399,7 +399,7 @@ impl<'a> Locked<'a> {
         version: u64,
         existing: Option<&Found>,
         moved_from: Option<&Found>,
-        now: Timestamp,
+        now: &mut dyn FnMut() -> Timestamp,
         policy: EvictionPolicy,
     ) -> Result<Evicted, NoRoom> {
         debug_assert!(
@@ -509,6 +509,8 @@ impl<'a> Locked<'a> {
         let mut victims: Vec<Linked> = own_rec;
         let mut ev = Evicted::default();
         if !fits(total(&keep), keep.len(), 0, 0) {
+            // The clock is read only here, when a write has to choose what goes.
+            let now = now();
             let (live, expired): (Vec<Linked>, Vec<Linked>) =
                 keep.into_iter().partition(|r| r.live(now));
             keep = live;
@@ -944,7 +946,7 @@ mod tests {
             v,
             existing.as_ref(),
             None,
-            Timestamp::ZERO,
+            &mut || Timestamp::ZERO,
             EvictionPolicy::Lru,
         )
         .unwrap()

@@ -350,11 +350,19 @@ impl FastMmapStore {
                 .record_check(kh.raw, f.hdr.version, f.hdr.lens(), v)
                 == f.hdr.check
         };
-        let mut small = [0u8; 512];
-        match small.get_mut(..f.hdr.vlen) {
-            // Session values are small: no allocation on the write path.
-            Some(buf) => l.value_into(f, buf) && check(buf),
-            None => l.value(f).is_ok_and(|v| check(&v)),
+        // Session values are small: no allocation on the write path, and a stack buffer
+        // no larger than needed (it is zeroed before the copy).
+        let vlen = f.hdr.vlen;
+        if vlen <= 128 {
+            let mut small = [0u8; 128];
+            let buf = &mut small[..vlen];
+            l.value_into(f, buf) && check(buf)
+        } else if vlen <= 512 {
+            let mut small = [0u8; 512];
+            let buf = &mut small[..vlen];
+            l.value_into(f, buf) && check(buf)
+        } else {
+            l.value(f).is_ok_and(|v| check(&v))
         }
     }
 
@@ -401,7 +409,7 @@ impl FastMmapStore {
         expires_at: Option<Timestamp>,
         existing: Option<&Found>,
         moved_from: Option<&Found>,
-        now: Timestamp,
+        now: &mut dyn FnMut() -> Timestamp,
     ) -> Result<WriteOutcome> {
         let version = l.next_version();
         let ev = l
@@ -512,6 +520,20 @@ impl FastMmapStore {
     }
 }
 
+/// `expiry.resolve`, reading the clock only for an expiry relative to now.
+fn resolve_lazily(
+    expiry: Expiry,
+    now: &mut impl FnMut() -> Timestamp,
+    default_ttl: Option<Duration>,
+) -> Option<Timestamp> {
+    match (expiry, default_ttl) {
+        (Expiry::Never, _) => None,
+        (Expiry::At(t), _) => Some(t),
+        (Expiry::Default, None) => None,
+        (e, ttl) => e.resolve(now(), ttl),
+    }
+}
+
 fn version_of(raw: u64) -> Version {
     // Records with version 0 are rejected by the probe's checks.
     Version::new(raw).unwrap_or(Version::new(1).expect("1 is not 0"))
@@ -543,11 +565,17 @@ impl SessionStore for FastMmapStore {
         self.check_len(key, value.len())?;
         let kh = self.hasher.hash(key.as_bytes());
         let (_g, mut l) = self.locked(kh.page)?;
-        let now = self.clock.now();
-        let expires_at = expiry.resolve(now, self.default_ttl);
+        // The clock is read at most once, and only if something needs the time: an
+        // expiry relative to now, a found record that can expire, or an eviction.
+        let mut t = None;
+        let mut now = || *t.get_or_insert_with(|| self.clock.now());
+        let expires_at = resolve_lazily(expiry, &mut now, self.default_ttl);
         let found = self.find(&mut l, key, kh)?;
         let current = found
-            .filter(|f| is_live(decode_expiry(f.hdr.expires), now))
+            .filter(|f| {
+                let e = decode_expiry(f.hdr.expires);
+                e.is_none() || is_live(e, now())
+            })
             .map(|f| version_of(f.hdr.version));
         mode.check(key, current)?;
         self.write_locked(
@@ -558,7 +586,7 @@ impl SessionStore for FastMmapStore {
             expires_at,
             found.as_ref(),
             None,
-            now,
+            &mut now,
         )
     }
 
@@ -634,7 +662,7 @@ impl SessionStore for FastMmapStore {
                     expires_at,
                     found.as_ref(),
                     None,
-                    now,
+                    &mut || now,
                 )
                 .map(UpdateOutcome::Written)
             }
@@ -737,7 +765,7 @@ impl FastMmapStore {
                     entry.expires_at,
                     ft.as_ref(),
                     None,
-                    now,
+                    &mut || now,
                 )?;
                 lf.remove(&ff);
             }
@@ -761,7 +789,7 @@ impl FastMmapStore {
                     entry.expires_at,
                     ft.as_ref(),
                     Some(&ff),
-                    now,
+                    &mut || now,
                 )?;
             }
         }
