@@ -69,6 +69,10 @@ pub(crate) fn try_lock_range(fd: RawFd, start: u64, len: u64) -> io::Result<bool
 }
 
 /// Releases the lock on `[start, start + len)`.
+///
+/// With the non-waiting command: an unlock never waits, and glibc runs the waiting
+/// command (`F_OFD_SETLKW`) through its thread-cancellation wrapper, which a
+/// multi-threaded process pays for on every call.
 pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
-    setlk(fd, libc::F_UNLCK as libc::c_short, start, len)
+    setlk_cmd(fd, SETLK, libc::F_UNLCK as libc::c_short, start, len)
 }
