@@ -732,30 +732,66 @@ impl<'a> Locked<'a> {
             .find(|&i| self.page.slot(i).load(Ordering::Relaxed) == 0)
     }
 
-    /// Removes every expired record; returns how many.
-    pub(crate) fn purge(&mut self, now: Timestamp) -> u64 {
-        let recs = match self.scan() {
-            Ok(r) => r,
-            Err(_) => {
-                self.salvage();
-                self.scan().unwrap_or_default()
+    /// Removes every expired record; returns how many. `scratch` is reused from page to
+    /// page (a purge of the whole file allocates once, not once per page).
+    ///
+    /// One pass over the slot table checks every linked record's header (as `scan`) and
+    /// notes the slots of expired ones; then, in one write section, those slots are
+    /// emptied and the probe chains they cut are closed (as `unlink_values`, but by slot
+    /// index: under the lock the slots are exactly where the pass saw them).
+    pub(crate) fn purge(&mut self, now: Timestamp, scratch: &mut Vec<(usize, usize)>) -> u64 {
+        let n = self.page.geo().nslots();
+        let mut attempt = 0;
+        let (linked, start) = loop {
+            scratch.clear();
+            // A slot empty before any is emptied here: on a sound page every probe chain
+            // lies after it in cyclic order, so one relinking pass from it suffices.
+            let mut start = None;
+            let mut linked = 0usize;
+            let mut damaged = false;
+            for i in 0..n {
+                let v = self.page.slot(i).load(Ordering::Relaxed);
+                if v == 0 && start.is_none() {
+                    start = Some(i);
+                }
+                let (off, _) = slot_parts(v);
+                if off == 0 {
+                    continue;
+                }
+                match record_header(&self.page, off as usize) {
+                    Ok(hdr) => {
+                        linked += 1;
+                        if !is_live(decode_expiry(hdr.expires), now) {
+                            scratch.push((i, hdr.size()));
+                        }
+                    }
+                    Err(_) => {
+                        damaged = true;
+                        break;
+                    }
+                }
             }
+            if !damaged {
+                break (linked, start.unwrap_or(0));
+            }
+            if attempt == 1 {
+                // Still damaged after a repair: purge nothing here.
+                scratch.clear();
+                return 0;
+            }
+            attempt += 1;
+            self.salvage();
         };
-        let expired: Vec<&Linked> = recs.iter().filter(|r| !r.live(now)).collect();
-        if expired.is_empty() {
+        if scratch.is_empty() {
             return 0;
         }
         self.begin();
-        let values: Vec<u64> = expired.iter().map(|r| r.value).collect();
-        let mut missing = self.unlink_values(&values);
-        let mut freed = 0;
-        for r in &expired {
-            match missing.get_mut(&r.value) {
-                Some(c) if *c > 0 => *c -= 1,
-                _ => freed += r.size,
-            }
+        for &(i, _) in scratch.iter() {
+            self.page.slot(i).store(0, Ordering::Relaxed);
         }
-        let count = recs.len() - expired.len();
+        self.relink_all(start);
+        let freed: usize = scratch.iter().map(|&(_, size)| size).sum();
+        let count = linked - scratch.len();
         self.set_size(COUNT_OFFSET, count);
         if count == 0 {
             self.set(DATA_LO_OFFSET, self.page.geo().page_size);
@@ -766,7 +802,7 @@ impl<'a> Locked<'a> {
         }
         self.set(TICK_OFFSET, self.get(TICK_OFFSET).wrapping_add(1));
         self.end();
-        expired.len() as u64
+        scratch.len() as u64
     }
 
     /// Whether the record a slot value points at checks out completely: bounds,

@@ -671,7 +671,11 @@ impl SessionStore for FastMmapStore {
 
     fn purge_expired(&self) -> Result<u64> {
         let now = self.clock.now();
-        let total: u64 = self.each_page(|l| l.purge(now))?.into_iter().sum();
+        let mut scratch = Vec::new();
+        let total: u64 = self
+            .each_page(|l| l.purge(now, &mut scratch))?
+            .into_iter()
+            .sum();
         Counters::add(&self.counters.purged, total);
         Ok(total)
     }
