@@ -154,6 +154,30 @@ pub fn counter(v: Option<&[u8]>) -> u64 {
     }
 }
 
+/// Joins `writers`, then raises `stop` and joins `readers`; re-raises a panic from any of
+/// them once all have ended, so a failing reader never leaves a writer running.
+pub fn join_writers_then_readers(
+    writers: Vec<std::thread::JoinHandle<()>>,
+    stop: &std::sync::atomic::AtomicBool,
+    readers: Vec<std::thread::JoinHandle<()>>,
+) {
+    let mut failure = None;
+    for w in writers {
+        if let Err(p) = w.join() {
+            failure = Some(p);
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for r in readers {
+        if let Err(p) = r.join() {
+            failure = Some(p);
+        }
+    }
+    if let Some(p) = failure {
+        std::panic::resume_unwind(p);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,9 @@ use store_api::{
     WriteOutcome,
 };
 
-use crate::check::{get, key, long_key, put, self_checking, verify_self_checking};
+use crate::check::{
+    get, join_writers_then_readers, key, long_key, put, self_checking, verify_self_checking,
+};
 use crate::{Ctx, Harness, Outcome, Spec, Unsupported};
 
 /// Most entries a small store is filled with before the suite gives up waiting for it to
@@ -306,20 +308,6 @@ pub fn values_are_never_torn_under_eviction<H: Harness>(ctx: &Ctx) -> Outcome {
             })
         })
         .collect();
-    let mut result = Ok(());
-    for w in writers {
-        if let Err(p) = w.join() {
-            result = Err(p);
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    for r in readers {
-        if let Err(p) = r.join() {
-            result = Err(p);
-        }
-    }
-    if let Err(p) = result {
-        std::panic::resume_unwind(p);
-    }
+    join_writers_then_readers(writers, &stop, readers);
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Barrier};
 
 use store_api::{Error, Expiry, Key, SessionStore, UpdateAction, WriteMode};
 
-use crate::check::{delete, get, key, put, self_checking, value, verify_self_checking};
+use crate::check::{
+    delete, get, join_writers_then_readers, key, put, self_checking, value, verify_self_checking,
+};
 use crate::{Ctx, Harness, Outcome, Spec};
 
 /// Threads working on their own keys (put, update, read, delete) always see exactly
@@ -114,21 +116,7 @@ fn torn_reads(store: Arc<impl SessionStore + 'static>, same_length: bool, writes
             })
         })
         .collect();
-    let mut failure = None;
-    for w in writers {
-        if let Err(p) = w.join() {
-            failure = Some(p);
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    for r in readers {
-        if let Err(p) = r.join() {
-            failure = Some(p);
-        }
-    }
-    if let Some(p) = failure {
-        std::panic::resume_unwind(p);
-    }
+    join_writers_then_readers(writers, &stop, readers);
 }
 
 /// Two writers overwrite keys with self-checking values (equal and varying lengths)
