@@ -4,6 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
+use crate::measure::{Interleaved, measure_interleaved};
 use crate::report::{Cell, Report, Row};
 use crate::worker::WorkerCmd;
 use crate::{
@@ -134,7 +135,12 @@ impl Runner {
         } else {
             None
         };
-        let total = engines.len() * o.workloads.len() + 1 + usize::from(perl.is_some());
+        let put_100 = Workload::Put { value_len: 100 };
+        let side_by_side = engines.contains(&EngineId::Fastmmap) && o.workloads.contains(&put_100);
+        let total = engines.len() * o.workloads.len()
+            + 1
+            + usize::from(perl.is_some())
+            + usize::from(side_by_side);
         let mut done = 0;
         let tag = format!(
             "{}-{}",
@@ -168,6 +174,15 @@ impl Runner {
                 });
                 done += 1;
             }
+        }
+        if side_by_side {
+            self.progress(
+                done,
+                total,
+                "put_100 on store-fastmmap and the pair, alternating",
+            );
+            report.put_vs_pair = Some(self.put_vs_pair(put_100, &tag).map_err(|e| e.to_string()));
+            done += 1;
         }
         if let Some(p) = perl {
             self.progress(done, total, "the Perl original");
@@ -205,6 +220,31 @@ impl Runner {
         report.load.push(format!("at end: {}", load()));
         report.seconds = self.started.elapsed().as_secs_f64();
         report
+    }
+
+    /// store-fastmmap's `put` and the bare fcntl pair in alternating samples: the put goal
+    /// is a ratio, and measured minutes apart on a VM the two halves of a ratio can see
+    /// different phases of the host.
+    fn put_vs_pair(&self, w: Workload, tag: &str) -> store_api::Result<Interleaved> {
+        let o = &self.opts;
+        let keys = w.keys(tag);
+        let opened = EngineId::Fastmmap.create(w.sizing(), &o.redis_url)?;
+        let store = &*opened.store;
+        w.setup(store, &keys)?;
+        let value = w.value();
+        let mut buf = Vec::new();
+        let pair = FcntlPair::new().map_err(|e| store_api::Error::io("fcntl pair file", e))?;
+        let mut off = 0;
+        measure_interleaved(
+            &o.budget,
+            |_| {
+                off = (off + 1) % 64;
+                pair.lock_unlock(off)
+                    .map(|()| true)
+                    .map_err(|e| store_api::Error::io("fcntl", e))
+            },
+            |i| w.op(store, &keys, &value, i, &mut buf),
+        )
     }
 
     fn cell(&self, engine: EngineId, w: &Workload, keys: &KeySet, tag: &str) -> Cell {
