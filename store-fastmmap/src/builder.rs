@@ -4,10 +4,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use store_api::{Clock, Error, EvictionPolicy, Result, SystemClock};
+use store_api::{Clock, Error, EvictionPolicy, Result};
 
 use crate::FastMmapStore;
 use crate::format::geometry::{Geometry, MAX_PAGE_SIZE, MIN_PAGE_SIZE};
+use crate::time::TimeSource;
 
 /// Default `cache_size`: 5 MiB, about Perl's 5.8 MB.
 pub const DEFAULT_CACHE_SIZE: u64 = 5 << 20;
@@ -44,7 +45,7 @@ pub struct FastMmapBuilder {
     pub(crate) num_pages: Option<u32>,
     pub(crate) expires: Option<Duration>,
     pub(crate) policy: EvictionPolicy,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: TimeSource,
     pub(crate) mode: u32,
     pub(crate) read_lock_timeout: Duration,
 }
@@ -60,7 +61,7 @@ impl Default for FastMmapBuilder {
             num_pages: None,
             expires: None,
             policy: EvictionPolicy::Lru,
-            clock: Arc::new(SystemClock),
+            clock: TimeSource::system(),
             mode: DEFAULT_MODE,
             read_lock_timeout: DEFAULT_READ_LOCK_TIMEOUT,
         }
@@ -120,9 +121,17 @@ impl FastMmapBuilder {
         self
     }
 
-    /// The clock (default the system clock); tests use `ManualClock`.
+    /// The clock; tests use `ManualClock`, which is read as it is.
+    ///
+    /// The default is the system wall clock, read cheaply: whether an entry is live is
+    /// decided exactly, from the kernel's coarse clock (`CLOCK_REALTIME_COARSE`, a few
+    /// nanoseconds) unless the entry is within a second of its expiry, when the precise
+    /// clock decides. A relative expiry of one second or more is resolved from the coarse
+    /// clock rounded up by two of its ticks, so the entry lives at least as long as asked
+    /// and at most two ticks (8 ms with Linux's usual 250 Hz) longer; shorter ones, and
+    /// `After(ZERO)`, use the precise clock.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
+        self.clock = TimeSource::Custom(clock);
         self
     }
 

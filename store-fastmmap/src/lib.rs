@@ -10,6 +10,8 @@
 //! is safe across processes *and* threads. Entries are evicted LRU within their page,
 //! expired ones first, and every eviction is reported. A writer killed mid-write leaves
 //! an odd seqlock counter; the next writer validates and repairs that page alone.
+//! Expiry is decided exactly with the system clock, mostly from the kernel's coarse clock
+//! (see [`FastMmapBuilder::clock`]).
 //!
 //! ```
 //! # fn main() -> store_api::Result<()> {
@@ -59,6 +61,8 @@ mod seqlock;
 #[cfg(not(loom))]
 mod store;
 mod sync;
+#[cfg(not(loom))]
+mod time;
 
 #[cfg(not(loom))]
 pub use builder::{

@@ -1,14 +1,13 @@
 //! The engine: [`FastMmapStore`] and its [`SessionStore`] implementation.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use store_api::{
-    Capabilities, Clock, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key,
-    MAX_KEY_LEN, Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, Version,
-    WriteMode, WriteOutcome, is_live,
+    Capabilities, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key, MAX_KEY_LEN,
+    Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, Version, WriteMode,
+    WriteOutcome, is_live,
 };
 
 use crate::builder::FastMmapBuilder;
@@ -27,6 +26,7 @@ use crate::os::mmap::Mapping;
 use crate::page_lock::{PageLock, PageLockGuard};
 use crate::probe::{Found, Probe, probe};
 use crate::seqlock::SeqLock;
+use crate::time::TimeSource;
 
 /// How many times a reader retries a page whose counter is odd or changed before it
 /// falls back to taking the page lock (which repairs a page whose writer died).
@@ -85,7 +85,7 @@ pub struct FastMmapStore {
     hasher: KeyHasher,
     fd: SharedFd,
     locks: Box<[PaddedLock]>,
-    clock: Arc<dyn Clock>,
+    clock: TimeSource,
     default_ttl: Option<Duration>,
     policy: EvictionPolicy,
     read_lock_timeout: Duration,
@@ -104,7 +104,7 @@ pub(crate) struct Parts {
     pub(crate) hasher: KeyHasher,
     pub(crate) fd: SharedFd,
     pub(crate) map: Mapping,
-    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) clock: TimeSource,
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) policy: EvictionPolicy,
     pub(crate) read_lock_timeout: Duration,
@@ -474,8 +474,8 @@ impl FastMmapStore {
                         break;
                     }
                     let expires_at = decode_expiry(f.hdr.expires);
-                    // The clock is read only for entries that can expire.
-                    if expires_at.is_some() && !is_live(expires_at, self.clock.now()) {
+                    // Exact, and mostly without a precise clock read (see `time`).
+                    if !self.clock.is_live(expires_at) {
                         return Ok(None);
                     }
                     // Refresh the LRU stamp only when stale, so readers of a hot page do
@@ -520,20 +520,6 @@ impl FastMmapStore {
     }
 }
 
-/// `expiry.resolve`, reading the clock only for an expiry relative to now.
-fn resolve_lazily(
-    expiry: Expiry,
-    now: &mut impl FnMut() -> Timestamp,
-    default_ttl: Option<Duration>,
-) -> Option<Timestamp> {
-    match (expiry, default_ttl) {
-        (Expiry::Never, _) => None,
-        (Expiry::At(t), _) => Some(t),
-        (Expiry::Default, None) => None,
-        (e, ttl) => e.resolve(now(), ttl),
-    }
-}
-
 fn version_of(raw: u64) -> Version {
     // Records with version 0 are rejected by the probe's checks.
     Version::new(raw).unwrap_or(Version::new(1).expect("1 is not 0"))
@@ -565,16 +551,17 @@ impl SessionStore for FastMmapStore {
         self.check_len(key, value.len())?;
         let kh = self.hasher.hash(key.as_bytes());
         let (_g, mut l) = self.locked(kh.page)?;
-        // The clock is read at most once, and only if something needs the time: an
-        // expiry relative to now, a found record that can expire, or an eviction.
+        // The precise clock is read at most once, and only if something needs it: a
+        // short relative expiry or an eviction (see `time` for the rest).
         let mut t = None;
         let mut now = || *t.get_or_insert_with(|| self.clock.now());
-        let expires_at = resolve_lazily(expiry, &mut now, self.default_ttl);
+        let expires_at = self.clock.resolve(expiry, self.default_ttl, &mut now);
         let found = self.find(&mut l, key, kh)?;
+        // An upsert writes whatever is there; the other modes look at the live entry.
         let current = found
             .filter(|f| {
-                let e = decode_expiry(f.hdr.expires);
-                e.is_none() || is_live(e, now())
+                !matches!(mode, WriteMode::Upsert)
+                    && self.clock.is_live(decode_expiry(f.hdr.expires))
             })
             .map(|f| version_of(f.hdr.version));
         mode.check(key, current)?;

@@ -2,6 +2,7 @@
 //! locks, the shared mapping, fork detection. The only modules besides `format` with
 //! `unsafe` code.
 
+pub(crate) mod clock;
 pub(crate) mod file;
 pub(crate) mod fork;
 pub(crate) mod lock;

@@ -1,0 +1,73 @@
+//! The coarse wall clock (`CLOCK_REALTIME_COARSE`): the time of the kernel's last tick,
+//! read from the vDSO in a few nanoseconds where `CLOCK_REALTIME` costs tens. It never
+//! runs ahead of `CLOCK_REALTIME` and trails it by at most its resolution (one tick: 1 to
+//! 10 ms), which is what makes it usable for exact decisions (see `crate::time`).
+#![allow(unsafe_code)]
+
+/// The coarse wall clock in milliseconds since the Unix epoch; `None` where there is none
+/// (not Linux), if the call fails, or before the epoch.
+#[inline]
+pub(crate) fn coarse_ms() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `timespec` is plain old data; all-zero is a valid value.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: `ts` is a valid, writable `timespec` that outlives the call.
+        let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+        if rc != 0 {
+            return None;
+        }
+        let (secs, nanos) = (
+            u64::try_from(ts.tv_sec).ok()?,
+            u64::try_from(ts.tv_nsec).ok()?,
+        );
+        (nanos < 1_000_000_000).then(|| secs.saturating_mul(1_000) + nanos / 1_000_000)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+/// The coarse clock's resolution in nanoseconds (its tick), if it has one.
+pub(crate) fn coarse_resolution_ns() -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: as in `coarse_ms`.
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: `ts` is a valid, writable `timespec` that outlives the call.
+        let rc = unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+        if rc != 0 {
+            return None;
+        }
+        let ns = u64::try_from(ts.tv_sec)
+            .ok()?
+            .checked_mul(1_000_000_000)?
+            .checked_add(u64::try_from(ts.tv_nsec).ok()?)?;
+        (ns > 0).then_some(ns)
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use store_api::{Clock, SystemClock};
+
+    use super::*;
+
+    #[test]
+    fn trails_the_precise_clock_by_at_most_its_resolution() {
+        let res_ms = coarse_resolution_ns().expect("Linux has a coarse clock") / 1_000_000;
+        assert!((1..=100).contains(&res_ms), "a tick of {res_ms} ms");
+        for _ in 0..10_000 {
+            let before = SystemClock.now().as_millis();
+            let coarse = coarse_ms().expect("coarse clock");
+            let after = SystemClock.now().as_millis();
+            assert!(coarse <= after, "never ahead: {coarse} > {after}");
+            // Twice the tick, as `crate::time` assumes.
+            assert!(
+                before <= coarse + 2 * res_ms + 1,
+                "trails by more than two ticks: {coarse} vs {before}"
+            );
+        }
+    }
+}
