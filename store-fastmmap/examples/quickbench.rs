@@ -232,7 +232,7 @@ fn main() {
     );
     println!(
         "ratios: get/mutex {:.2}, get_into/mutex {:.2}, put/fcntl pair {:.2} (no expiry), \
-         {:.2} (expiry after 1 h: reads the clock)",
+         {:.2} (expiry after 1 h)",
         g / m,
         gi / m,
         median(&mut never),

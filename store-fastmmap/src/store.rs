@@ -15,7 +15,7 @@ use crate::counters::Counters;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
 use crate::format::header::{Header, NEXT_VERSION_OFFSET};
-use crate::format::page::{COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, Page, TICK_OFFSET};
+use crate::format::page::{COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, Page, TICK_OFFSET, home};
 use crate::format::record::{decode_expiry, encode_expiry};
 use crate::format::region::Region;
 use crate::hash::{KeyHash, KeyHasher};
@@ -291,6 +291,20 @@ impl FastMmapStore {
         })
     }
 
+    /// Starts fetching the cache lines a write for `kh` reads first (the page header and
+    /// the key's home slot and stamp) before the lock's system call, so that their misses
+    /// overlap with it. Prefetch hints only, no load: until the lock is held and the file
+    /// header checked, the page may lie beyond the end of a file another process shrank
+    /// (`init_file`), where a load raises SIGBUS.
+    fn prefetch_for_write(&self, kh: KeyHash) {
+        let page = self.page(kh.page);
+        let r = page.region();
+        let i = home(kh.tag, self.geo.nslots());
+        r.prefetch(0);
+        r.prefetch(self.geo.slots_offset() + 8 * i);
+        r.prefetch(self.geo.stamps_offset() + 4 * i);
+    }
+
     /// A locked, checked (and if need be repaired) page.
     fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
         self.locked_within(i, None)
@@ -336,6 +350,21 @@ impl FastMmapStore {
         match l.find(key.as_bytes(), kh.tag) {
             Ok(f) if f.is_none_or(|f| self.intact(l, kh, &f)) => Ok(f),
             _ => {
+                l.salvage();
+                l.find(key.as_bytes(), kh.tag)
+                    .map_err(|d| self.corrupted(kh.page, d.0))
+            }
+        }
+    }
+
+    /// As [`Self::find`], without verifying the found record's checksum: for an upsert,
+    /// which overwrites or unlinks that record whatever its value bytes say. Its header
+    /// is still bounds-checked by the probe; see "Damage" in `docs/FORMAT.md` for what a
+    /// stray write to its length field can then do.
+    fn find_to_replace(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
+        match l.find(key.as_bytes(), kh.tag) {
+            Ok(f) => Ok(f),
+            Err(_) => {
                 l.salvage();
                 l.find(key.as_bytes(), kh.tag)
                     .map_err(|d| self.corrupted(kh.page, d.0))
@@ -550,14 +579,19 @@ impl SessionStore for FastMmapStore {
     ) -> Result<WriteOutcome> {
         self.check_len(key, value.len())?;
         let kh = self.hasher.hash(key.as_bytes());
+        self.prefetch_for_write(kh);
         let (_g, mut l) = self.locked(kh.page)?;
         // The precise clock is read at most once, and only if something needs it: a
         // short relative expiry or an eviction (see `time` for the rest).
         let mut t = None;
         let mut now = || *t.get_or_insert_with(|| self.clock.now());
         let expires_at = self.clock.resolve(expiry, self.default_ttl, &mut now);
-        let found = self.find(&mut l, key, kh)?;
-        // An upsert writes whatever is there; the other modes look at the live entry.
+        // An upsert replaces whatever is there; the other modes look at the live entry,
+        // whose record must be intact.
+        let found = match mode {
+            WriteMode::Upsert => self.find_to_replace(&mut l, key, kh)?,
+            _ => self.find(&mut l, key, kh)?,
+        };
         let current = found
             .filter(|f| {
                 !matches!(mode, WriteMode::Upsert)
@@ -579,6 +613,7 @@ impl SessionStore for FastMmapStore {
 
     fn delete(&self, key: &Key) -> Result<bool> {
         let kh = self.hasher.hash(key.as_bytes());
+        self.prefetch_for_write(kh);
         let (_g, mut l) = self.locked(kh.page)?;
         let now = self.clock.now();
         let Some(f) = self.find(&mut l, key, kh)? else {
@@ -594,6 +629,7 @@ impl SessionStore for FastMmapStore {
 
     fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
         let kh = self.hasher.hash(key.as_bytes());
+        self.prefetch_for_write(kh);
         let (_g, mut l) = self.locked(kh.page)?;
         let now = self.clock.now();
         let Some(f) = self.find(&mut l, key, kh)? else {
@@ -615,6 +651,7 @@ impl SessionStore for FastMmapStore {
         f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
     ) -> Result<UpdateOutcome> {
         let kh = self.hasher.hash(key.as_bytes());
+        self.prefetch_for_write(kh);
         let (_g, mut l) = self.locked(kh.page)?;
         let now = self.clock.now();
         let found = self.find(&mut l, key, kh)?;
