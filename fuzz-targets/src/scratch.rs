@@ -58,7 +58,7 @@ pub(crate) fn fix_checksum(header: &mut [u8]) {
         return;
     }
     header[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8].fill(0);
-    let c = xxhash_rust::xxh3::xxh3_64(&header[..STATIC_END]);
+    let c = twox_hash::XxHash3_64::oneshot(&header[..STATIC_END]);
     header[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8].copy_from_slice(&c.to_le_bytes());
 }
 

@@ -33,6 +33,15 @@ impl std::fmt::Debug for KeyHasher {
     }
 }
 
+/// XXH3-64 of `bytes` with `secret`.
+#[inline]
+fn xxh3_with_secret(secret: &[u8; SECRET_LEN], bytes: &[u8]) -> u64 {
+    const { assert!(SECRET_LEN >= twox_hash::xxhash3_64::SECRET_MINIMUM_LENGTH) };
+    // A `SECRET_LEN`-byte secret is long enough (checked at compile time above), so this
+    // never returns the error.
+    twox_hash::XxHash3_64::oneshot_with_secret(secret, bytes).unwrap_or_default()
+}
+
 impl KeyHasher {
     pub(crate) fn new(secret: [u8; SECRET_LEN], num_pages: u32) -> Self {
         KeyHasher {
@@ -50,7 +59,7 @@ impl KeyHasher {
 
     #[inline]
     pub(crate) fn hash(&self, key: &[u8]) -> KeyHash {
-        let h = xxhash_rust::xxh3::xxh3_64_with_secret(key, &self.secret[..]);
+        let h = xxh3_with_secret(&self.secret, key);
         KeyHash {
             page: ((u128::from(h) * u128::from(self.num_pages)) >> 64) as u32,
             tag: h as u32,
@@ -65,7 +74,7 @@ impl KeyHasher {
     /// atomic store.
     #[inline]
     pub(crate) fn record_check(&self, key_hash: u64, version: u64, lens: u32, value: &[u8]) -> u32 {
-        let v = xxhash_rust::xxh3::xxh3_64_with_secret(value, &self.secret[..]);
+        let v = xxh3_with_secret(&self.secret, value);
         let mut x =
             v ^ key_hash ^ version.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(lens) << 17);
         // murmur3's fmix64, so that every input bit reaches the low 32.
@@ -107,6 +116,28 @@ mod tests {
         assert_ne!(base, h.record_check(1, 2, 9, b"value"));
         assert_ne!(base, h.record_check(1, 2, 3, b"valuf"));
         assert_eq!(base, h.record_check(1, 2, 3, b"value"));
+    }
+
+    /// The hashes are part of the file format (slot tags, pages and record checksums of
+    /// existing files): pinned to the values of the XXH3 implementation the first files
+    /// were written with (`xxhash-rust` 0.8), across its short, medium and long paths.
+    #[test]
+    fn xxh3_matches_the_format_s_reference_values() {
+        let mut secret = [0u8; SECRET_LEN];
+        for (i, b) in secret.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(37).wrapping_add(11);
+        }
+        let data = |len: usize| (0..len).map(|i| (i * 7 + 1) as u8).collect::<Vec<u8>>();
+        for (len, want) in [
+            (0, 0x8ac6_5a04_8c18_8fe5_u64),
+            (3, 0x3a04_3ca6_19aa_14b7),
+            (48, 0xfd04_0082_8498_7bca),
+            (100, 0x6f41_2886_d4d5_c143),
+            (200, 0x78b6_9bf2_478b_8c0c),
+            (4096, 0x23d1_84b5_cda3_21e7),
+        ] {
+            assert_eq!(xxh3_with_secret(&secret, &data(len)), want, "{len} bytes");
+        }
     }
 
     #[test]

@@ -58,14 +58,14 @@ pub fn selfcheck_value(key: &Key, seq: u64, len: usize) -> Vec<u8> {
     let len = len.max(16);
     let mut v = Vec::with_capacity(len);
     v.extend_from_slice(&seq.to_le_bytes());
-    let mut x = xxhash_rust::xxh3::xxh3_64_with_seed(key.as_bytes(), seq);
+    let mut x = twox_hash::XxHash3_64::oneshot_with_seed(seq, key.as_bytes());
     while v.len() < len - 8 {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
         v.push(x as u8);
     }
-    let h = xxhash_rust::xxh3::xxh3_64(&v);
+    let h = twox_hash::XxHash3_64::oneshot(&v);
     v.extend_from_slice(&h.to_le_bytes());
     v
 }

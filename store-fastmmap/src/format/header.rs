@@ -101,7 +101,7 @@ fn u64_of(b: &[u8], off: usize) -> u64 {
 fn checksum(bytes: &[u8; STATIC_END]) -> u64 {
     let mut b = *bytes;
     b[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8].fill(0);
-    xxhash_rust::xxh3::xxh3_64(&b)
+    twox_hash::XxHash3_64::oneshot(&b)
 }
 
 impl Header {
@@ -272,6 +272,21 @@ mod tests {
             .unwrap()
             .store(u64::from_le_bytes(*b"SQLite f"), Ordering::Relaxed);
         assert!(matches!(Header::read(&r), HeaderState::ForeignMagic(_)));
+    }
+
+    /// The header checksum is XXH3-64 with the default secret: pinned to the values of
+    /// the implementation the first files were written with (`xxhash-rust` 0.8).
+    #[test]
+    fn the_checksum_hash_matches_the_format_s_reference_values() {
+        let data = |len: usize| (0..len).map(|i| (i * 7 + 1) as u8).collect::<Vec<u8>>();
+        assert_eq!(
+            twox_hash::XxHash3_64::oneshot(&data(0)),
+            0x2d06_8005_38d3_94c2
+        );
+        assert_eq!(
+            twox_hash::XxHash3_64::oneshot(&data(STATIC_END)),
+            0xc034_02b5_dce3_dbfa
+        );
     }
 
     #[test]
