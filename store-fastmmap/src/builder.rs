@@ -127,9 +127,12 @@ impl FastMmapBuilder {
     /// decided exactly, from the kernel's coarse clock (`CLOCK_REALTIME_COARSE`, a few
     /// nanoseconds) unless the entry is within a second of its expiry, when the precise
     /// clock decides. A relative expiry of one second or more is resolved from the coarse
-    /// clock rounded up by two of its ticks, so the entry lives at least as long as asked
-    /// and at most two ticks (8 ms with Linux's usual 250 Hz) longer; shorter ones, and
-    /// `After(ZERO)`, use the precise clock.
+    /// clock rounded up by two of its ticks by `put`, so the entry lives at least as long
+    /// as asked and at most two ticks (8 ms with Linux's usual 250 Hz) longer; shorter
+    /// ones, `After(ZERO)` and the other writes use the precise clock. Both shortcuts
+    /// assume the kernel's tick is not stalled (see "Platform assumptions" in
+    /// `docs/FORMAT.md`: a VM paused for over a second could see an entry live for that
+    /// long past its expiry).
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = TimeSource::Custom(clock);
         self

@@ -140,6 +140,39 @@ mod tests {
         }
     }
 
+    /// Every length from 0 to 5,000 bytes (every path of XXH3, and every tail length of
+    /// its long path), with this crate's keyed secret and with the default secret of the
+    /// header checksum, against the reference implementation.
+    #[test]
+    fn xxh3_agrees_with_the_reference_implementation() {
+        let mut secret = [0u8; SECRET_LEN];
+        for (i, b) in secret.iter_mut().enumerate() {
+            *b = (i as u8).wrapping_mul(101).wrapping_add(7);
+        }
+        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
+        let data: Vec<u8> = (0..5_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        for len in 0..=data.len() {
+            let d = &data[..len];
+            assert_eq!(
+                xxh3_with_secret(&secret, d),
+                xxhash_rust::xxh3::xxh3_64_with_secret(d, &secret),
+                "{len} bytes, keyed"
+            );
+            assert_eq!(
+                twox_hash::XxHash3_64::oneshot(d),
+                xxhash_rust::xxh3::xxh3_64(d),
+                "{len} bytes, default secret"
+            );
+        }
+    }
+
     #[test]
     fn random_secrets_differ() {
         assert_ne!(

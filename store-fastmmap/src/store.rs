@@ -359,8 +359,8 @@ impl FastMmapStore {
 
     /// As [`Self::find`], without verifying the found record's checksum: for an upsert,
     /// which overwrites or unlinks that record whatever its value bytes say. Its header
-    /// is still bounds-checked by the probe; see "Damage" in `docs/FORMAT.md` for what a
-    /// stray write to its length field can then do.
+    /// is still bounds-checked by the probe; see "Seqlock (per page)" in `docs/FORMAT.md`
+    /// for what a stray write to its length field can then do.
     fn find_to_replace(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
         match l.find(key.as_bytes(), kh.tag) {
             Ok(f) => Ok(f),
@@ -582,7 +582,8 @@ impl SessionStore for FastMmapStore {
         self.prefetch_for_write(kh);
         let (_g, mut l) = self.locked(kh.page)?;
         // The precise clock is read at most once, and only if something needs it: a
-        // short relative expiry or an eviction (see `time` for the rest).
+        // short relative expiry, an entry within a second of its expiry under a
+        // conditional write, or an eviction (see `time` for the rest).
         let mut t = None;
         let mut now = || *t.get_or_insert_with(|| self.clock.now());
         let expires_at = self.clock.resolve(expiry, self.default_ttl, &mut now);
@@ -595,7 +596,9 @@ impl SessionStore for FastMmapStore {
         let current = found
             .filter(|f| {
                 !matches!(mode, WriteMode::Upsert)
-                    && self.clock.is_live(decode_expiry(f.hdr.expires))
+                    && self
+                        .clock
+                        .is_live_with(decode_expiry(f.hdr.expires), &mut now)
             })
             .map(|f| version_of(f.hdr.version));
         mode.check(key, current)?;

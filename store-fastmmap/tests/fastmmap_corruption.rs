@@ -151,6 +151,69 @@ fn an_upsert_replaces_a_record_whose_value_was_damaged() {
     }
 }
 
+/// Every key of `keys` reads back as its own value (`value_of`) or as nothing; returns how
+/// many read nothing.
+fn own_or_nothing(
+    s: &store_fastmmap::FastMmapStore,
+    keys: &[store_api::Key],
+    value_of: impl Fn(&store_api::Key) -> Vec<u8>,
+) -> usize {
+    keys.iter()
+        .filter(|k| match s.get_value(k).unwrap() {
+            Some(v) => {
+                assert_eq!(v, value_of(k), "{k} read a value never written for it");
+                false
+            }
+            None => true,
+        })
+        .count()
+}
+
+/// The damage an upsert does not contain (FORMAT.md, "Seqlock (per page)"): a stray write
+/// sets a record's value length to the size of its key's next upsert, which then writes
+/// over the records above it. No read may return a value that was not written for its
+/// key, through that upsert and the evictions and compactions after it.
+#[test]
+fn an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value() {
+    let fx = Fixture::new();
+    let s = fx.small(1);
+    let keys = filled(&s, 1, 5).remove(0);
+    let last = keys.last().unwrap();
+    let new_value = vec![b'n'; 200];
+    // `lens` of the last record (value length in bits 0..24, key length above), 16 bytes
+    // into the record: now it claims exactly the size of the upsert below.
+    let lens = new_value.len() as u32 | ((last.len() as u32) << 24);
+    poke(
+        &fx.path(),
+        last_value_offset(&fx, last.len()) - last.len().next_multiple_of(8) as u64 - 8,
+        &lens.to_le_bytes(),
+    );
+    s.set(last, &new_value).unwrap();
+    let value_of = |k: &store_api::Key| {
+        if k == last {
+            new_value.clone()
+        } else {
+            k.as_bytes().to_vec()
+        }
+    };
+    let missing = own_or_nothing(&s, &keys, value_of);
+    assert!(
+        missing >= 1,
+        "the upsert spilled over at least one neighbour"
+    );
+    // Many more writes: evictions, compactions and repairs of the damaged page.
+    let more = keys_on_page(&s, 0, 300);
+    for k in &more {
+        s.set(k, k.as_bytes()).unwrap();
+    }
+    own_or_nothing(&s, &keys, value_of);
+    let present = more.len() - own_or_nothing(&s, &more, |k| k.as_bytes().to_vec());
+    assert!(
+        present > 10,
+        "the page still works: {present} recent keys present"
+    );
+}
+
 /// The same damage under a conditional write: the mode looks at the current entry, so
 /// the record is verified first, found damaged, and dropped by a repair (counted).
 #[test]

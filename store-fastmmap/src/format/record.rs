@@ -20,8 +20,9 @@
 //! - `check` u32: the record checksum (`KeyHasher::record_check`) over the key's hash,
 //!   version, lengths and value; `expires` is excluded so that `touch` is one atomic
 //!   store. Verified by lock-free readers over what they copied (after the seqlock
-//!   validated the copy), by writers on the record they find for their key, and for
-//!   every record on repair (see FORMAT.md "Record layout").
+//!   validated the copy), by writers that depend on the record they find for their key
+//!   (every write but an upsert, which replaces it unread), and for every record on
+//!   repair (see FORMAT.md "Record layout" and "Seqlock (per page)").
 
 use store_api::Timestamp;
 

@@ -21,7 +21,8 @@ pub(crate) fn coarse_ms() -> Option<u64> {
             u64::try_from(ts.tv_sec).ok()?,
             u64::try_from(ts.tv_nsec).ok()?,
         );
-        (nanos < 1_000_000_000).then(|| secs.saturating_mul(1_000) + nanos / 1_000_000)
+        (nanos < 1_000_000_000)
+            .then(|| secs.saturating_mul(1_000).saturating_add(nanos / 1_000_000))
     }
     #[cfg(not(target_os = "linux"))]
     None
@@ -55,7 +56,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn trails_the_precise_clock_by_at_most_its_resolution() {
+    fn never_runs_ahead_of_the_precise_clock_and_trails_it_by_under_a_second() {
         let res_ms = coarse_resolution_ns().expect("Linux has a coarse clock") / 1_000_000;
         assert!((1..=100).contains(&res_ms), "a tick of {res_ms} ms");
         for _ in 0..10_000 {
@@ -63,10 +64,11 @@ mod tests {
             let coarse = coarse_ms().expect("coarse clock");
             let after = SystemClock.now().as_millis();
             assert!(coarse <= after, "never ahead: {coarse} > {after}");
-            // Twice the tick, as `crate::time` assumes.
+            // What the "live" shortcut of `crate::time` relies on; it trails by about a
+            // tick, but a loaded machine may run its tick late, so no tighter bound here.
             assert!(
-                before <= coarse + 2 * res_ms + 1,
-                "trails by more than two ticks: {coarse} vs {before}"
+                before < coarse + 1_000,
+                "trails by a second or more: {coarse} vs {before}"
             );
         }
     }
