@@ -119,6 +119,14 @@ fn garbage_slots_never_panic_and_get_repaired() {
     assert_eq!(s.get_value(&keys[0][0]).unwrap().unwrap(), b"again");
 }
 
+/// A one-page store holding five keys (each key's value is its own bytes).
+fn five_on_one_page() -> (Fixture, store_fastmmap::FastMmapStore, Vec<store_api::Key>) {
+    let fx = Fixture::new();
+    let s = fx.small(1);
+    let keys = filled(&s, 1, 5).remove(0);
+    (fx, s, keys)
+}
+
 /// The offset in the file of the value of the record written last on page 0 (the
 /// lowest record: `data_lo`).
 fn last_value_offset(fx: &Fixture, key_len: usize) -> u64 {
@@ -137,9 +145,7 @@ fn an_upsert_replaces_a_record_whose_value_was_damaged() {
         None,
         Some(&b"a longer value than the key itself, appended"[..]),
     ] {
-        let fx = Fixture::new();
-        let s = fx.small(1);
-        let keys = filled(&s, 1, 5).remove(0);
+        let (fx, s, keys) = five_on_one_page();
         let last = keys.last().unwrap();
         poke(&fx.path(), last_value_offset(&fx, last.len()), &[0xff]);
         let value = new_value.unwrap_or(last.as_bytes());
@@ -175,9 +181,7 @@ fn own_or_nothing(
 /// key, through that upsert and the evictions and compactions after it.
 #[test]
 fn an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value() {
-    let fx = Fixture::new();
-    let s = fx.small(1);
-    let keys = filled(&s, 1, 5).remove(0);
+    let (fx, s, keys) = five_on_one_page();
     let last = keys.last().unwrap();
     let new_value = vec![b'n'; 200];
     // `lens` of the last record (value length in bits 0..24, key length above), 16 bytes
@@ -218,9 +222,7 @@ fn an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value() {
 /// the record is verified first, found damaged, and dropped by a repair (counted).
 #[test]
 fn a_conditional_write_verifies_a_damaged_record_first() {
-    let fx = Fixture::new();
-    let s = fx.small(1);
-    let keys = filled(&s, 1, 5).remove(0);
+    let (fx, s, keys) = five_on_one_page();
     let last = keys.last().unwrap();
     poke(&fx.path(), last_value_offset(&fx, last.len()), &[0xff]);
     let err = s

@@ -10,19 +10,8 @@
 pub(crate) fn coarse_ms() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: `timespec` is plain old data; all-zero is a valid value.
-        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-        // SAFETY: `ts` is a valid, writable `timespec` that outlives the call.
-        let rc = unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-        if rc != 0 {
-            return None;
-        }
-        let (secs, nanos) = (
-            u64::try_from(ts.tv_sec).ok()?,
-            u64::try_from(ts.tv_nsec).ok()?,
-        );
-        (nanos < 1_000_000_000)
-            .then(|| secs.saturating_mul(1_000).saturating_add(nanos / 1_000_000))
+        let (secs, nanos) = coarse(libc::clock_gettime)?;
+        Some(secs.saturating_mul(1_000).saturating_add(nanos / 1_000_000))
     }
     #[cfg(not(target_os = "linux"))]
     None
@@ -32,21 +21,32 @@ pub(crate) fn coarse_ms() -> Option<u64> {
 pub(crate) fn coarse_resolution_ns() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
-        // SAFETY: as in `coarse_ms`.
-        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-        // SAFETY: `ts` is a valid, writable `timespec` that outlives the call.
-        let rc = unsafe { libc::clock_getres(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-        if rc != 0 {
-            return None;
-        }
-        let ns = u64::try_from(ts.tv_sec)
-            .ok()?
-            .checked_mul(1_000_000_000)?
-            .checked_add(u64::try_from(ts.tv_nsec).ok()?)?;
-        (ns > 0).then_some(ns)
+        let (secs, nanos) = coarse(libc::clock_getres)?;
+        secs.checked_mul(1_000_000_000)?
+            .checked_add(nanos)
+            .filter(|&ns| ns > 0)
     }
     #[cfg(not(target_os = "linux"))]
     None
+}
+
+/// `call(CLOCK_REALTIME_COARSE, &mut ts)` (`clock_gettime` or `clock_getres`) as whole
+/// seconds and nanoseconds; `None` if it fails or the answer is negative or not normalised.
+#[cfg(target_os = "linux")]
+#[inline]
+fn coarse(
+    call: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int,
+) -> Option<(u64, u64)> {
+    // SAFETY: `timespec` is plain old data; all-zero is a valid value.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: `call` is `clock_gettime` or `clock_getres`, which write one `timespec`
+    // through the pointer; `ts` is valid, writable and outlives the call.
+    let rc = unsafe { call(libc::CLOCK_REALTIME_COARSE, &mut ts) };
+    let (secs, nanos) = (
+        u64::try_from(ts.tv_sec).ok()?,
+        u64::try_from(ts.tv_nsec).ok()?,
+    );
+    (rc == 0 && nanos < 1_000_000_000).then_some((secs, nanos))
 }
 
 #[cfg(all(test, target_os = "linux"))]
