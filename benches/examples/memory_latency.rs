@@ -11,16 +11,9 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-/// Working-set sizes in bytes: the 1k-session store of `get_at_1k` fits in L2, the
+/// Working-set sizes in bytes: the lines a `get_at_1k` run touches fit in L2, the
 /// 1m-session store of `get_at_1m` (twice the raw data) is about 400 MiB.
-const SIZES: [usize; 6] = [
-    100 << 10,
-    1 << 20,
-    8 << 20,
-    64 << 20,
-    256 << 20,
-    400 << 20,
-];
+const SIZES: [usize; 6] = [100 << 10, 1 << 20, 8 << 20, 64 << 20, 256 << 20, 400 << 20];
 
 fn main() {
     println!("working set   ns per dependent random load (median of 5)");
