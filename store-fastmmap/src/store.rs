@@ -291,18 +291,24 @@ impl FastMmapStore {
         })
     }
 
-    /// Starts fetching the cache lines a write for `kh` reads first (the page header and
-    /// the key's home slot and stamp) before the lock's system call, so that their misses
-    /// overlap with it. Prefetch hints only, no load: until the lock is held and the file
-    /// header checked, the page may lie beyond the end of a file another process shrank
-    /// (`init_file`), where a load raises SIGBUS.
-    fn prefetch_for_write(&self, kh: KeyHash) {
+    /// The key's hash and its page, locked, checked and if need be repaired: the start
+    /// of every single-key write.
+    ///
+    /// Before the lock's system call it starts fetching the cache lines the write reads
+    /// first (the page header and the key's home slot and stamp), so that their misses
+    /// overlap with the call. Prefetch hints only, no load: until the lock is held and the
+    /// file header checked, the page may lie beyond the end of a file another process
+    /// shrank (`init_file`), where a load raises SIGBUS.
+    fn locked_for(&self, key: &Key) -> Result<(KeyHash, PageGuard<'_>, Locked<'_>)> {
+        let kh = self.hasher.hash(key.as_bytes());
         let page = self.page(kh.page);
         let r = page.region();
         let i = home(kh.tag, self.geo.nslots());
         r.prefetch(0);
         r.prefetch(self.geo.slots_offset() + 8 * i);
         r.prefetch(self.geo.stamps_offset() + 4 * i);
+        let (g, l) = self.locked(kh.page)?;
+        Ok((kh, g, l))
     }
 
     /// A locked, checked (and if need be repaired) page.
@@ -578,9 +584,7 @@ impl SessionStore for FastMmapStore {
         mode: WriteMode,
     ) -> Result<WriteOutcome> {
         self.check_len(key, value.len())?;
-        let kh = self.hasher.hash(key.as_bytes());
-        self.prefetch_for_write(kh);
-        let (_g, mut l) = self.locked(kh.page)?;
+        let (kh, _g, mut l) = self.locked_for(key)?;
         // The precise clock is read at most once, and only if something needs it: a
         // short relative expiry, an entry within a second of its expiry under a
         // conditional write, or an eviction (see `time` for the rest).
@@ -615,9 +619,7 @@ impl SessionStore for FastMmapStore {
     }
 
     fn delete(&self, key: &Key) -> Result<bool> {
-        let kh = self.hasher.hash(key.as_bytes());
-        self.prefetch_for_write(kh);
-        let (_g, mut l) = self.locked(kh.page)?;
+        let (kh, _g, mut l) = self.locked_for(key)?;
         let now = self.clock.now();
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(false);
@@ -631,9 +633,7 @@ impl SessionStore for FastMmapStore {
     }
 
     fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
-        let kh = self.hasher.hash(key.as_bytes());
-        self.prefetch_for_write(kh);
-        let (_g, mut l) = self.locked(kh.page)?;
+        let (kh, _g, mut l) = self.locked_for(key)?;
         let now = self.clock.now();
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(false);
@@ -653,9 +653,7 @@ impl SessionStore for FastMmapStore {
         key: &Key,
         f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
     ) -> Result<UpdateOutcome> {
-        let kh = self.hasher.hash(key.as_bytes());
-        self.prefetch_for_write(kh);
-        let (_g, mut l) = self.locked(kh.page)?;
+        let (kh, _g, mut l) = self.locked_for(key)?;
         let now = self.clock.now();
         let found = self.find(&mut l, key, kh)?;
         let current = match &found {

@@ -44,6 +44,16 @@ impl Fixture {
             .open()
             .unwrap()
     }
+
+    /// As [`Fixture::small`], re-initialising the file (`init_file`).
+    pub fn small_reinit(&self, pages: u32) -> FastMmapStore {
+        self.builder()
+            .page_size(4096)
+            .num_pages(pages)
+            .init_file(true)
+            .open()
+            .unwrap()
+    }
 }
 
 pub fn key(s: impl std::fmt::Display) -> Key {

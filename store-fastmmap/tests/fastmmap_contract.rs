@@ -82,13 +82,7 @@ fn versions_are_never_reused_after_delete_recreate_and_reinit() {
         }
     }
     // Re-initialising the file (and so every page) does not restart versions.
-    let s = fx
-        .builder()
-        .page_size(4096)
-        .num_pages(2)
-        .init_file(true)
-        .open()
-        .unwrap();
+    let s = fx.small_reinit(2);
     for _ in 0..50 {
         assert!(seen.insert(s.set(&key("v"), b"a").unwrap().version));
     }

@@ -46,13 +46,7 @@ fn a_different_geometry_is_refused_unless_init_file() {
         "first store unaffected"
     );
     drop(s);
-    let s = fx
-        .builder()
-        .page_size(4096)
-        .num_pages(8)
-        .init_file(true)
-        .open()
-        .unwrap();
+    let s = fx.small_reinit(8);
     assert_eq!(s.num_pages(), 8);
     assert!(s.get(&key(1)).unwrap().is_none(), "init_file starts empty");
 }
@@ -62,13 +56,7 @@ fn init_file_clears_an_existing_file_of_the_same_geometry() {
     let fx = Fixture::new();
     let old = fx.small(2);
     old.set(&key(1), b"v").unwrap();
-    let s = fx
-        .builder()
-        .page_size(4096)
-        .num_pages(2)
-        .init_file(true)
-        .open()
-        .unwrap();
+    let s = fx.small_reinit(2);
     assert!(s.get(&key(1)).unwrap().is_none());
     assert_eq!(s.stats().unwrap().entries, 0);
     // A process that still has the file open hashes keys as the new one does (the
@@ -97,12 +85,7 @@ fn a_foreign_file_is_incompatible_and_a_damaged_header_corrupted() {
         Err(Error::Incompatible { .. })
     ));
     // init_file takes it over.
-    fx.builder()
-        .page_size(4096)
-        .num_pages(2)
-        .init_file(true)
-        .open()
-        .unwrap();
+    fx.small_reinit(2);
 
     // One flipped byte in the secret: checksum mismatch.
     poke(&fx.path(), 100, &[0xAA]);
@@ -294,13 +277,7 @@ fn a_store_whose_file_was_reinitialised_with_another_geometry_refuses_to_write()
         // A key on the last page: beyond the end of the file once it shrinks.
         let k = common::keys_on_page(&old, before - 1, 1).remove(0);
         old.set(&k, b"v").unwrap();
-        let new = fx
-            .builder()
-            .page_size(4096)
-            .num_pages(after)
-            .init_file(true)
-            .open()
-            .unwrap();
+        let new = fx.small_reinit(after);
         let err = old.set(&k, b"stale").unwrap_err();
         assert!(
             matches!(err, Error::Incompatible { .. }) && err.to_string().contains("init_file"),
