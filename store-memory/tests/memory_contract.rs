@@ -353,23 +353,18 @@ fn update_runs_closure_exactly_once_for_locked_engine() {
     assert_eq!(calls, 1);
 }
 
-#[test]
-fn update_is_atomic_across_threads() {
+/// Runs `incr` `per` times on each of `threads` threads against one counter key (starting
+/// from no entry) and returns the final count.
+fn count_in_threads(threads: u64, per: u64, incr: fn(&MemoryStore, &Key)) -> u64 {
     let (s, _) = store();
     let s = Arc::new(s);
     let k = key("counter");
-    let (threads, per) = (8, 500);
     let handles: Vec<_> = (0..threads)
         .map(|_| {
             let (s, k) = (s.clone(), k.clone());
             std::thread::spawn(move || {
                 for _ in 0..per {
-                    s.update(&k, &mut |e| {
-                        let n =
-                            e.map_or(0, |e| u64::from_le_bytes(e.value[..8].try_into().unwrap()));
-                        UpdateAction::set((n + 1).to_le_bytes().to_vec(), Expiry::Never)
-                    })
-                    .unwrap();
+                    incr(&s, &k);
                 }
             })
         })
@@ -378,45 +373,45 @@ fn update_is_atomic_across_threads() {
         h.join().unwrap();
     }
     let v = s.get(&k).unwrap().unwrap().value;
-    assert_eq!(
-        u64::from_le_bytes(v[..8].try_into().unwrap()),
-        threads * per
-    );
+    u64::from_le_bytes(v[..8].try_into().unwrap())
+}
+
+#[test]
+fn update_is_atomic_across_threads() {
+    let n = count_in_threads(8, 500, |s, k| {
+        s.update(k, &mut |e| {
+            let n = e.map_or(0, |e| u64::from_le_bytes(e.value[..8].try_into().unwrap()));
+            UpdateAction::set((n + 1).to_le_bytes().to_vec(), Expiry::Never)
+        })
+        .unwrap();
+    });
+    assert_eq!(n, 8 * 500);
 }
 
 #[test]
 fn compare_and_set_retry_loop_is_atomic_across_threads() {
-    let (s, _) = store();
-    let s = Arc::new(s);
-    let k = key("counter");
-    s.set(&k, &0u64.to_le_bytes()).unwrap();
-    let (threads, per) = (4, 300);
-    let handles: Vec<_> = (0..threads)
-        .map(|_| {
-            let (s, k) = (s.clone(), k.clone());
-            std::thread::spawn(move || {
-                for _ in 0..per {
-                    loop {
-                        let e = s.get(&k).unwrap().unwrap();
-                        let n = u64::from_le_bytes(e.value[..8].try_into().unwrap()) + 1;
-                        match s.compare_and_set(&k, e.version, &n.to_le_bytes(), Expiry::Never) {
-                            Ok(_) => break,
-                            Err(Error::VersionMismatch { .. }) => continue,
-                            Err(e) => panic!("{e}"),
-                        }
-                    }
-                }
-            })
-        })
-        .collect();
-    for h in handles {
-        h.join().unwrap();
-    }
-    let v = s.get(&k).unwrap().unwrap().value;
-    assert_eq!(
-        u64::from_le_bytes(v[..8].try_into().unwrap()),
-        threads * per
-    );
+    let n = count_in_threads(4, 300, |s, k| {
+        loop {
+            let (n, version) = match s.get(k).unwrap() {
+                Some(e) => (
+                    u64::from_le_bytes(e.value[..8].try_into().unwrap()),
+                    Some(e.version),
+                ),
+                None => (0, None),
+            };
+            let bytes = (n + 1).to_le_bytes();
+            let r = match version {
+                Some(v) => s.compare_and_set(k, v, &bytes, Expiry::Never),
+                None => s.create(k, &bytes, Expiry::Never),
+            };
+            match r {
+                Ok(_) => break,
+                Err(Error::VersionMismatch { .. } | Error::AlreadyExists { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+    });
+    assert_eq!(n, 4 * 300);
 }
 
 #[test]
