@@ -57,16 +57,25 @@ impl Shard {
         self.map.len()
     }
 
-    /// The live entry of `key`, refreshing its LRU stamp.
-    pub(crate) fn get_live(&mut self, key: &Key, now: Timestamp) -> Option<&Entry> {
+    /// The live entry of `key`, refreshing its LRU stamp. `now` is called only for an
+    /// entry that can expire.
+    pub(crate) fn get_live(
+        &mut self,
+        key: &Key,
+        now: impl FnOnce() -> Timestamp,
+    ) -> Option<&Entry> {
         let tick = self.next_tick();
         let item = self.map.get_mut(key)?;
-        if !is_live(item.entry.expires_at, now) {
+        if item.entry.expires_at.is_some() && !is_live(item.entry.expires_at, now()) {
             return None;
         }
         if self.indexed {
-            self.lru.remove(&item.last_used);
-            self.lru.insert(tick, key.clone());
+            // The index's own copy of the key moves to the new stamp: no allocation.
+            let k = self
+                .lru
+                .remove(&item.last_used)
+                .unwrap_or_else(|| key.clone());
+            self.lru.insert(tick, k);
             item.last_used = tick;
         }
         Some(&item.entry)
@@ -128,7 +137,7 @@ impl Shard {
         let expired: Vec<Key> = if self.indexed {
             self.expiries
                 .iter()
-                .take_while(|(t, _)| *t <= now.as_millis())
+                .take_while(|(t, _)| !is_live(Some(Timestamp::from_millis(*t)), now))
                 .map(|(_, k)| k.clone())
                 .collect()
         } else {
@@ -144,9 +153,9 @@ impl Shard {
         expired.len() as u64
     }
 
-    /// The least recently used key other than `except`.
-    pub(crate) fn lru_victim(&self, except: &Key) -> Option<Key> {
-        self.lru.values().find(|k| *k != except).cloned()
+    /// The least recently used key (the writer has taken its own key out already).
+    pub(crate) fn lru_victim(&self) -> Option<Key> {
+        self.lru.values().next().cloned()
     }
 
     fn next_tick(&mut self) -> u64 {

@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use store_api::{
-    Capabilities, Clock, Entry, Error, EvictionPolicy, Evictions, Expiry, Key, MAX_KEY_LEN, Result,
-    SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, Version, WriteMode, WriteOutcome,
-    is_live,
+    Capabilities, Clock, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key,
+    MAX_KEY_LEN, Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, Version,
+    WriteMode, WriteOutcome, is_live,
 };
 
 use crate::MemoryStoreBuilder;
@@ -114,7 +114,7 @@ impl MemoryStore {
                 evicted_expired = shard.remove_expired(now);
                 while shard.bytes + needed > cap {
                     let victim = match self.policy {
-                        EvictionPolicy::Lru => shard.lru_victim(key),
+                        EvictionPolicy::Lru => shard.lru_victim(),
                         _ => None,
                     };
                     let Some(victim) = victim else {
@@ -164,6 +164,17 @@ impl MemoryStore {
     }
 }
 
+/// Removes `key` from a locked shard; whether a live entry went (counted as a write).
+fn delete_locked(shard: &mut Shard, key: &Key, now: Timestamp) -> bool {
+    let removed = shard
+        .remove(key)
+        .is_some_and(|e| is_live(e.expires_at, now));
+    if removed {
+        shard.counters.writes += 1;
+    }
+    removed
+}
+
 /// Locks a shard, ignoring poison: a panic while a shard is locked can only come from an
 /// update closure, which runs before anything changes, so the data is consistent.
 fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
@@ -172,14 +183,28 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl SessionStore for MemoryStore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let now = self.clock.now();
         let mut shard = self.shard(key);
         shard.counters.reads += 1;
-        let found = shard.get_live(key, now).cloned();
+        let found = shard.get_live(key, || self.clock.now()).cloned();
         if found.is_some() {
             shard.counters.hits += 1;
         }
         Ok(found)
+    }
+
+    /// Copies the value straight into `buf` under the shard lock (no `Entry` clone).
+    fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        let mut shard = self.shard(key);
+        shard.counters.reads += 1;
+        let meta = shard.get_live(key, || self.clock.now()).map(|e| {
+            buf.clear();
+            buf.extend_from_slice(&e.value);
+            e.meta()
+        });
+        if meta.is_some() {
+            shard.counters.hits += 1;
+        }
+        Ok(meta)
     }
 
     fn put(
@@ -203,14 +228,7 @@ impl SessionStore for MemoryStore {
 
     fn delete(&self, key: &Key) -> Result<bool> {
         let now = self.clock.now();
-        let mut shard = self.shard(key);
-        let removed = shard
-            .remove(key)
-            .is_some_and(|e| is_live(e.expires_at, now));
-        if removed {
-            shard.counters.writes += 1;
-        }
-        Ok(removed)
+        Ok(delete_locked(&mut self.shard(key), key, now))
     }
 
     fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
@@ -233,7 +251,7 @@ impl SessionStore for MemoryStore {
         let mut shard = self.shard(key);
         shard.counters.reads += 1;
         let action = {
-            let current = shard.get_live(key, now);
+            let current = shard.get_live(key, || now);
             let hit = current.is_some();
             let action = f(current);
             if hit {
@@ -243,15 +261,9 @@ impl SessionStore for MemoryStore {
         };
         match action {
             UpdateAction::Keep => Ok(UpdateOutcome::Kept),
-            UpdateAction::Delete => {
-                let existed = shard
-                    .remove(key)
-                    .is_some_and(|e| is_live(e.expires_at, now));
-                if existed {
-                    shard.counters.writes += 1;
-                }
-                Ok(UpdateOutcome::Deleted { existed })
-            }
+            UpdateAction::Delete => Ok(UpdateOutcome::Deleted {
+                existed: delete_locked(&mut shard, key, now),
+            }),
             UpdateAction::Set { value, expiry } => {
                 self.check_len(key, value.len())?;
                 let expires_at = expiry.resolve(now, self.default_ttl);
