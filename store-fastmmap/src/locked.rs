@@ -206,7 +206,8 @@ impl<'a> Locked<'a> {
 
     /// The value of a found record.
     pub(crate) fn value(&self, f: &Found) -> Result<Vec<u8>, Damage> {
-        let mut v = Vec::with_capacity(f.hdr.vlen);
+        // `read_append` reserves the whole words it copies.
+        let mut v = Vec::new();
         if self
             .page
             .region()

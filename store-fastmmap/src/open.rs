@@ -230,9 +230,7 @@ fn initialise(
     };
     let hasher = KeyHasher::new(secret, g.num_pages);
     let repairs = crate::counters::Repairs::default();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
+    let now = store_api::Clock::now(&store_api::SystemClock).as_millis();
     // Versions start at the creation time in ms times 2^20 (and never go down), so a
     // re-created file does not hand out versions an older incarnation used. Pages take
     // bases of 2^32 versions from this counter.

@@ -353,14 +353,7 @@ impl FastMmapStore {
     /// A record whose checksum fails (bytes damaged by a stray write to the file) counts
     /// as damage too, so a damaged value is never handed out or kept.
     fn find(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
-        match l.find(key.as_bytes(), kh.tag) {
-            Ok(f) if f.is_none_or(|f| self.intact(l, kh, &f)) => Ok(f),
-            _ => {
-                l.salvage();
-                l.find(key.as_bytes(), kh.tag)
-                    .map_err(|d| self.corrupted(kh.page, d.0))
-            }
-        }
+        self.find_checked(l, key, kh, true)
     }
 
     /// As [`Self::find`], without verifying the found record's checksum: for an upsert,
@@ -368,9 +361,19 @@ impl FastMmapStore {
     /// is still bounds-checked by the probe; see "Seqlock (per page)" in `docs/FORMAT.md`
     /// for what a stray write to its length field can then do.
     fn find_to_replace(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
+        self.find_checked(l, key, kh, false)
+    }
+
+    fn find_checked(
+        &self,
+        l: &mut Locked<'_>,
+        key: &Key,
+        kh: KeyHash,
+        verify: bool,
+    ) -> Result<Option<Found>> {
         match l.find(key.as_bytes(), kh.tag) {
-            Ok(f) => Ok(f),
-            Err(_) => {
+            Ok(f) if !verify || f.is_none_or(|f| self.intact(l, kh, &f)) => Ok(f),
+            _ => {
                 l.salvage();
                 l.find(key.as_bytes(), kh.tag)
                     .map_err(|d| self.corrupted(kh.page, d.0))
@@ -500,6 +503,13 @@ impl FastMmapStore {
                 Probe::Missing => return Ok(None),
                 Probe::Bad(_) => break,
                 Probe::Found(f) => {
+                    let expires_at = decode_expiry(f.hdr.expires);
+                    // Exact, and mostly without a precise clock read (see `time`). First:
+                    // an expired entry is absent whatever its bytes, so it costs no hash
+                    // (`expires` is outside the checksum anyway).
+                    if !self.clock.is_live(expires_at) {
+                        return Ok(None);
+                    }
                     if self
                         .hasher
                         .record_check(kh.raw, f.hdr.version, f.hdr.lens(), buf)
@@ -507,11 +517,6 @@ impl FastMmapStore {
                     {
                         // Damaged by a stray write: the locked path drops the record.
                         break;
-                    }
-                    let expires_at = decode_expiry(f.hdr.expires);
-                    // Exact, and mostly without a precise clock read (see `time`).
-                    if !self.clock.is_live(expires_at) {
-                        return Ok(None);
                     }
                     // Refresh the LRU stamp only when stale, so readers of a hot page do
                     // not write its cache lines on every read. A hint: it may land on a

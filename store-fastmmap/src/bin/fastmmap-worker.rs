@@ -135,11 +135,9 @@ fn run(args: &[String]) -> R<String> {
             let mut status = 0;
             // SAFETY: waiting for our own child with a valid out pointer.
             #[allow(unsafe_code)]
-            unsafe {
-                libc::waitpid(pid, &mut status, 0)
-            };
-            if status != 0 {
-                return Err(format!("child exited with status {status}").into());
+            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+            if rc != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+                return Err(format!("waitpid returned {rc}, child status {status}").into());
             }
             Ok("fork-incr".into())
         }
