@@ -28,20 +28,18 @@ impl MutexHashMap {
 
 impl BenchStore for MutexHashMap {
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<bool> {
-        buf.clear();
+        let c = header::coarse();
         let map = self.lock();
-        match map.get(key.as_str()) {
-            Some(rec) if header::live(rec, header::now()) => {
-                buf.extend_from_slice(&rec[header::LEN..]);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(header::copy_live(
+            map.get(key.as_str()).map(Vec::as_slice),
+            c,
+            buf,
+        ))
     }
 
     fn put(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<()> {
         let mut rec = Vec::new();
-        header::encode(&mut rec, header::resolve(expiry, header::now()), value);
+        header::encode(&mut rec, header::resolve_now(expiry), value);
         let mut map = self.lock();
         match map.get_mut(key.as_str()) {
             Some(old) => *old = rec,

@@ -79,20 +79,15 @@ impl Lmdb {
 
 impl BenchStore for Lmdb {
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<bool> {
-        buf.clear();
+        let c = header::coarse();
         let rtxn = self.env.read_txn().map_err(backend("get"))?;
-        match self.db.get(&rtxn, key.as_str()).map_err(backend("get"))? {
-            Some(rec) if header::live(rec, header::now()) => {
-                buf.extend_from_slice(&rec[header::LEN..]);
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        let rec = self.db.get(&rtxn, key.as_str()).map_err(backend("get"))?;
+        Ok(header::copy_live(rec, c, buf))
     }
 
     fn put(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<()> {
         let mut rec = Vec::new();
-        header::encode(&mut rec, header::resolve(expiry, header::now()), value);
+        header::encode(&mut rec, header::resolve_now(expiry), value);
         self.write("put", |w| self.db.put(w, key.as_str(), &rec))
     }
 
