@@ -32,6 +32,13 @@ pub fn splitmix(state: &mut u64) -> u64 {
 /// Header of a self-checking value: seed (8 bytes) and length (4 bytes).
 pub const SELF_CHECK_HEADER: usize = 12;
 
+/// A length for a [`self_checking`] value drawn from `seed`: from [`SELF_CHECK_HEADER`]
+/// to `max` (an engine's maximum value length) inclusive.
+pub fn self_checking_len(seed: &mut u64, max: usize) -> usize {
+    let span = max.saturating_sub(SELF_CHECK_HEADER) + 1;
+    SELF_CHECK_HEADER + (splitmix(seed) as usize % span)
+}
+
 /// A value of `len` bytes (at least [`SELF_CHECK_HEADER`]) whose every byte follows
 /// from its seed, so a reader can tell a torn or mixed value from a whole one.
 pub fn self_checking(seed: u64, len: usize) -> Vec<u8> {

@@ -110,7 +110,7 @@ pub fn run<H: Harness>(args: &[String]) -> Result<(), String> {
             let max = store.capabilities().max_value_len.min(cap).max(1);
             for i in 0u64.. {
                 seed += 1;
-                let len = 12 + (crate::check::splitmix(&mut seed.clone()) as usize % max);
+                let len = crate::check::self_checking_len(&mut seed.clone(), max);
                 let v = self_checking(seed, len);
                 if i % 2 == 0 {
                     put(&store, &k, &v)?;
@@ -144,8 +144,8 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// The bytes of lower- or upper-case hex.
 pub(crate) fn unhex(s: &str) -> Result<Vec<u8>, String> {
-    if !s.len().is_multiple_of(2) {
-        return Err(format!("odd-length hex {s:?}"));
+    if !s.is_ascii() || !s.len().is_multiple_of(2) {
+        return Err(format!("not an even-length ASCII hex string: {s:?}"));
     }
     (0..s.len())
         .step_by(2)

@@ -274,7 +274,7 @@ pub fn values_are_never_torn_under_eviction<H: Harness>(ctx: &Ctx) -> Outcome {
                 let mut seed = t << 32;
                 for round in 0..1_500u64 {
                     seed += 1;
-                    let len = 12 + (crate::check::splitmix(&mut seed.clone()) as usize % max);
+                    let len = crate::check::self_checking_len(&mut seed.clone(), max);
                     let k = &keys[((round * 7 + t * 13) % keys.len() as u64) as usize];
                     match store.put(
                         k,

@@ -75,7 +75,7 @@ fn torn_reads(store: Arc<impl SessionStore + 'static>, same_length: bool, writes
                     let len = if same_length {
                         max
                     } else {
-                        12 + (crate::check::splitmix(&mut state) as usize % max)
+                        crate::check::self_checking_len(&mut state, max)
                     };
                     let k = &keys[(i as usize) % keys.len()];
                     store

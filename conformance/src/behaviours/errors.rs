@@ -25,11 +25,16 @@ pub fn errors_are_send_sync_static<H: Harness>(ctx: &Ctx) -> Outcome {
     assert!(!boxed.to_string().is_empty());
     let (_h, store) = ctx.store::<H>(&Spec::new())?;
     let err = store
-        .put(&key("e"), b"x", Expiry::Never, WriteMode::ReplaceOnly)
+        .put(
+            &key("err-probe-7f3c"),
+            b"x",
+            Expiry::Never,
+            WriteMode::ReplaceOnly,
+        )
         .expect_err("replace-only of an absent key");
     let err: Box<dyn std::error::Error + Send + Sync + 'static> = Box::new(err);
     assert!(
-        err.to_string().contains('e'),
+        err.to_string().contains("err-probe-7f3c"),
         "the message names the key: {err}"
     );
     Ok(())

@@ -181,7 +181,7 @@ pub fn expired_is_absent_everywhere<H: Harness>(ctx: &Ctx) -> Outcome {
 
     setup(&store);
     expire();
-    let mut saw = Some(None);
+    let mut saw = None;
     let out = store
         .update(&k, &mut |e| {
             saw = Some(e.map(|e| e.value.clone()));

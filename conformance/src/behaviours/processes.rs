@@ -235,7 +235,14 @@ pub fn killed_writer_stalls_nobody<H: Harness>(ctx: &Ctx) -> Outcome {
             },
         );
         let started = Instant::now();
-        run_job(&s.program, &s.args, &["incr", "after-kill", "20"]);
+        // Bounded: a worker stalled on a lock its killed predecessor left fails the
+        // behaviour instead of hanging the test run.
+        let (program, args) = (s.program.clone(), s.args.clone());
+        crate::check::within(
+            "a new worker after a writer was killed",
+            Duration::from_secs(10),
+            move || run_job(&program, &args, &["incr", "after-kill", "20"]),
+        );
         assert!(
             started.elapsed() < Duration::from_secs(10),
             "a new worker stalled after a writer was killed"
