@@ -112,7 +112,11 @@ enum PutReply {
     Written(Version),
     Exists,
     Missing,
-    Mismatch(Option<Version>),
+    /// An if-version write found another version (`None`: no live entry).
+    Mismatch {
+        expected: Version,
+        actual: Option<Version>,
+    },
 }
 
 /// What the delete script decided.
@@ -279,7 +283,7 @@ impl RedisStore {
         mode: WriteMode,
     ) -> Result<PutReply> {
         let counter = self.layout.counter_key(data_key);
-        let (mode, expected) = match mode {
+        let (mode_arg, expected) = match mode {
             WriteMode::Upsert => ("u", String::new()),
             WriteMode::CreateOnly => ("c", String::new()),
             WriteMode::ReplaceOnly => ("r", String::new()),
@@ -294,7 +298,7 @@ impl RedisStore {
                     .key(data_key)
                     .key(&counter)
                     .arg(&now)
-                    .arg(mode)
+                    .arg(mode_arg)
                     .arg(&expected)
                     .arg(kind)
                     .arg(&when)
@@ -310,7 +314,12 @@ impl RedisStore {
             }
             [1] => Ok(PutReply::Exists),
             [2] => Ok(PutReply::Missing),
-            [3, actual] => Ok(PutReply::Mismatch(Version::new(*actual))),
+            // Only if-version writes can be refused for their version; any other `[3, _]`
+            // falls to the unexpected-reply error below.
+            [3, actual] if let WriteMode::IfVersion(expected) = mode => Ok(PutReply::Mismatch {
+                expected,
+                actual: Version::new(*actual),
+            }),
             [4] => Err(self.corrupted(data_key)),
             other => Err(Error::Backend {
                 context: format!(
@@ -402,14 +411,11 @@ impl SessionStore for RedisStore {
             PutReply::Written(version) => Ok(Self::outcome(version)),
             PutReply::Exists => Err(Error::AlreadyExists { key: key.clone() }),
             PutReply::Missing => Err(Error::NotFound { key: key.clone() }),
-            PutReply::Mismatch(actual) => match mode {
-                WriteMode::IfVersion(expected) => Err(Error::VersionMismatch {
-                    key: key.clone(),
-                    expected,
-                    actual,
-                }),
-                _ => unreachable!("the script reports a mismatch only for if-version writes"),
-            },
+            PutReply::Mismatch { expected, actual } => Err(Error::VersionMismatch {
+                key: key.clone(),
+                expected,
+                actual,
+            }),
         }
     }
 
@@ -482,7 +488,7 @@ impl SessionStore for RedisStore {
                         PutReply::Written(v) => {
                             return Ok(UpdateOutcome::Written(Self::outcome(v)));
                         }
-                        PutReply::Exists | PutReply::Missing | PutReply::Mismatch(_) => {}
+                        PutReply::Exists | PutReply::Missing | PutReply::Mismatch { .. } => {}
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use store_api::{
     Error, Evictions, Expiry, Key, SessionStore, SessionStoreExt, UpdateAction, UpdateAtomicity,
-    UpdateOutcome, Version, WriteMode,
+    UpdateOutcome, WriteMode,
 };
 
 fn key(s: &str) -> Key {
@@ -462,5 +462,4 @@ fn capabilities_and_stats_describe_a_shared_server() {
     assert!(s.bytes_used > 0);
     assert_eq!(s.capacity, None, "no maxmemory on the test server");
     assert_eq!(store.purge_expired().unwrap(), 0);
-    let _ = Version::new(1);
 }
