@@ -21,12 +21,44 @@ fn bench_mode() -> bool {
 /// `|` alternatives) are matched as substrings; anything else regex-like runs everything
 /// and lets criterion decide.
 fn wanted(id: &str) -> bool {
-    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
-    match filter {
+    match name_filter(std::env::args().skip(1)) {
         None => true,
         Some(f) if f.contains(|c: char| "^$.*+?()[]{}\\".contains(c)) => true,
         Some(f) => f.split('|').any(|part| id.contains(part)),
     }
+}
+
+/// Criterion's positional name filter among `args`: the first argument that is neither
+/// an option nor the value of an option that takes one (`--save-baseline main`).
+fn name_filter(args: impl IntoIterator<Item = String>) -> Option<String> {
+    const TAKES_VALUE: [&str; 17] = [
+        "--save-baseline",
+        "-s",
+        "--baseline",
+        "-b",
+        "--baseline-lenient",
+        "--load-baseline",
+        "--sample-size",
+        "--warm-up-time",
+        "--measurement-time",
+        "--nresamples",
+        "--noise-threshold",
+        "--confidence-level",
+        "--significance-level",
+        "--profile-time",
+        "--output-format",
+        "--color",
+        "--plotting-backend",
+    ];
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        if TAKES_VALUE.contains(&a.as_str()) {
+            args.next();
+        } else if !a.starts_with('-') {
+            return Some(a);
+        }
+    }
+    None
 }
 
 /// The private `redis-server`, stopped at the end of `main`.
@@ -128,11 +160,11 @@ fn ops(c: &mut Criterion) {
 
 fn fcntl_pair(c: &mut Criterion) {
     let pair = FcntlPair::new().expect("temp file");
-    let mut off = 0;
+    let mut i = 0;
     c.bench_function("baseline/fcntl_ofd_lock_unlock", |b| {
         b.iter(|| {
-            off = (off + 1) % 64;
-            pair.lock_unlock(off).expect("fcntl");
+            i += 1;
+            pair.op(i).expect("fcntl");
         });
     });
 }

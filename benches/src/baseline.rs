@@ -39,6 +39,16 @@ impl FcntlPair {
         self.fcntl(libc::F_OFD_SETLK, libc::F_UNLCK, offset)
     }
 
+    /// Operation `i` of a measurement: a lock+unlock pair on one of 64 ranges in turn.
+    ///
+    /// # Errors
+    /// When either fcntl call fails.
+    pub fn op(&self, i: u64) -> store_api::Result<bool> {
+        self.lock_unlock((i % 64) as i64)
+            .map(|()| true)
+            .map_err(|e| store_api::Error::io("fcntl", e))
+    }
+
     fn fcntl(&self, cmd: libc::c_int, kind: libc::c_int, offset: i64) -> io::Result<()> {
         // SAFETY: `flock` is a plain C struct of integers; all-zero is a valid value and
         // `l_pid` must be 0 for OFD locks.

@@ -125,29 +125,43 @@ impl Summary {
 /// # Errors
 /// The first error `op` returns.
 pub fn measure_op(budget: &Budget, mut op: impl FnMut(u64) -> Result<bool>) -> Result<Summary> {
-    let mut i = 0u64;
-    let mut unexpected = 0u64;
-    let start = Instant::now();
-    let mut warm = 0u64;
-    while warm < 3 || start.elapsed() < budget.warmup {
-        op(i)?;
-        i += 1;
-        warm += 1;
-    }
-    let per_op = start.elapsed().as_nanos() as f64 / warm as f64;
-    let batch = ((budget.sample_time.as_nanos() as f64 / per_op.max(1.0)) as u64).clamp(1, 1 << 30);
-    let mut samples = Vec::with_capacity(budget.samples);
-    for _ in 0..budget.samples {
-        let t = Instant::now();
-        for _ in 0..batch {
-            if !op(i)? {
-                unexpected += 1;
-            }
-            i += 1;
-        }
-        samples.push(t.elapsed().as_nanos() as f64 / batch as f64);
-    }
+    let (mut i, mut unexpected) = (0, 0);
+    let batch = warm_up(budget, &mut op, &mut i)?;
+    let samples = (0..budget.samples)
+        .map(|_| sample(&mut op, batch, &mut i, &mut unexpected))
+        .collect::<Result<Vec<f64>>>()?;
     Ok(Summary::from_samples(&samples, batch, unexpected))
+}
+
+/// Runs `op` for `budget.warmup` (at least 3 times) from index `*i`; returns the batch
+/// size that makes one sample last about `budget.sample_time`.
+fn warm_up(budget: &Budget, op: &mut impl FnMut(u64) -> Result<bool>, i: &mut u64) -> Result<u64> {
+    let start = Instant::now();
+    let mut n = 0u64;
+    while n < 3 || start.elapsed() < budget.warmup {
+        op(*i)?;
+        *i += 1;
+        n += 1;
+    }
+    let per_op = start.elapsed().as_nanos() as f64 / n as f64;
+    Ok(((budget.sample_time.as_nanos() as f64 / per_op.max(1.0)) as u64).clamp(1, 1 << 30))
+}
+
+/// One timed batch of `op` from index `*i`: ns per operation; counts unexpected results.
+fn sample(
+    op: &mut impl FnMut(u64) -> Result<bool>,
+    batch: u64,
+    i: &mut u64,
+    unexpected: &mut u64,
+) -> Result<f64> {
+    let t = Instant::now();
+    for _ in 0..batch {
+        if !op(*i)? {
+            *unexpected += 1;
+        }
+        *i += 1;
+    }
+    Ok(t.elapsed().as_nanos() as f64 / batch as f64)
 }
 
 /// Two operations timed in alternating samples, and the per-sample ratio `b / a`.
@@ -173,33 +187,11 @@ pub fn measure_interleaved(
     mut a: impl FnMut(u64) -> Result<bool>,
     mut b: impl FnMut(u64) -> Result<bool>,
 ) -> Result<Interleaved> {
-    fn warm(budget: &Budget, op: &mut dyn FnMut(u64) -> Result<bool>) -> Result<u64> {
-        let start = Instant::now();
-        let mut n = 0u64;
-        while n < 3 || start.elapsed() < budget.warmup {
-            op(n)?;
-            n += 1;
-        }
-        let per_op = start.elapsed().as_nanos() as f64 / n as f64;
-        Ok(((budget.sample_time.as_nanos() as f64 / per_op.max(1.0)) as u64).clamp(1, 1 << 30))
-    }
-    fn sample(
-        op: &mut dyn FnMut(u64) -> Result<bool>,
-        batch: u64,
-        i: &mut u64,
-        unexpected: &mut u64,
-    ) -> Result<f64> {
-        let t = Instant::now();
-        for _ in 0..batch {
-            if !op(*i)? {
-                *unexpected += 1;
-            }
-            *i += 1;
-        }
-        Ok(t.elapsed().as_nanos() as f64 / batch as f64)
-    }
-    let (batch_a, batch_b) = (warm(budget, &mut a)?, warm(budget, &mut b)?);
     let (mut ia, mut ib, mut ua, mut ub) = (0, 0, 0, 0);
+    let (batch_a, batch_b) = (
+        warm_up(budget, &mut a, &mut ia)?,
+        warm_up(budget, &mut b, &mut ib)?,
+    );
     let (mut sa, mut sb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..budget.samples {
         let ta = sample(&mut a, batch_a, &mut ia, &mut ua)?;

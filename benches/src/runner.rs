@@ -150,16 +150,9 @@ impl Runner {
                 .map_or(0, |d| d.as_millis())
         );
         self.progress(done, total, "fcntl lock+unlock pair");
-        report.fcntl_pair = FcntlPair::new().ok().and_then(|p| {
-            let mut off = 0;
-            measure_op(&o.budget, |_| {
-                off = (off + 1) % 64;
-                p.lock_unlock(off)
-                    .map(|()| true)
-                    .map_err(|e| store_api::Error::io("fcntl", e))
-            })
+        report.fcntl_pair = FcntlPair::new()
             .ok()
-        });
+            .and_then(|p| measure_op(&o.budget, |i| p.op(i)).ok());
         done += 1;
         for w in &o.workloads {
             self.progress(done, total, &format!("building keys for {w}"));
@@ -234,15 +227,9 @@ impl Runner {
         let value = w.value();
         let mut buf = Vec::new();
         let pair = FcntlPair::new().map_err(|e| store_api::Error::io("fcntl pair file", e))?;
-        let mut off = 0;
         measure_interleaved(
             &o.budget,
-            |_| {
-                off = (off + 1) % 64;
-                pair.lock_unlock(off)
-                    .map(|()| true)
-                    .map_err(|e| store_api::Error::io("fcntl", e))
-            },
+            |i| pair.op(i),
             |i| w.op(store, &keys, &value, i, &mut buf),
         )
     }

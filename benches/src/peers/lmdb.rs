@@ -18,7 +18,8 @@ use crate::{BenchStore, Location, OpenedEngine, Sizing};
 /// fastest durable-enough LMDB setup for sessions.
 ///
 /// The environment is leaked on purpose: heed 0.23 ties a [`Database`] to a borrow of its
-/// [`Env`], and a bench opens only a handful.
+/// [`Env`]. One environment stays mapped per measured cell until the process exits (the
+/// `get_at_1m` one is the largest).
 #[derive(Debug)]
 pub struct Lmdb {
     env: &'static Env,

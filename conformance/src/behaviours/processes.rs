@@ -258,7 +258,7 @@ pub fn killed_writer_stalls_nobody<H: Harness>(ctx: &Ctx) -> Outcome {
 /// Entries survive closing and reopening the store, with their values, versions and
 /// expiries; later writes get versions never used before.
 pub fn data_survives_reopen<H: Harness>(ctx: &Ctx) -> Outcome {
-    let (spec, clock) = Spec::new().with_manual_clock();
+    let (spec, _clock) = Spec::new().with_manual_clock();
     let (h, store) = match ctx.store::<H>(&spec) {
         Ok(s) => s,
         Err(_) => ctx.store::<H>(&Spec::new())?,
@@ -266,7 +266,6 @@ pub fn data_survives_reopen<H: Harness>(ctx: &Ctx) -> Outcome {
     if !store.capabilities().survives_restart {
         return Err(Unsupported::new("the engine does not survive a restart"));
     }
-    let _ = clock;
     let mut written = Vec::new();
     for i in 0..50u64 {
         let k = key(format!("durable:{i}"));
