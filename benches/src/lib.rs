@@ -37,6 +37,6 @@ pub use peers::MutexHashMap;
 #[cfg(feature = "peers")]
 pub use peers::{Lmdb, LocalRedis};
 pub use perl::{PerlDriver, PerlResult};
-pub use report::{Cell, Goal, Report, Row};
+pub use report::{Cell, Goal, Pairing, Report, Row, SideBySide};
 pub use runner::{Runner, RunnerOptions};
 pub use workload::{HOT_KEYS, TTL, Workload, WorkloadKind};

@@ -64,9 +64,8 @@ pub struct Report {
     pub perl: Vec<Row>,
     /// The bare fcntl lock+unlock pair.
     pub fcntl_pair: Option<Summary>,
-    /// store-fastmmap's `put_100` (b) against the fcntl pair (a), measured in alternating
-    /// samples; `None` unless both were in the run, `Err` if it failed.
-    pub put_vs_pair: Option<Result<Interleaved, String>>,
+    /// The ratio goals measured with both halves side by side (alternating samples).
+    pub side_by_side: Vec<SideBySide>,
     /// Engines left out, and why.
     pub skipped_engines: Vec<(String, String)>,
     /// Wall time of the run in seconds.
@@ -74,6 +73,75 @@ pub struct Report {
 }
 
 const PUT_GOAL: &str = "put within 1.3x of a bare fcntl lock+unlock pair";
+const GET_GOAL: &str =
+    "store-fastmmap get (100 B hit) no slower than the in-process Mutex<HashMap> (ratio <= 1.0)";
+
+/// Which ratio a [`SideBySide`] measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pairing {
+    /// store-fastmmap's `get_hit_100` (b) against the `Mutex<HashMap>`'s (a).
+    GetVsMap,
+    /// store-fastmmap's `put_100` (b) against the bare fcntl pair (a).
+    PutVsPair,
+}
+
+impl Pairing {
+    /// Names of the two halves (a, b) and the JSON key.
+    fn names(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Pairing::GetVsMap => (
+                "mutex-hashmap get_hit_100",
+                "store-fastmmap get_hit_100",
+                "get_vs_map",
+            ),
+            Pairing::PutVsPair => ("fcntl pair", "store-fastmmap put_100", "put_vs_pair"),
+        }
+    }
+}
+
+/// A ratio goal's two halves measured in alternating samples (`Err`: the measurement
+/// failed).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SideBySide {
+    /// What is compared.
+    pub pairing: Pairing,
+    /// The measurement.
+    pub result: Result<Interleaved, String>,
+}
+
+impl SideBySide {
+    /// The measurement, in words.
+    fn line(&self) -> String {
+        let (a, b, _) = self.pairing.names();
+        match &self.result {
+            Ok(s) => format!(
+                "Side by side (alternating samples): {b} {:.0} ns, {a} {:.0} ns, ratio {:.2} \
+                 (median of {} rounds, range {:.2} - {:.2})",
+                s.b.median_ns,
+                s.a.median_ns,
+                s.ratio.median_ns,
+                s.ratio.samples,
+                s.ratio.min_ns,
+                s.ratio.max_ns
+            ),
+            Err(e) => format!("Side by side {b} / {a}: failed: {e}"),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        match &self.result {
+            Ok(s) => json!({
+                "a_median_ns": s.a.median_ns,
+                "b_median_ns": s.b.median_ns,
+                "ratio_median": s.ratio.median_ns,
+                "ratio_min": s.ratio.min_ns,
+                "ratio_max": s.ratio.max_ns,
+                "samples": s.ratio.samples,
+            }),
+            Err(e) => json!({"failed": e}),
+        }
+    }
+}
 
 /// Where a goal stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -184,8 +252,8 @@ impl Report {
                 ns(f.max_ns)
             );
         }
-        if let Some(line) = self.side_by_side_line() {
-            let _ = writeln!(out, "{line}");
+        for sbs in &self.side_by_side {
+            let _ = writeln!(out, "{}", sbs.line());
         }
         if !self.perl.is_empty() {
             let _ = writeln!(
@@ -284,23 +352,9 @@ impl Report {
         let m = |e: &str, w: &str| self.median(e, w);
         let mut goals = Vec::new();
         let get = (m(f, "get_hit_100"), m("mutex-hashmap", "get_hit_100"));
-        goals.push(Goal {
-            text: "store-fastmmap get (100 B hit) no slower than the in-process Mutex<HashMap> (ratio <= 1.0)",
-            met: match get {
-                (Some(a), Some(b)) => Some(a <= b),
-                _ => None,
-            },
-            detail: match get {
-                (Some(a), Some(b)) => format!(
-                    "{} vs {}: ratio {:.2}{}",
-                    ns(a),
-                    ns(b),
-                    a / b,
-                    self.overlap_note(f, "mutex-hashmap", "get_hit_100")
-                ),
-                _ => "not measured in this run".into(),
-            },
-        });
+        goals.push(self.ratio_goal(Pairing::GetVsMap, GET_GOAL, 1.0, get, || {
+            self.overlap_note(f, "mutex-hashmap", "get_hit_100")
+        }));
         let mut faster = Vec::new();
         let mut ok = Some(true);
         for (peer, want) in [("lmdb", 3.0), ("redis", 50.0)] {
@@ -325,37 +379,7 @@ impl Report {
             detail: faster.join("; "),
         });
         let put = (m(f, "put_100"), self.fcntl_pair.map(|s| s.median_ns));
-        goals.push(match (&self.put_vs_pair, put) {
-            // Preferred: the two measured in alternating samples.
-            (Some(Ok(s)), _) => Goal {
-                text: PUT_GOAL,
-                met: Some(s.ratio.median_ns <= 1.3),
-                detail: format!(
-                    "put_100 {} vs pair {} in alternating samples: {:.2}x (median of the \
-                     per-round ratios, range {:.2} - {:.2})",
-                    ns(s.b.median_ns),
-                    ns(s.a.median_ns),
-                    s.ratio.median_ns,
-                    s.ratio.min_ns,
-                    s.ratio.max_ns
-                ),
-            },
-            (_, (Some(a), Some(b))) => Goal {
-                text: PUT_GOAL,
-                met: Some(a <= 1.3 * b),
-                detail: format!(
-                    "put_100 {} vs pair {}: {:.2}x (measured apart, not side by side)",
-                    ns(a),
-                    ns(b),
-                    a / b
-                ),
-            },
-            _ => Goal {
-                text: PUT_GOAL,
-                met: None,
-                detail: "not measured in this run".into(),
-            },
-        });
+        goals.push(self.ratio_goal(Pairing::PutVsPair, PUT_GOAL, 1.3, put, String::new));
         let rw = (m(f, "read_under_writer"), m(f, "get_hit_100"));
         goals.push(Goal {
             text: "reads under a concurrent writer within 2x of uncontended reads",
@@ -482,8 +506,8 @@ impl Report {
                 f.median_ns, f.min_ns, f.max_ns
             );
         }
-        if let Some(line) = self.side_by_side_line() {
-            let _ = writeln!(out, "\n{line}");
+        for sbs in &self.side_by_side {
+            let _ = writeln!(out, "\n{}", sbs.line());
         }
         if !self.perl.is_empty() {
             let _ = writeln!(
@@ -523,21 +547,52 @@ impl Report {
         out
     }
 
-    /// The side-by-side put/pair measurement, in words.
-    fn side_by_side_line(&self) -> Option<String> {
-        Some(match self.put_vs_pair.as_ref()? {
-            Ok(s) => format!(
-                "Side by side (alternating samples): store-fastmmap put_100 {:.0} ns, fcntl pair \
-                 {:.0} ns, ratio {:.2} (median of {} rounds, range {:.2} - {:.2})",
-                s.b.median_ns,
-                s.a.median_ns,
-                s.ratio.median_ns,
-                s.ratio.samples,
-                s.ratio.min_ns,
-                s.ratio.max_ns
-            ),
-            Err(e) => format!("Side by side put_100 / fcntl pair: failed: {e}"),
-        })
+    /// A goal "b / a <= limit": from the side-by-side measurement of `pairing` if the run
+    /// has one, else from the two cells `(b, a)` measured apart.
+    fn ratio_goal(
+        &self,
+        pairing: Pairing,
+        text: &'static str,
+        limit: f64,
+        (b, a): (Option<f64>, Option<f64>),
+        apart_note: impl FnOnce() -> String,
+    ) -> Goal {
+        let (a_name, b_name, _) = pairing.names();
+        match (
+            self.side_by_side.iter().find(|s| s.pairing == pairing),
+            a,
+            b,
+        ) {
+            (Some(SideBySide { result: Ok(s), .. }), _, _) => Goal {
+                text,
+                met: Some(s.ratio.median_ns <= limit),
+                detail: format!(
+                    "{b_name} {} vs {a_name} {} in alternating samples: {:.2}x (median of the \
+                     per-round ratios, range {:.2} - {:.2})",
+                    ns(s.b.median_ns),
+                    ns(s.a.median_ns),
+                    s.ratio.median_ns,
+                    s.ratio.min_ns,
+                    s.ratio.max_ns
+                ),
+            },
+            (_, Some(a), Some(b)) => Goal {
+                text,
+                met: Some(b <= limit * a),
+                detail: format!(
+                    "{b_name} {} vs {a_name} {}: {:.2}x (measured apart, not side by side){}",
+                    ns(b),
+                    ns(a),
+                    b / a,
+                    apart_note()
+                ),
+            },
+            _ => Goal {
+                text,
+                met: None,
+                detail: "not measured in this run".into(),
+            },
+        }
     }
 
     fn all_rows(&self) -> impl Iterator<Item = &Row> {
@@ -578,17 +633,7 @@ impl Report {
             "engines": self.engines,
             "workloads": self.workloads.iter().map(|(w, d)| json!({"name": w, "description": d})).collect::<Vec<_>>(),
             "fcntl_pair": self.fcntl_pair.map(|s| json!({"median_ns": s.median_ns, "min_ns": s.min_ns, "max_ns": s.max_ns})),
-            "put_vs_pair": self.put_vs_pair.as_ref().map(|r| match r {
-                Ok(s) => json!({
-                    "pair_median_ns": s.a.median_ns,
-                    "put_100_median_ns": s.b.median_ns,
-                    "ratio_median": s.ratio.median_ns,
-                    "ratio_min": s.ratio.min_ns,
-                    "ratio_max": s.ratio.max_ns,
-                    "samples": s.ratio.samples,
-                }),
-                Err(e) => json!({"failed": e}),
-            }),
+            "side_by_side": self.side_by_side.iter().map(|s| (s.pairing.names().2.to_string(), s.json())).collect::<serde_json::Map<_, _>>(),
             "skipped_engines": self.skipped_engines.iter().map(|(e, w)| json!({"engine": e, "why": w})).collect::<Vec<_>>(),
             "results": rows,
             "goals": self.goals().iter().map(|g| json!({"goal": g.text, "met": g.met, "detail": g.detail})).collect::<Vec<_>>(),
@@ -840,23 +885,45 @@ mod tests {
     }
 
     #[test]
-    fn the_put_goal_prefers_the_side_by_side_ratio() {
-        // Apart: 1200 / 1000 = 1.2, met; side by side the per-round ratios say 1.4.
+    fn the_ratio_goals_prefer_the_side_by_side_ratios() {
+        // Apart: put 1200 / 1000 = 1.2, met; side by side the per-round ratios say 1.4.
         let mut r = sample();
         assert_eq!(r.goals()[2].met, Some(true));
         assert!(r.goals()[2].detail.contains("measured apart"));
         let summary = |v: &[f64]| Summary::from_samples(v, 1, 0);
-        r.put_vs_pair = Some(Ok(Interleaved {
-            a: summary(&[600.0, 610.0, 620.0]),
-            b: summary(&[840.0, 850.0, 870.0]),
-            ratio: summary(&[1.38, 1.40, 1.41]),
-        }));
+        r.side_by_side.push(SideBySide {
+            pairing: Pairing::PutVsPair,
+            result: Ok(Interleaved {
+                a: summary(&[600.0, 610.0, 620.0]),
+                b: summary(&[840.0, 850.0, 870.0]),
+                ratio: summary(&[1.38, 1.40, 1.41]),
+            }),
+        });
         let g = &r.goals()[2];
         assert_eq!(g.met, Some(false), "{}", g.detail);
         assert!(g.detail.contains("1.40x"), "{}", g.detail);
         assert!(r.markdown().contains("ratio 1.40 (median of 3 rounds"));
-        assert_eq!(r.json()["put_vs_pair"]["ratio_median"], 1.40);
-        r.put_vs_pair = Some(Err("no room".into()));
+        assert_eq!(
+            r.json()["side_by_side"]["put_vs_pair"]["ratio_median"],
+            1.40
+        );
+        // Apart: get 100 vs 120, met; side by side 1.1, not met.
+        assert_eq!(r.goals()[0].met, Some(true));
+        r.side_by_side.push(SideBySide {
+            pairing: Pairing::GetVsMap,
+            result: Ok(Interleaved {
+                a: summary(&[50.0]),
+                b: summary(&[55.0]),
+                ratio: summary(&[1.1]),
+            }),
+        });
+        assert_eq!(r.goals()[0].met, Some(false), "{}", r.goals()[0].detail);
+        assert_eq!(
+            r.goals()[2].met,
+            Some(false),
+            "the put pairing is unchanged"
+        );
+        r.side_by_side[0].result = Err("no room".into());
         assert!(r.table().contains("failed: no room"));
         assert_eq!(r.goals()[2].met, Some(true), "falls back to the cells");
     }

@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use crate::measure::{Interleaved, measure_interleaved};
-use crate::report::{Cell, Report, Row};
+use crate::report::{Cell, Pairing, Report, Row, SideBySide};
 use crate::worker::WorkerCmd;
 use crate::{
     Budget, EngineId, FcntlPair, KeySet, PerlDriver, Summary, Workload, WorkloadKind, measure_op,
@@ -135,12 +135,26 @@ impl Runner {
         } else {
             None
         };
-        let put_100 = Workload::Put { value_len: 100 };
-        let side_by_side = engines.contains(&EngineId::Fastmmap) && o.workloads.contains(&put_100);
-        let total = engines.len() * o.workloads.len()
-            + 1
-            + usize::from(perl.is_some())
-            + usize::from(side_by_side);
+        // The ratio goals, each with its two halves measured side by side when the run
+        // has both.
+        let pairings: Vec<Pairing> = [
+            (
+                Pairing::GetVsMap,
+                Workload::GetHit { value_len: 100 },
+                Some(EngineId::HashMap),
+            ),
+            (Pairing::PutVsPair, Workload::Put { value_len: 100 }, None),
+        ]
+        .into_iter()
+        .filter(|(_, w, peer)| {
+            engines.contains(&EngineId::Fastmmap)
+                && o.workloads.contains(w)
+                && peer.is_none_or(|p| engines.contains(&p))
+        })
+        .map(|(p, _, _)| p)
+        .collect();
+        let total =
+            engines.len() * o.workloads.len() + 1 + usize::from(perl.is_some()) + pairings.len();
         let mut done = 0;
         let tag = format!(
             "{}-{}",
@@ -168,13 +182,12 @@ impl Runner {
                 done += 1;
             }
         }
-        if side_by_side {
-            self.progress(
-                done,
-                total,
-                "put_100 on store-fastmmap and the pair, alternating",
-            );
-            report.put_vs_pair = Some(self.put_vs_pair(put_100, &tag).map_err(|e| e.to_string()));
+        for pairing in pairings {
+            self.progress(done, total, &format!("{pairing:?}, alternating samples"));
+            report.side_by_side.push(SideBySide {
+                pairing,
+                result: self.side_by_side(pairing, &tag).map_err(|e| e.to_string()),
+            });
             done += 1;
         }
         if let Some(p) = perl {
@@ -215,23 +228,39 @@ impl Runner {
         report
     }
 
-    /// store-fastmmap's `put` and the bare fcntl pair in alternating samples: the put goal
-    /// is a ratio, and measured minutes apart on a VM the two halves of a ratio can see
-    /// different phases of the host.
-    fn put_vs_pair(&self, w: Workload, tag: &str) -> store_api::Result<Interleaved> {
+    /// A ratio goal's two halves in alternating samples: measured minutes apart on a VM,
+    /// the two halves of a ratio can see different phases of the host.
+    fn side_by_side(&self, pairing: Pairing, tag: &str) -> store_api::Result<Interleaved> {
         let o = &self.opts;
+        let w = match pairing {
+            Pairing::GetVsMap => Workload::GetHit { value_len: 100 },
+            Pairing::PutVsPair => Workload::Put { value_len: 100 },
+        };
         let keys = w.keys(tag);
-        let opened = EngineId::Fastmmap.create(w.sizing(), &o.redis_url)?;
-        let store = &*opened.store;
-        w.setup(store, &keys)?;
         let value = w.value();
-        let mut buf = Vec::new();
-        let pair = FcntlPair::new().map_err(|e| store_api::Error::io("fcntl pair file", e))?;
-        measure_interleaved(
-            &o.budget,
-            |i| pair.op(i),
-            |i| w.op(store, &keys, &value, i, &mut buf),
-        )
+        let open = |e: EngineId| -> store_api::Result<_> {
+            let opened = e.create(w.sizing(), &o.redis_url)?;
+            w.setup(&*opened.store, &keys)?;
+            Ok(opened)
+        };
+        let fastmmap = open(EngineId::Fastmmap)?;
+        let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+        let mut b = |i| w.op(&*fastmmap.store, &keys, &value, i, &mut buf_b);
+        match pairing {
+            Pairing::GetVsMap => {
+                let map = open(EngineId::HashMap)?;
+                measure_interleaved(
+                    &o.budget,
+                    |i| w.op(&*map.store, &keys, &value, i, &mut buf_a),
+                    &mut b,
+                )
+            }
+            Pairing::PutVsPair => {
+                let pair =
+                    FcntlPair::new().map_err(|e| store_api::Error::io("fcntl pair file", e))?;
+                measure_interleaved(&o.budget, |i| pair.op(i), &mut b)
+            }
+        }
     }
 
     fn cell(&self, engine: EngineId, w: &Workload, keys: &KeySet, tag: &str) -> Cell {
