@@ -5,6 +5,7 @@
 //! page is `hash * num_pages / 2^64` (high bits); the tag is the low 32 bits, and the
 //! home slot is `tag * nslots / 2^32`.
 
+use crate::check::{CRC_MAX, CheckKey};
 use crate::format::header::SECRET_LEN;
 
 /// Where a key lives.
@@ -23,6 +24,7 @@ pub(crate) struct KeyHash {
 pub(crate) struct KeyHasher {
     secret: Box<[u8; SECRET_LEN]>,
     num_pages: u32,
+    check: CheckKey,
 }
 
 impl std::fmt::Debug for KeyHasher {
@@ -45,6 +47,7 @@ fn xxh3_with_secret(secret: &[u8; SECRET_LEN], bytes: &[u8]) -> u64 {
 impl KeyHasher {
     pub(crate) fn new(secret: [u8; SECRET_LEN], num_pages: u32) -> Self {
         KeyHasher {
+            check: CheckKey::new(&secret),
             secret: Box::new(secret),
             num_pages,
         }
@@ -67,13 +70,34 @@ impl KeyHasher {
         }
     }
 
-    /// The checksum of a record: xxh3 of the value keyed with the file's secret, mixed
-    /// with the key's keyed hash, the version and the lengths, then folded to 32 bits.
-    /// A reader verifies it over what it copied out (the key it compared and the value)
-    /// at the cost of one hash of the value; `expires` is left out so `touch` is one
-    /// atomic store.
+    /// The key of this file's CRC record checksums.
+    #[inline]
+    pub(crate) fn check_key(&self) -> CheckKey {
+        self.check
+    }
+
+    /// The checksum of a record (see [`crate::check`]): CRC-32C for values of up to
+    /// [`CRC_MAX`] bytes, keyed XXH3 for longer ones.
     #[inline]
     pub(crate) fn record_check(&self, key_hash: u64, version: u64, lens: u32, value: &[u8]) -> u32 {
+        if value.len() <= CRC_MAX {
+            self.check.check(key_hash, version, lens, value)
+        } else {
+            self.record_check_xxh3(key_hash, version, lens, value)
+        }
+    }
+
+    /// The checksum of a record with a value longer than [`CRC_MAX`]: xxh3 of the value
+    /// keyed with the file's secret, mixed with the key's keyed hash, the version and the
+    /// lengths, then folded to 32 bits (format 1's checksum for every record).
+    #[inline]
+    pub(crate) fn record_check_xxh3(
+        &self,
+        key_hash: u64,
+        version: u64,
+        lens: u32,
+        value: &[u8],
+    ) -> u32 {
         let v = xxh3_with_secret(&self.secret, value);
         let mut x =
             v ^ key_hash ^ version.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(lens) << 17);
@@ -92,6 +116,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn long_values_have_an_xxh3_check_that_changes_with_every_input() {
+        let h = KeyHasher::new([5; SECRET_LEN], 4);
+        let v = vec![1u8; CRC_MAX + 1];
+        let mut w = v.clone();
+        w[CRC_MAX] = 2;
+        let base = h.record_check(1, 2, 3, &v);
+        assert_eq!(base, h.record_check_xxh3(1, 2, 3, &v));
+        assert_ne!(base, h.record_check(9, 2, 3, &v));
+        assert_ne!(base, h.record_check(1, 9, 3, &v));
+        assert_ne!(base, h.record_check(1, 2, 9, &v));
+        assert_ne!(base, h.record_check(1, 2, 3, &w));
+        assert_eq!(
+            h.record_check(1, 2, 3, &v[..CRC_MAX]),
+            h.check_key().check(1, 2, 3, &v[..CRC_MAX])
+        );
+    }
+
+    #[test]
     fn different_secrets_spread_keys_differently() {
         let a = KeyHasher::new([1; SECRET_LEN], 64);
         let b = KeyHasher::new([2; SECRET_LEN], 64);
@@ -105,17 +147,6 @@ mod tests {
             "{same} of 64 keys on the same page under two secrets"
         );
         assert!(keys.iter().all(|k| a.hash(k.as_bytes()).page < 64));
-    }
-
-    #[test]
-    fn record_checks_change_with_every_input() {
-        let h = KeyHasher::new([3; SECRET_LEN], 8);
-        let base = h.record_check(1, 2, 3, b"value");
-        assert_ne!(base, h.record_check(9, 2, 3, b"value"));
-        assert_ne!(base, h.record_check(1, 9, 3, b"value"));
-        assert_ne!(base, h.record_check(1, 2, 9, b"value"));
-        assert_ne!(base, h.record_check(1, 2, 3, b"valuf"));
-        assert_eq!(base, h.record_check(1, 2, 3, b"value"));
     }
 
     /// The hashes are part of the file format (slot tags, pages and record checksums of

@@ -41,6 +41,8 @@
 #[cfg(not(loom))]
 mod builder;
 #[cfg(not(loom))]
+mod check;
+#[cfg(not(loom))]
 mod counters;
 #[cfg(not(loom))]
 mod failpoint;

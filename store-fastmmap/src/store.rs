@@ -11,6 +11,7 @@ use store_api::{
 };
 
 use crate::builder::FastMmapBuilder;
+use crate::check::CRC_MAX;
 use crate::counters::Counters;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
@@ -488,12 +489,21 @@ impl FastMmapStore {
             };
             buf.clear();
             let mut p = probe(&page, key.as_bytes(), kh.tag);
-            if let Probe::Found(f) = p
-                && !page
-                    .region()
-                    .read_append(f.off + f.hdr.value_offset(), f.hdr.vlen, buf)
-            {
-                p = Probe::Bad("value beyond the page end");
+            // A short value is copied out and its checksum computed in one pass; a long
+            // one is hashed once validated.
+            let mut crc = None;
+            if let Probe::Found(f) = p {
+                let (off, n, r) = (f.off + f.hdr.value_offset(), f.hdr.vlen, page.region());
+                let fields = (kh.raw, f.hdr.version, f.hdr.lens());
+                let copied = if n <= CRC_MAX {
+                    crc = r.read_append_crc(off, n, buf, self.hasher.check_key(), fields);
+                    crc.is_some()
+                } else {
+                    r.read_append(off, n, buf)
+                };
+                if !copied {
+                    p = Probe::Bad("value beyond the page end");
+                }
             }
             if !sl.read_validate(stamp) {
                 std::hint::spin_loop();
@@ -510,11 +520,11 @@ impl FastMmapStore {
                     if !self.clock.is_live(expires_at) {
                         return Ok(None);
                     }
-                    if self
-                        .hasher
-                        .record_check(kh.raw, f.hdr.version, f.hdr.lens(), buf)
-                        != f.hdr.check
-                    {
+                    let check = crc.unwrap_or_else(|| {
+                        self.hasher
+                            .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), buf)
+                    });
+                    if check != f.hdr.check {
                         // Damaged by a stray write: the locked path drops the record.
                         break;
                     }

@@ -40,7 +40,7 @@ pub(crate) const MAGIC: [u8; 8] = *b"FMSESS\r\n";
 /// Magic of a file being initialised (written before the file is sized).
 pub(crate) const INIT_MAGIC: [u8; 8] = *b"FMINIT\r\n";
 /// The format version this code writes and reads.
-pub(crate) const FORMAT_VERSION: u32 = 1;
+pub(crate) const FORMAT_VERSION: u32 = 2;
 
 pub(crate) const MAGIC_OFFSET: usize = 0;
 pub(crate) const VERSION_OFFSET: usize = MAGIC_OFFSET + 8;
@@ -292,7 +292,14 @@ mod tests {
     #[test]
     fn unsupported_versions_are_refused() {
         let mut h = sample();
-        h.format_version = 2;
-        assert!(h.check().unwrap_err().contains("format version 2"));
+        // Format 1 (an XXH3 checksum on every record) is refused, not misread.
+        for v in [1, 3] {
+            h.format_version = v;
+            assert!(
+                h.check()
+                    .unwrap_err()
+                    .contains(&format!("format version {v}"))
+            );
+        }
     }
 }

@@ -12,6 +12,23 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::check::CheckKey;
+use crate::os::crc32c::{Crc32c, WithCrc, dispatch};
+
+/// Makes room for `align8(n)` more bytes in `buf` (the last word may carry up to 7
+/// padding bytes, written to spare capacity and then cut off by `set_len`) and returns
+/// where they go.
+#[inline]
+fn spare_words(buf: &mut Vec<u8>, n: usize) -> *mut u8 {
+    if buf.capacity() == 0 {
+        // A fresh buffer (`get`): allocated exactly, without `reserve`'s growth path.
+        *buf = Vec::with_capacity(super::align8(n));
+    } else {
+        buf.reserve(super::align8(n));
+    }
+    buf.spare_capacity_mut().as_mut_ptr().cast::<u8>()
+}
+
 /// A window `[base, base + len)` of the mapping; `base` is 8-aligned.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Region<'a> {
@@ -139,23 +156,80 @@ impl<'a> Region<'a> {
         if !self.span_ok(off, n) {
             return false;
         }
-        let start = buf.len();
-        // Room for whole words: the last word may carry up to 7 padding bytes, which are
-        // written to spare capacity and then cut off by `set_len`.
-        buf.reserve(super::align8(n));
-        let dst = buf.spare_capacity_mut().as_mut_ptr().cast::<u8>();
-        let mut o = 0;
-        while o < n {
+        let dst = spare_words(buf, n);
+        for o in (0..n).step_by(8) {
             let w = self.load_unchecked(off + o).to_le_bytes();
-            // SAFETY: `o + 8 <= align8(n)` and `align8(n)` bytes of spare capacity were
-            // reserved above; `dst` does not alias the mapping (it is our own heap buffer),
-            // and the bytes come from an atomic load, not a reference into shared memory.
+            // SAFETY: `o + 8 <= align8(n)`, and `spare_words` reserved `align8(n)` bytes
+            // of spare capacity at `dst`; `dst` does not alias the mapping (it is our own
+            // heap buffer), and the bytes come from an atomic load, not a reference into
+            // shared memory.
             unsafe { std::ptr::copy_nonoverlapping(w.as_ptr(), dst.add(o), 8) };
-            o += 8;
         }
         // SAFETY: the first `n` spare bytes were initialised by the loop above.
-        unsafe { buf.set_len(start + n) };
+        unsafe { buf.set_len(buf.len() + n) };
         true
+    }
+
+    /// As [`Self::read_append`], the `n` bytes being a record's value of at most
+    /// `CRC_MAX` bytes: also computes the record's CRC checksum over the words copied
+    /// (padding included, as stored) in the same pass, one CRC step per word (see
+    /// [`crate::check`]). `None` (buf unchanged) if out of bounds.
+    #[inline]
+    pub(crate) fn read_append_crc(
+        &self,
+        off: usize,
+        n: usize,
+        buf: &mut Vec<u8>,
+        key: CheckKey,
+        (keyhash, version, lens): (u64, u64, u32),
+    ) -> Option<u32> {
+        /// The copy loop, compiled with the fastest CRC step the CPU has.
+        struct Copy<'r, 'a> {
+            r: &'r Region<'a>,
+            off: usize,
+            n: usize,
+            dst: *mut u8,
+            start: (CheckKey, u64, u64, u32),
+        }
+        impl WithCrc for Copy<'_, '_> {
+            type Out = u32;
+            #[inline(always)]
+            fn run<C: Crc32c>(self, crc: C) -> u32 {
+                let Copy {
+                    r,
+                    off,
+                    n,
+                    dst,
+                    start: (key, kh, version, lens),
+                } = self;
+                let mut c = key.start(crc, kh, version, lens);
+                for o in (0..n).step_by(8) {
+                    let w = r.load_unchecked(off + o);
+                    // SAFETY: `o + 8 <= align8(n)`, and the caller reserved `align8(n)`
+                    // bytes of spare capacity at `dst` (our own heap buffer, which does
+                    // not alias the mapping); the word comes from an atomic load.
+                    unsafe {
+                        std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8)
+                    };
+                    c = crc.step(c, w);
+                }
+                c
+            }
+        }
+        if !self.span_ok(off, n) {
+            return None;
+        }
+        let dst = spare_words(buf, n);
+        let check = dispatch(Copy {
+            r: self,
+            off,
+            n,
+            dst,
+            start: (key, keyhash, version, lens),
+        });
+        // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the loop.
+        unsafe { buf.set_len(buf.len() + n) };
+        Some(check)
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes` (which the writer stored
