@@ -38,10 +38,7 @@ impl std::fmt::Debug for KeyHasher {
 /// XXH3-64 of `bytes` with `secret`.
 #[inline]
 fn xxh3_with_secret(secret: &[u8; SECRET_LEN], bytes: &[u8]) -> u64 {
-    const { assert!(SECRET_LEN >= twox_hash::xxhash3_64::SECRET_MINIMUM_LENGTH) };
-    // A `SECRET_LEN`-byte secret is long enough (checked at compile time above), so this
-    // never returns the error.
-    twox_hash::XxHash3_64::oneshot_with_secret(secret, bytes).unwrap_or_default()
+    crate::xxh3::hash(secret, bytes)
 }
 
 impl KeyHasher {

@@ -65,6 +65,8 @@ mod store;
 mod sync;
 #[cfg(not(loom))]
 mod time;
+#[cfg(not(loom))]
+mod xxh3;
 
 #[cfg(not(loom))]
 pub use builder::{
