@@ -63,13 +63,22 @@ impl CheckKey {
             #[inline(always)]
             fn run<C: Crc32c>(self, crc: C) -> u32 {
                 let Bytes(key, keyhash, version, lens, value) = self;
-                value
-                    .chunks(8)
-                    .fold(key.start(crc, keyhash, version, lens), |c, w| {
-                        let mut b = [0u8; 8];
-                        b[..w.len()].copy_from_slice(w);
-                        crc.step(c, u64::from_le_bytes(b))
-                    })
+                let words = value.chunks_exact(8);
+                let rest = words.remainder();
+                let c = words.fold(key.start(crc, keyhash, version, lens), |c, w| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(w);
+                    crc.step(c, u64::from_le_bytes(b))
+                });
+                if rest.is_empty() {
+                    return c;
+                }
+                // The last word, zero-padded, built without a call to `memcpy`.
+                let w = rest
+                    .iter()
+                    .rev()
+                    .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+                crc.step(c, w)
             }
         }
         dispatch(Bytes(self, keyhash, version, lens, value))

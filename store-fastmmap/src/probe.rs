@@ -38,15 +38,13 @@ pub(crate) fn record_header(page: &Page<'_>, off: usize) -> Result<RecordHeader,
     if off < geo.data_start() || !off.is_multiple_of(8) {
         return Err("record offset outside the data area");
     }
-    let r = page.region();
-    let word = |o: usize| r.u64_at(off + o).map(|w| w.load(Ordering::Relaxed));
-    let (Some(version), Some(expires), Some(lens)) = (
-        word(VERSION_OFFSET),
-        word(EXPIRES_OFFSET),
-        word(LENS_OFFSET),
-    ) else {
+    // Relaxed: a reader validates with the seqlock; a writer holds the lock.
+    let Some([version, expires, lens]) = page.region().load_words::<3>(off) else {
         return Err("record header beyond the page end");
     };
+    const _: () = assert!(
+        VERSION_OFFSET == 0 && EXPIRES_OFFSET == 8 && LENS_OFFSET == 16 && RECORD_HEADER_LEN == 24
+    );
     let hdr = RecordHeader::from_words(version, expires, lens);
     if hdr.klen == 0 || hdr.klen > KLEN_MAX || hdr.version == 0 {
         return Err("record with an impossible key length or version");

@@ -87,6 +87,16 @@ impl<'a> Region<'a> {
         Some(unsafe { AtomicU64::from_ptr(self.base.add(off).cast()) })
     }
 
+    /// The `N` consecutive 8-byte words at `off`, loaded with relaxed atomic loads, if
+    /// aligned and in bounds (one bounds check for all of them).
+    #[inline]
+    pub(crate) fn load_words<const N: usize>(&self, off: usize) -> Option<[u64; N]> {
+        if !self.span_ok(off, 8 * N) {
+            return None;
+        }
+        Some(std::array::from_fn(|i| self.load_unchecked(off + 8 * i)))
+    }
+
     /// The 4-byte atomic word at `off`, if aligned and in bounds.
     #[inline]
     pub(crate) fn u32_at(&self, off: usize) -> Option<&'a AtomicU32> {
@@ -202,6 +212,9 @@ impl<'a> Region<'a> {
                     dst,
                     start: (key, kh, version, lens),
                 } = self;
+                // A copy, so that the stores to `dst` cannot make the compiler reload the
+                // region's base on every word.
+                let r = *r;
                 let mut c = key.start(crc, kh, version, lens);
                 for o in (0..n).step_by(8) {
                     let w = r.load_unchecked(off + o);
