@@ -6,6 +6,13 @@
 //! load and store. A `lock`-prefixed add would be a full barrier on x86 in the middle of
 //! every `get`. Threads beyond the slots, or reading during their own exit, share one
 //! extra shard and count with atomic adds. The counts are exact either way.
+//!
+//! A forked child inherits the slot bitmap: the slots of its parent's other threads
+//! (which do not exist in the child) stay taken there, so a child of a parent with 64 or
+//! more reading threads counts every read with an atomic add. Pre-forking servers fork
+//! from a parent that does not read, so this was left (the atfork handler would have to
+//! find the forking thread's slot, and reading a thread-local there is not
+//! async-signal-safe).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};

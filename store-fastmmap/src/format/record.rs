@@ -17,7 +17,8 @@
 //! - `expires` u64: expiry in Unix milliseconds; `u64::MAX` means never (an explicit
 //!   expiry at `u64::MAX` ms is stored as `u64::MAX - 1`).
 //! - `lens` u32: value length in bits 0..24, key length (1..=255) in bits 24..32.
-//! - `check` u32: the record checksum (`KeyHasher::record_check`) over the key's hash,
+//! - `check` u32: the record checksum (`KeyHasher::record_check`: CRC-32C for values of
+//!   up to 128 bytes, keyed XXH3 beyond, see `crate::check`) over the key's hash,
 //!   version, lengths and value; `expires` is excluded so that `touch` is one atomic
 //!   store. Verified by lock-free readers over what they copied (after the seqlock
 //!   validated the copy), by writers that depend on the record they find for their key

@@ -182,8 +182,9 @@ impl<'a> Region<'a> {
 
     /// As [`Self::read_append`], the `n` bytes being a record's value of at most
     /// `CRC_MAX` bytes: also computes the record's CRC checksum over the words copied
-    /// (padding included, as stored) in the same pass, one CRC step per word (see
-    /// [`crate::check`]). `None` (buf unchanged) if out of bounds.
+    /// (the last one's padding bytes taken as zero, whatever is stored there) in the same
+    /// pass, one CRC step per word (see [`crate::check`]). `None` (buf unchanged) if out of
+    /// bounds.
     #[inline]
     pub(crate) fn read_append_crc(
         &self,
@@ -194,18 +195,18 @@ impl<'a> Region<'a> {
         (keyhash, version, lens): (u64, u64, u32),
     ) -> Option<u32> {
         /// The copy loop, compiled with the fastest CRC step the CPU has.
-        struct Copy<'r, 'a> {
+        struct CopyOut<'r, 'a> {
             r: &'r Region<'a>,
             off: usize,
             n: usize,
             dst: *mut u8,
             start: (CheckKey, u64, u64, u32),
         }
-        impl WithCrc for Copy<'_, '_> {
+        impl WithCrc for CopyOut<'_, '_> {
             type Out = u32;
             #[inline(always)]
             fn run<C: Crc32c>(self, crc: C) -> u32 {
-                let Copy {
+                let CopyOut {
                     r,
                     off,
                     n,
@@ -216,6 +217,13 @@ impl<'a> Region<'a> {
                 // region's base on every word.
                 let r = *r;
                 let mut c = key.start(crc, kh, version, lens);
+                // The last word's padding bytes are not part of the checksum.
+                let tail = n % 8;
+                let last = if tail == 0 {
+                    !0
+                } else {
+                    (1u64 << (8 * tail)) - 1
+                };
                 for o in (0..n).step_by(8) {
                     let w = r.load_unchecked(off + o);
                     // SAFETY: `o + 8 <= align8(n)`, and the caller reserved `align8(n)`
@@ -224,7 +232,7 @@ impl<'a> Region<'a> {
                     unsafe {
                         std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8)
                     };
-                    c = crc.step(c, w);
+                    c = crc.step(c, if o + 8 > n { w & last } else { w });
                 }
                 c
             }
@@ -233,7 +241,7 @@ impl<'a> Region<'a> {
             return None;
         }
         let dst = spare_words(buf, n);
-        let check = dispatch(Copy {
+        let check = dispatch(CopyOut {
             r: self,
             off,
             n,
@@ -335,5 +343,35 @@ mod tests {
         let mut pad = [0u8; 16];
         assert!(r.read_bytes(8, &mut pad));
         assert_eq!(&pad[11..], &[0; 5]);
+    }
+
+    /// The reader's checksum (computed while copying, from the stored words) equals the
+    /// writer's (computed over the value) for every length up to `CRC_MAX`, whatever the
+    /// padding bytes hold, and the copy is the value.
+    #[test]
+    fn the_checksum_of_a_copy_is_the_checksum_of_the_value() {
+        let key = CheckKey::new(&[0x5A; crate::format::header::SECRET_LEN]);
+        for n in 0..=crate::check::CRC_MAX {
+            let value: Vec<u8> = (0..n).map(|i| (i * 31 + 7) as u8).collect();
+            // Garbage everywhere, then the value: its padding keeps the garbage.
+            let mut words = vec![0xDEAD_BEEF_F00D_CAFE_u64; 2 + n.div_ceil(8)];
+            let r = Region::of_words(&mut words);
+            for (i, c) in value.chunks(8).enumerate() {
+                let mut w = 0xA5A5_A5A5_A5A5_A5A5_u64.to_le_bytes();
+                w[..c.len()].copy_from_slice(c);
+                r.u64_at(8 + 8 * i)
+                    .unwrap()
+                    .store(u64::from_le_bytes(w), Ordering::Relaxed);
+            }
+            let fields = (0x1234, 77, crate::format::record::lens(9, n));
+            let mut out = vec![1, 2, 3];
+            let got = r.read_append_crc(8, n, &mut out, key, fields);
+            assert_eq!(
+                got,
+                Some(key.check(fields.0, fields.1, fields.2, &value)),
+                "{n} bytes"
+            );
+            assert_eq!(&out[3..], &value[..], "{n} bytes");
+        }
     }
 }

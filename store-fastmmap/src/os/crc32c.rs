@@ -44,8 +44,9 @@ unsafe fn run_sse42<W: WithCrc>(w: W) -> W::Out {
     w.run(Sse42(()))
 }
 
-/// The hardware step. Only [`run_sse42`] makes one, so holding one proves the CPU has
-/// SSE4.2.
+/// The hardware step. Only [`run_sse42`] makes one (the field is private), and it runs
+/// only after `dispatch` found SSE4.2, so a `Sse42` anywhere proves this process's CPU
+/// has the instruction (a CPU feature does not go away while the process runs).
 #[cfg(target_arch = "x86_64")]
 #[derive(Clone, Copy)]
 pub(crate) struct Sse42(());
@@ -54,9 +55,11 @@ pub(crate) struct Sse42(());
 impl Crc32c for Sse42 {
     #[inline(always)]
     fn step(self, c: u32, w: u64) -> u32 {
-        // SAFETY: a `Sse42` exists only inside `run_sse42`, which runs only on a CPU
-        // with SSE4.2 (checked by `dispatch`); `_mm_crc32_u64` needs nothing else.
-        // Its result is below 2^32 by definition.
+        // SAFETY: holding a `Sse42` proves the CPU has SSE4.2 (see the type), the only
+        // requirement of `_mm_crc32_u64`. Inlined into `run_sse42` (compiled with the
+        // feature) it is one instruction; anywhere else it would be a call to the
+        // intrinsic's out-of-line body, still valid on this CPU. Its result is below
+        // 2^32 by definition.
         unsafe { std::arch::x86_64::_mm_crc32_u64(u64::from(c), w) as u32 }
     }
 }
