@@ -217,14 +217,7 @@ impl<'a> Region<'a> {
                 // region's base on every word.
                 let r = *r;
                 let mut c = key.start(crc, kh, version, lens);
-                // The last word's padding bytes are not part of the checksum.
-                let tail = n % 8;
-                let last = if tail == 0 {
-                    !0
-                } else {
-                    (1u64 << (8 * tail)) - 1
-                };
-                for o in (0..n).step_by(8) {
+                let copy = |o: usize| {
                     let w = r.load_unchecked(off + o);
                     // SAFETY: `o + 8 <= align8(n)`, and the caller reserved `align8(n)`
                     // bytes of spare capacity at `dst` (our own heap buffer, which does
@@ -232,7 +225,15 @@ impl<'a> Region<'a> {
                     unsafe {
                         std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8)
                     };
-                    c = crc.step(c, if o + 8 > n { w & last } else { w });
+                    w
+                };
+                let whole = n & !7;
+                for o in (0..whole).step_by(8) {
+                    c = crc.step(c, copy(o));
+                }
+                if whole < n {
+                    // The last word's padding bytes are not part of the checksum.
+                    c = crc.step(c, copy(whole) & ((1u64 << (8 * (n - whole))) - 1));
                 }
                 c
             }
