@@ -1,8 +1,9 @@
 //! A quick side-by-side timing (not criterion; the `benches` crate has the real ones):
-//! `get` of a 100 B hit against `Mutex<HashMap>`, `get_into`, `put` against a bare OFD
-//! fcntl lock + unlock pair on the same file (the same commands as the store's), in
-//! interleaved rounds so that both see the same phase of a noisy VM; `put` is timed with
-//! no expiry and with a relative one (which reads the clock).
+//! `get` of a 100 B hit (a new `Vec`) and `get_into` (a reused buffer) against `get` plus
+//! `clone` on a `Mutex<HashMap>`, and `put` against a bare OFD fcntl lock + unlock pair on
+//! the same file (the same commands as the store's), each in interleaved rounds so that
+//! both halves of a ratio see the same phase of a noisy VM; `put` is timed with no expiry
+//! and with a relative one (which reads the clock).
 //!
 //! `cargo run --release -p store-fastmmap --example quickbench`
 
@@ -150,21 +151,55 @@ fn main() {
         }
         return;
     }
-    let m = time("Mutex<HashMap<String, Vec<u8>>> get 100 B", n, |i| {
-        let k = &keys[(i % 1000) as usize];
-        black_box(map.lock().expect("lock").get(k.as_str()).cloned());
-    });
-    let g = time("fastmmap get 100 B (new Vec)", n, |i| {
-        black_box(store.get(&keys[(i % 1000) as usize]).expect("get"));
-    });
+    // Interleaved rounds, as for the puts below: each round times a batch of each, and
+    // the ratios are medians of the per-round ratios.
+    let batch = 20_000u64;
+    let timed = |f: &mut dyn FnMut(u64)| {
+        let t = Instant::now();
+        for i in 0..batch {
+            f(i);
+        }
+        t.elapsed().as_nanos() as f64 / batch as f64
+    };
     let mut buf = Vec::with_capacity(256);
-    let gi = time("fastmmap get_into 100 B (reused buffer)", n, |i| {
-        black_box(
-            store
-                .get_into(&keys[(i % 1000) as usize], &mut buf)
-                .expect("get"),
-        );
-    });
+    let (mut maps, mut gets, mut intos) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut get_ratio, mut into_ratio) = (Vec::new(), Vec::new());
+    for _ in 0..21 {
+        let m = timed(&mut |i| {
+            let k = &keys[(i % 1000) as usize];
+            black_box(map.lock().expect("lock").get(k.as_str()).cloned());
+        });
+        let g = timed(&mut |i| {
+            black_box(store.get(&keys[(i % 1000) as usize]).expect("get"));
+        });
+        let gi = timed(&mut |i| {
+            black_box(
+                store
+                    .get_into(&keys[(i % 1000) as usize], &mut buf)
+                    .expect("get"),
+            );
+        });
+        maps.push(m);
+        gets.push(g);
+        intos.push(gi);
+        get_ratio.push(g / m);
+        into_ratio.push(gi / m);
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    for (name, v) in [
+        (
+            "Mutex<HashMap<String, Vec<u8>>> get 100 B (clone)",
+            &mut maps,
+        ),
+        ("fastmmap get 100 B (new Vec)", &mut gets),
+        ("fastmmap get_into 100 B (reused buffer)", &mut intos),
+    ] {
+        println!("{name:<44} {:>8.0} ns", median(v));
+    }
+    let (g, gi) = (median(&mut get_ratio), median(&mut into_ratio));
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -204,14 +239,6 @@ fn main() {
     };
     // Interleaved rounds, so that the pair and the puts see the same phase of a noisy VM;
     // the ratio is the median of the per-round ratios.
-    let batch = 20_000u64;
-    let timed = |f: &mut dyn FnMut(u64)| {
-        let t = Instant::now();
-        for i in 0..batch {
-            f(i);
-        }
-        t.elapsed().as_nanos() as f64 / batch as f64
-    };
     let (mut pairs, mut never, mut after) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..21 {
         let l = timed(&mut |_| pair());
@@ -221,10 +248,6 @@ fn main() {
         never.push(n / l);
         after.push(a / l);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
     let l = median(&mut pairs);
     println!(
         "{:<44} {l:>8.0} ns",
@@ -233,8 +256,8 @@ fn main() {
     println!(
         "ratios: get/mutex {:.2}, get_into/mutex {:.2}, put/fcntl pair {:.2} (no expiry), \
          {:.2} (expiry after 1 h)",
-        g / m,
-        gi / m,
+        g,
+        gi,
         median(&mut never),
         median(&mut after)
     );

@@ -577,7 +577,10 @@ fn version_of(raw: u64) -> Version {
 
 impl SessionStore for FastMmapStore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let mut buf = Vec::new();
+        // Allocated before the read rather than in the middle of its copy (where a call
+        // to the allocator stalls the loads in flight): a short value needs no other
+        // allocation, a miss pays for one it did not need.
+        let mut buf = Vec::with_capacity(CRC_MAX);
         Ok(self.get_into(key, &mut buf)?.map(|m| Entry {
             value: buf,
             expires_at: m.expires_at,
@@ -585,6 +588,7 @@ impl SessionStore for FastMmapStore {
         }))
     }
 
+    #[inline]
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         let r = self.read(key, buf)?;
         self.counters.read(r.is_some());
