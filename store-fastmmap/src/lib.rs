@@ -74,5 +74,10 @@ pub use builder::{
 };
 #[cfg(all(not(loom), feature = "failpoints"))]
 pub use failpoint::Failpoint;
+/// The coarse wall clock this engine decides expiry with, and how far it may trail the
+/// precise one (see `docs/FORMAT.md`, "Platform assumptions"): for code that must read
+/// time exactly as the engine does, such as the benchmarks' adapters for other stores.
+#[cfg(not(loom))]
+pub use os::clock::{coarse_lag_ms, coarse_ms};
 #[cfg(not(loom))]
 pub use store::FastMmapStore;

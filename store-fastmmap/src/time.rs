@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use store_api::{Clock, Expiry, SystemClock, Timestamp, is_live};
 
-use crate::os::clock::{coarse_ms, coarse_resolution_ns};
+use crate::os::clock::{coarse_lag_ms, coarse_ms};
 
 /// Entries closer than this to their expiry are checked against the precise clock.
 const READ_WINDOW_MS: u64 = 1_000;
@@ -52,10 +52,9 @@ pub(crate) enum TimeSource {
 impl TimeSource {
     /// The system clock, with this machine's coarse-clock tick.
     pub(crate) fn system() -> TimeSource {
-        let lag_ms = coarse_resolution_ns()
-            .filter(|&ns| ns <= 100_000_000 && coarse_ms().is_some())
-            .map(|ns| (2 * ns).div_ceil(1_000_000));
-        TimeSource::System { lag_ms }
+        TimeSource::System {
+            lag_ms: coarse_lag_ms(),
+        }
     }
 
     /// Now, precisely.

@@ -73,36 +73,16 @@ pub(crate) mod header {
     const WINDOW_MS: u64 = 1_000;
 
     /// The coarse wall clock in ms (never ahead of `now`, behind it by about a tick);
-    /// `now()` where there is none.
+    /// `now()` where there is none. store-fastmmap's own read of it.
     pub(crate) fn coarse() -> u64 {
-        coarse_timespec(libc::clock_gettime).map_or_else(now, |(s, ns)| {
-            s.saturating_mul(1_000).saturating_add(ns / 1_000_000)
-        })
+        store_fastmmap::coarse_ms().unwrap_or_else(now)
     }
 
-    /// Two ticks of the coarse clock in whole ms (0 where there is none).
+    /// How far the coarse clock may trail `now`, as store-fastmmap allows for it (0 where
+    /// it does not use the coarse clock); read once, as store-fastmmap does at open.
     fn lag_ms() -> u64 {
         static LAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        *LAG.get_or_init(|| {
-            coarse_timespec(libc::clock_getres).map_or(0, |(s, ns)| {
-                (2 * (s * 1_000_000_000 + ns)).div_ceil(1_000_000)
-            })
-        })
-    }
-
-    fn coarse_timespec(
-        call: unsafe extern "C" fn(libc::clockid_t, *mut libc::timespec) -> libc::c_int,
-    ) -> Option<(u64, u64)> {
-        // SAFETY: `timespec` is plain old data; all-zero is a valid value.
-        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
-        // SAFETY: `call` is `clock_gettime` or `clock_getres`, which write one `timespec`
-        // through the pointer; `ts` is valid, writable and outlives the call.
-        let rc = unsafe { call(libc::CLOCK_REALTIME_COARSE, &mut ts) };
-        let (s, ns) = (
-            u64::try_from(ts.tv_sec).ok()?,
-            u64::try_from(ts.tv_nsec).ok()?,
-        );
-        (rc == 0 && ns < 1_000_000_000).then_some((s, ns))
+        *LAG.get_or_init(|| store_fastmmap::coarse_lag_ms().unwrap_or(0))
     }
 
     /// Whether a record with header `raw` is live now, given the coarse time `c` read just

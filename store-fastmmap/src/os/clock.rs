@@ -7,7 +7,7 @@
 /// The coarse wall clock in milliseconds since the Unix epoch; `None` where there is none
 /// (not Linux), if the call fails, or before the epoch.
 #[inline]
-pub(crate) fn coarse_ms() -> Option<u64> {
+pub fn coarse_ms() -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
         let (secs, nanos) = coarse(libc::clock_gettime)?;
@@ -15,6 +15,15 @@ pub(crate) fn coarse_ms() -> Option<u64> {
     }
     #[cfg(not(target_os = "linux"))]
     None
+}
+
+/// How far the coarse clock may trail the precise one, as this engine allows for it: two
+/// ticks rounded up to whole milliseconds; `None` where there is no coarse clock or its
+/// tick is over 100 ms (then only the precise clock is used).
+pub fn coarse_lag_ms() -> Option<u64> {
+    coarse_resolution_ns()
+        .filter(|&ns| ns <= 100_000_000 && coarse_ms().is_some())
+        .map(|ns| (2 * ns).div_ceil(1_000_000))
 }
 
 /// The coarse clock's resolution in nanoseconds (its tick), if it has one.
