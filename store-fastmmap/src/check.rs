@@ -51,10 +51,25 @@ impl CheckKey {
         CheckKey(u32::from_le_bytes(w))
     }
 
-    /// The CRC of a record's fields, before its value: see the module docs.
+    /// The CRC checksum of a record with fields `(keyhash, version, lens)` whose value is
+    /// `whole` whole words, `word(i)` for `i` in `0..whole`, followed by `tail()`, the last
+    /// partial word with its padding bytes zero, if any (see the module docs). The one definition
+    /// both the writer (over a byte slice, [`Self::check`]) and the reader (over the
+    /// mapping's words, `Region::read_append_crc`) use.
     #[inline(always)]
-    pub(crate) fn start<C: Crc32c>(self, crc: C, keyhash: u64, version: u64, lens: u32) -> u32 {
-        crc.step(crc.step(self.0, keyhash ^ version), u64::from(lens))
+    pub(crate) fn fold<C: Crc32c>(
+        self,
+        crc: C,
+        (keyhash, version, lens): (u64, u64, u32),
+        whole: usize,
+        mut word: impl FnMut(usize) -> u64,
+        tail: impl FnOnce() -> Option<u64>,
+    ) -> u32 {
+        let mut c = crc.step(crc.step(self.0, keyhash ^ version), u64::from(lens));
+        for i in 0..whole {
+            c = crc.step(c, word(i));
+        }
+        tail().map_or(c, |t| crc.step(c, t))
     }
 
     /// The CRC checksum of a record with these fields and this value (of at most
@@ -67,24 +82,17 @@ impl CheckKey {
             #[inline(always)]
             fn run<C: Crc32c>(self, crc: C) -> u32 {
                 let Bytes(key, keyhash, version, lens, value) = self;
-                let words = value.chunks_exact(8);
-                let rest = words.remainder();
-                let mut c = key.start(crc, keyhash, version, lens);
-                // Plain loops, so that the step inlines into the caller's feature context.
-                for w in words {
-                    let mut b = [0u8; 8];
-                    b.copy_from_slice(w);
-                    c = crc.step(c, u64::from_le_bytes(b));
-                }
-                if rest.is_empty() {
-                    return c;
-                }
+                let (words, rest) = value.as_chunks::<8>();
                 // The last word, zero-padded, built without a call to `memcpy`.
-                let mut w = 0u64;
-                for &b in rest.iter().rev() {
-                    w = (w << 8) | u64::from(b);
-                }
-                crc.step(c, w)
+                let tail = || {
+                    (!rest.is_empty()).then(|| {
+                        rest.iter()
+                            .rev()
+                            .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+                    })
+                };
+                let word = |i: usize| u64::from_le_bytes(words[i]);
+                key.fold(crc, (keyhash, version, lens), words.len(), word, tail)
             }
         }
         dispatch(Bytes(self, keyhash, version, lens, value))

@@ -23,6 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use store_api::{EvictionPolicy, Timestamp, is_live};
 
+use crate::check::CheckKey;
 use crate::counters::Repairs;
 use crate::failpoint::{Armed, Failpoint};
 use crate::format::page::{
@@ -226,6 +227,17 @@ impl<'a> Locked<'a> {
                 .page
                 .region()
                 .read_bytes(f.off + f.hdr.value_offset(), buf)
+    }
+
+    /// The CRC checksum of a found record's value (of at most `CRC_MAX` bytes), computed
+    /// in place; `None` if the value lies beyond the page end.
+    pub(crate) fn value_crc(&self, f: &Found, key: CheckKey, keyhash: u64) -> Option<u32> {
+        self.page.region().value_crc_in_place(
+            f.off + f.hdr.value_offset(),
+            f.hdr.vlen,
+            key,
+            (keyhash, f.hdr.version, f.hdr.lens()),
+        )
     }
 
     /// Refreshes the LRU stamp of a found record (a locked read).

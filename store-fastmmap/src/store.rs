@@ -384,19 +384,17 @@ impl FastMmapStore {
 
     /// Whether a found record's checksum matches its (compared) key and its value.
     fn intact(&self, l: &Locked<'_>, kh: KeyHash, f: &Found) -> bool {
+        let vlen = f.hdr.vlen;
+        if vlen <= CRC_MAX {
+            return l.value_crc(f, self.hasher.check_key(), kh.raw) == Some(f.hdr.check);
+        }
         let check = |v: &[u8]| {
             self.hasher
-                .record_check(kh.raw, f.hdr.version, f.hdr.lens(), v)
+                .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), v)
                 == f.hdr.check
         };
-        // Session values are small: no allocation on the write path, and a stack buffer
-        // no larger than needed (it is zeroed before the copy).
-        let vlen = f.hdr.vlen;
-        if vlen <= 128 {
-            let mut small = [0u8; 128];
-            let buf = &mut small[..vlen];
-            l.value_into(f, buf) && check(buf)
-        } else if vlen <= 512 {
+        // No allocation on the write path for values up to 512 bytes.
+        if vlen <= 512 {
             let mut small = [0u8; 512];
             let buf = &mut small[..vlen];
             l.value_into(f, buf) && check(buf)

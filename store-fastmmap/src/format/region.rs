@@ -20,12 +20,7 @@ use crate::os::crc32c::{Crc32c, WithCrc, dispatch};
 /// where they go.
 #[inline]
 fn spare_words(buf: &mut Vec<u8>, n: usize) -> *mut u8 {
-    if buf.capacity() == 0 {
-        // A fresh buffer (`get`): allocated exactly, without `reserve`'s growth path.
-        *buf = Vec::with_capacity(super::align8(n));
-    } else {
-        buf.reserve(super::align8(n));
-    }
+    buf.reserve(super::align8(n));
     buf.spare_capacity_mut().as_mut_ptr().cast::<u8>()
 }
 
@@ -192,66 +187,99 @@ impl<'a> Region<'a> {
         n: usize,
         buf: &mut Vec<u8>,
         key: CheckKey,
-        (keyhash, version, lens): (u64, u64, u32),
+        fields: (u64, u64, u32),
     ) -> Option<u32> {
-        /// The copy loop, compiled with the fastest CRC step the CPU has.
-        struct CopyOut<'r, 'a> {
-            r: &'r Region<'a>,
+        if !self.span_ok(off, n) {
+            return None;
+        }
+        let dst = spare_words(buf, n);
+        // `move`: the pointer itself, so the stores cannot make the compiler reload it.
+        let check = self.value_crc(off, n, key, fields, move |o, w| {
+            // SAFETY: `o + 8 <= align8(n)`, and `spare_words` reserved `align8(n)` bytes
+            // of spare capacity at `dst` (our own heap buffer, which does not alias the
+            // mapping); the word comes from an atomic load.
+            unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8) };
+        })?;
+        // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the copy.
+        unsafe { buf.set_len(buf.len() + n) };
+        Some(check)
+    }
+
+    /// The CRC checksum of the `n`-byte record value at `off` (at most `CRC_MAX` bytes),
+    /// without copying it out; `None` if out of bounds.
+    pub(crate) fn value_crc_in_place(
+        &self,
+        off: usize,
+        n: usize,
+        key: CheckKey,
+        fields: (u64, u64, u32),
+    ) -> Option<u32> {
+        self.value_crc(off, n, key, fields, |_, _| {})
+    }
+
+    /// The CRC checksum of the `n`-byte record value at `off`, handing each stored word
+    /// (padding included) to `sink` with its offset from `off` as it goes; `None` if out
+    /// of bounds.
+    #[inline(always)]
+    fn value_crc(
+        &self,
+        off: usize,
+        n: usize,
+        key: CheckKey,
+        fields: (u64, u64, u32),
+        sink: impl Fn(usize, u64),
+    ) -> Option<u32> {
+        /// The loop, compiled with the fastest CRC step the CPU has.
+        struct Run<'a, F> {
+            // A copy, so that stores the sink makes cannot make the compiler reload the
+            // region's base on every word.
+            r: Region<'a>,
             off: usize,
             n: usize,
-            dst: *mut u8,
-            start: (CheckKey, u64, u64, u32),
+            key: CheckKey,
+            fields: (u64, u64, u32),
+            sink: F,
         }
-        impl WithCrc for CopyOut<'_, '_> {
+        impl<F: Fn(usize, u64)> WithCrc for Run<'_, F> {
             type Out = u32;
             #[inline(always)]
             fn run<C: Crc32c>(self, crc: C) -> u32 {
-                let CopyOut {
+                let Run {
                     r,
                     off,
                     n,
-                    dst,
-                    start: (key, kh, version, lens),
+                    key,
+                    fields,
+                    sink,
                 } = self;
-                // A copy, so that the stores to `dst` cannot make the compiler reload the
-                // region's base on every word.
-                let r = *r;
-                let mut c = key.start(crc, kh, version, lens);
-                let copy = |o: usize| {
-                    let w = r.load_unchecked(off + o);
-                    // SAFETY: `o + 8 <= align8(n)`, and the caller reserved `align8(n)`
-                    // bytes of spare capacity at `dst` (our own heap buffer, which does
-                    // not alias the mapping); the word comes from an atomic load.
-                    unsafe {
-                        std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8)
-                    };
+                let whole = n & !7;
+                let word = |i: usize| {
+                    let w = r.load_unchecked(off + 8 * i);
+                    sink(8 * i, w);
                     w
                 };
-                let whole = n & !7;
-                for o in (0..whole).step_by(8) {
-                    c = crc.step(c, copy(o));
-                }
-                if whole < n {
-                    // The last word's padding bytes are not part of the checksum.
-                    c = crc.step(c, copy(whole) & ((1u64 << (8 * (n - whole))) - 1));
-                }
-                c
+                // The last word's padding bytes are not part of the checksum.
+                let tail = || {
+                    (whole < n).then(|| {
+                        let w = r.load_unchecked(off + whole);
+                        sink(whole, w);
+                        w & ((1u64 << (8 * (n - whole))) - 1)
+                    })
+                };
+                key.fold(crc, fields, whole / 8, word, tail)
             }
         }
         if !self.span_ok(off, n) {
             return None;
         }
-        let dst = spare_words(buf, n);
-        let check = dispatch(CopyOut {
-            r: self,
+        Some(dispatch(Run {
+            r: *self,
             off,
             n,
-            dst,
-            start: (key, keyhash, version, lens),
-        });
-        // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the loop.
-        unsafe { buf.set_len(buf.len() + n) };
-        Some(check)
+            key,
+            fields,
+            sink,
+        }))
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes` (which the writer stored
