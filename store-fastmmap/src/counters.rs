@@ -130,9 +130,8 @@ impl Counters {
     #[inline]
     pub(crate) fn read(&self, hit: bool) {
         let i = shard_index();
-        let Some(s) = self.read_shards.get(i) else {
-            return;
-        };
+        // In bounds: a slot index or `SHARED`, and there are `SHARED + 1` shards.
+        let s = &self.read_shards[i];
         let c = if hit { &s.hits } else { &s.misses };
         if i == SHARED {
             c.fetch_add(1, Ordering::Relaxed);

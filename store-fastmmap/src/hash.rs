@@ -7,6 +7,7 @@
 
 use crate::check::{CRC_MAX, CheckKey};
 use crate::format::header::SECRET_LEN;
+use crate::xxh3::hash as xxh3_with_secret;
 
 /// Where a key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +34,6 @@ impl std::fmt::Debug for KeyHasher {
             .field("num_pages", &self.num_pages)
             .finish_non_exhaustive()
     }
-}
-
-/// XXH3-64 of `bytes` with `secret`.
-#[inline]
-fn xxh3_with_secret(secret: &[u8; SECRET_LEN], bytes: &[u8]) -> u64 {
-    crate::xxh3::hash(secret, bytes)
 }
 
 impl KeyHasher {

@@ -513,8 +513,9 @@ impl FastMmapStore {
                 Probe::Found(f) => {
                     let expires_at = decode_expiry(f.hdr.expires);
                     // Exact, and mostly without a precise clock read (see `time`). First:
-                    // an expired entry is absent whatever its bytes, so it costs no hash
-                    // (`expires` is outside the checksum anyway).
+                    // an expired entry is absent whatever its bytes, so its checksum is
+                    // not compared (`expires` is outside it anyway) and a long value is
+                    // not hashed; a short one's CRC was computed during the copy.
                     if !self.clock.is_live(expires_at) {
                         return Ok(None);
                     }

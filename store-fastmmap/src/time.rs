@@ -106,18 +106,22 @@ impl TimeSource {
         default_ttl: Option<Duration>,
         precise: &mut impl FnMut() -> Timestamp,
     ) -> Option<Timestamp> {
-        let ttl = match (expiry, default_ttl) {
-            (Expiry::Never, _) | (Expiry::Default, None) => return None,
-            (Expiry::At(t), _) => return Some(t),
-            (Expiry::After(d), _) | (Expiry::Default, Some(d)) => d,
+        // Only the base time is chosen here; `Expiry::resolve` applies the rules.
+        let base = match (expiry, default_ttl) {
+            (Expiry::After(ttl), _) | (Expiry::Default, Some(ttl)) => {
+                if ttl >= COARSE_MIN_TTL
+                    && let TimeSource::System { lag_ms: Some(lag) } = self
+                    && let Some(c) = coarse_ms()
+                {
+                    Timestamp::from_millis(c.saturating_add(*lag))
+                } else {
+                    precise()
+                }
+            }
+            // Never, At and a Default without a TTL do not read the time.
+            _ => Timestamp::from_millis(0),
         };
-        if ttl >= COARSE_MIN_TTL
-            && let TimeSource::System { lag_ms: Some(lag) } = self
-            && let Some(c) = coarse_ms()
-        {
-            return Some(Timestamp::from_millis(c.saturating_add(*lag)).saturating_add(ttl));
-        }
-        Some(precise().saturating_add(ttl))
+        expiry.resolve(base, default_ttl)
     }
 }
 
