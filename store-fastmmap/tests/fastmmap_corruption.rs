@@ -7,6 +7,8 @@ use common::{Fixture, key, keys_on_page, page_offset, poke};
 use store_api::{Error, SessionStore, SessionStoreExt};
 
 const PS: u32 = 4096;
+/// Offset of a page header's `data_lo` field (docs/FORMAT.md, "Page layout").
+const DATA_LO: u64 = 20;
 
 /// Puts `n` keys on each of `pages` pages; returns them per page.
 fn filled(s: &store_fastmmap::FastMmapStore, pages: u32, n: usize) -> Vec<Vec<store_api::Key>> {
@@ -45,7 +47,11 @@ fn a_page_header_that_disagrees_with_its_slot_table_is_repaired() {
         page_offset(PS, 1) + 16,
         &0xffffu32.to_le_bytes(),
     );
-    poke(&fx.path(), page_offset(PS, 1) + 20, &(PS + 8).to_le_bytes());
+    poke(
+        &fx.path(),
+        page_offset(PS, 1) + DATA_LO,
+        &(PS + 8).to_le_bytes(),
+    );
     s.set(&keys[1][0], b"new").unwrap();
     assert_eq!(s.get_value(&keys[1][0]).unwrap().unwrap(), b"new");
     assert_intact(&s, &keys[1][1..]);
@@ -131,7 +137,7 @@ fn five_on_one_page() -> (Fixture, store_fastmmap::FastMmapStore, Vec<store_api:
 /// lowest record: `data_lo`).
 fn last_value_offset(fx: &Fixture, key_len: usize) -> u64 {
     let b = std::fs::read(fx.path()).unwrap();
-    let o = page_offset(PS, 0) as usize + 20;
+    let o = (page_offset(PS, 0) + DATA_LO) as usize;
     let data_lo = u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
     page_offset(PS, 0) + u64::from(data_lo) + 24 + key_len.next_multiple_of(8) as u64
 }
@@ -237,21 +243,11 @@ fn a_conditional_write_verifies_a_damaged_record_first() {
 
 #[test]
 fn a_damaged_value_is_dropped_by_the_checksum_on_repair() {
-    let fx = Fixture::new();
-    let s = fx.small(1);
-    let keys = filled(&s, 1, 5).remove(0);
+    let (fx, s, keys) = five_on_one_page();
     // The last record written sits at the lowest offset; flip a value byte in the data
     // area's first record and make the page odd (a writer died there).
-    let data_lo = {
-        let b = std::fs::read(fx.path()).unwrap();
-        let o = page_offset(PS, 0) as usize + 20;
-        u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-    };
-    poke(
-        &fx.path(),
-        page_offset(PS, 0) + u64::from(data_lo) + 24 + 24,
-        &[0xff],
-    );
+    let last = keys.last().unwrap();
+    poke(&fx.path(), last_value_offset(&fx, last.len()), &[0xff]);
     poke(&fx.path(), page_offset(PS, 0), &1u64.to_le_bytes());
     for k in &keys {
         if let Some(v) = s.get_value(k).unwrap() {
