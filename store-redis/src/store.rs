@@ -306,22 +306,22 @@ impl RedisStore {
                     .invoke(c)
             })
             .map_err(|e| self.backend("write", Some(key), e))?;
-        match reply.as_slice() {
-            [0, v] => {
+        match (reply.as_slice(), mode) {
+            ([0, v], _) => {
                 let version = Version::new(*v).ok_or_else(|| self.corrupted(&counter))?;
                 self.writes.fetch_add(1, Ordering::Relaxed);
                 Ok(PutReply::Written(version))
             }
-            [1] => Ok(PutReply::Exists),
-            [2] => Ok(PutReply::Missing),
+            ([1], _) => Ok(PutReply::Exists),
+            ([2], _) => Ok(PutReply::Missing),
             // Only if-version writes can be refused for their version; any other `[3, _]`
             // falls to the unexpected-reply error below.
-            [3, actual] if let WriteMode::IfVersion(expected) = mode => Ok(PutReply::Mismatch {
+            ([3, actual], WriteMode::IfVersion(expected)) => Ok(PutReply::Mismatch {
                 expected,
                 actual: Version::new(*actual),
             }),
-            [4] => Err(self.corrupted(data_key)),
-            other => Err(Error::Backend {
+            ([4], _) => Err(self.corrupted(data_key)),
+            (other, _) => Err(Error::Backend {
                 context: format!(
                     "redis write of key {key} on {}: the server refused SET NX/XX after the \
                      script's own check (reply {other:?}); is another program writing under this prefix?",
