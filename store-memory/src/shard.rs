@@ -57,16 +57,11 @@ impl Shard {
         self.map.len()
     }
 
-    /// The live entry of `key`, refreshing its LRU stamp. `now` is called only for an
-    /// entry that can expire.
-    pub(crate) fn get_live(
-        &mut self,
-        key: &Key,
-        now: impl FnOnce() -> Timestamp,
-    ) -> Option<&Entry> {
+    /// The live entry of `key` at `now`, refreshing its LRU stamp.
+    pub(crate) fn get_live(&mut self, key: &Key, now: Timestamp) -> Option<&Entry> {
         let tick = self.next_tick();
         let item = self.map.get_mut(key)?;
-        if item.entry.expires_at.is_some() && !is_live(item.entry.expires_at, now()) {
+        if !is_live(item.entry.expires_at, now) {
             return None;
         }
         if self.indexed {

@@ -175,6 +175,21 @@ fn delete_locked(shard: &mut Shard, key: &Key, now: Timestamp) -> bool {
     removed
 }
 
+impl MemoryStore {
+    /// `f` of the live entry of `key`, counted as a read (and a hit). The clock is read
+    /// before the shard lock is taken, so that the lock is not held across it.
+    fn read_live<T>(&self, key: &Key, f: impl FnOnce(&Entry) -> T) -> Option<T> {
+        let now = self.clock.now();
+        let mut shard = self.shard(key);
+        shard.counters.reads += 1;
+        let found = shard.get_live(key, now).map(f);
+        if found.is_some() {
+            shard.counters.hits += 1;
+        }
+        found
+    }
+}
+
 /// Locks a shard, ignoring poison: a panic while a shard is locked can only come from an
 /// update closure, which runs before anything changes, so the data is consistent.
 fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
@@ -183,28 +198,16 @@ fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 
 impl SessionStore for MemoryStore {
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        let mut shard = self.shard(key);
-        shard.counters.reads += 1;
-        let found = shard.get_live(key, || self.clock.now()).cloned();
-        if found.is_some() {
-            shard.counters.hits += 1;
-        }
-        Ok(found)
+        Ok(self.read_live(key, Entry::clone))
     }
 
     /// Copies the value straight into `buf` under the shard lock (no `Entry` clone).
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
-        let mut shard = self.shard(key);
-        shard.counters.reads += 1;
-        let meta = shard.get_live(key, || self.clock.now()).map(|e| {
+        Ok(self.read_live(key, |e| {
             buf.clear();
             buf.extend_from_slice(&e.value);
             e.meta()
-        });
-        if meta.is_some() {
-            shard.counters.hits += 1;
-        }
-        Ok(meta)
+        }))
     }
 
     fn put(
@@ -251,7 +254,7 @@ impl SessionStore for MemoryStore {
         let mut shard = self.shard(key);
         shard.counters.reads += 1;
         let action = {
-            let current = shard.get_live(key, || now);
+            let current = shard.get_live(key, now);
             let hit = current.is_some();
             let action = f(current);
             if hit {
