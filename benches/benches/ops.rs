@@ -6,6 +6,7 @@
 //! stores. The multi-process throughput workloads need process start-up per sample and
 //! live only in the `compare` runner.
 
+use std::cell::OnceCell;
 use std::time::Duration;
 
 use benches::worker::WorkerCmd;
@@ -14,51 +15,6 @@ use criterion::{BatchSize, Criterion, criterion_group};
 
 fn bench_mode() -> bool {
     std::env::args().any(|a| a == "--bench")
-}
-
-/// Whether `id` may pass criterion's name filter: setting up a store of a million
-/// sessions for a benchmark the filter drops would waste minutes. Plain filters (with
-/// `|` alternatives) are matched as substrings; anything else regex-like runs everything
-/// and lets criterion decide.
-fn wanted(id: &str) -> bool {
-    match name_filter(std::env::args().skip(1)) {
-        None => true,
-        Some(f) if f.contains(|c: char| "^$.*+?()[]{}\\".contains(c)) => true,
-        Some(f) => f.split('|').any(|part| id.contains(part)),
-    }
-}
-
-/// Criterion's positional name filter among `args`: the first argument that is neither
-/// an option nor the value of an option that takes one (`--save-baseline main`).
-fn name_filter(args: impl IntoIterator<Item = String>) -> Option<String> {
-    const TAKES_VALUE: [&str; 17] = [
-        "--save-baseline",
-        "-s",
-        "--baseline",
-        "-b",
-        "--baseline-lenient",
-        "--load-baseline",
-        "--sample-size",
-        "--warm-up-time",
-        "--measurement-time",
-        "--nresamples",
-        "--noise-threshold",
-        "--confidence-level",
-        "--significance-level",
-        "--profile-time",
-        "--output-format",
-        "--color",
-        "--plotting-backend",
-    ];
-    let mut args = args.into_iter();
-    while let Some(a) = args.next() {
-        if TAKES_VALUE.contains(&a.as_str()) {
-            args.next();
-        } else if !a.starts_with('-') {
-            return Some(a);
-        }
-    }
-    None
 }
 
 /// The private `redis-server`, stopped at the end of `main`.
@@ -109,49 +65,45 @@ fn ops(c: &mut Criterion) {
     };
     let engines = engines();
     for w in Workload::standard(max_sessions, purge, 0) {
-        let keys = w.keys(&tag);
+        if w.kind() == WorkloadKind::MultiProcess {
+            continue;
+        }
+        // Keys and stores are set up inside the benchmark closure, which criterion calls
+        // only for the benchmarks its name filter keeps: setting up a store of a million
+        // sessions for a benchmark the filter drops would waste minutes.
+        let keys = OnceCell::new();
+        let keys = || keys.get_or_init(|| w.keys(&tag));
         let value = w.value();
         let mut group = c.benchmark_group(w.name());
         for &e in &engines {
-            if !wanted(&format!("{}/{}", w.name(), e.name())) {
-                continue;
-            }
-            let opened = e.create(w.sizing(), &redis_url()).expect("open");
-            let store = &*opened.store;
-            w.setup(store, &keys).expect("setup");
-            let mut buf = Vec::new();
-            match w.kind() {
-                WorkloadKind::Op => {
-                    let mut i = 0u64;
-                    group.bench_function(e.name(), |b| {
-                        b.iter(|| {
-                            i += 1;
-                            w.op(store, &keys, &value, i, &mut buf).expect("op")
-                        });
+            let prepared = OnceCell::new();
+            let (mut i, mut buf) = (0u64, Vec::new());
+            group.bench_function(e.name(), |b| {
+                let (opened, _writer) = prepared.get_or_init(|| {
+                    let opened = e.create(w.sizing(), &redis_url()).expect("open");
+                    w.setup(&*opened.store, keys()).expect("setup");
+                    let writer = (w.kind() == WorkloadKind::UnderWriter).then(|| {
+                        BackgroundWriter::start(e, &opened, &w, keys(), &tag, &worker)
+                            .expect("writer")
+                    });
+                    (opened, writer)
+                });
+                let store = &*opened.store;
+                if w.kind() == WorkloadKind::Purge {
+                    b.iter_batched(
+                        || w.before_sample(store, keys()).expect("re-add expired"),
+                        |()| store.purge_expired().expect("purge"),
+                        BatchSize::PerIteration,
+                    );
+                } else {
+                    b.iter(|| {
+                        i += 1;
+                        w.op(store, keys(), &value, i, &mut buf).expect("op")
                     });
                 }
-                WorkloadKind::Purge => {
-                    group.bench_function(e.name(), |b| {
-                        b.iter_batched(
-                            || w.before_sample(store, &keys).expect("re-add expired"),
-                            |()| store.purge_expired().expect("purge"),
-                            BatchSize::PerIteration,
-                        );
-                    });
-                }
-                WorkloadKind::UnderWriter => {
-                    let writer = BackgroundWriter::start(e, &opened, &w, &keys, &tag, &worker)
-                        .expect("writer");
-                    let mut i = 0u64;
-                    group.bench_function(e.name(), |b| {
-                        b.iter(|| {
-                            i += 1;
-                            w.op(store, &keys, &value, i, &mut buf).expect("op")
-                        });
-                    });
-                    writer.stop().expect("writer");
-                }
-                WorkloadKind::MultiProcess => {}
+            });
+            if let Some((_, Some(writer))) = prepared.into_inner() {
+                writer.stop().expect("writer");
             }
         }
         group.finish();
