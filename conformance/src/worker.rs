@@ -20,6 +20,7 @@
 use std::io::{BufRead as _, Write as _};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 use store_api::{Expiry, Key, SessionStore, UpdateAction, WriteMode};
 
@@ -187,6 +188,39 @@ pub(crate) fn spawn_job(program: &Path, harness_args: &[String], job: &[&str]) -
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("starting worker {}: {e}", program.display()))
+}
+
+/// As [`run_job`], but a job still running after `limit` is killed and fails the
+/// behaviour (`what` names it), so a stalled worker neither hangs the run nor keeps
+/// writing to the store during later behaviours. For jobs with little output (it is
+/// read once the job has exited).
+pub(crate) fn run_job_within(
+    program: &Path,
+    harness_args: &[String],
+    job: &[&str],
+    limit: Duration,
+    what: &str,
+) -> String {
+    let mut child = command(program, harness_args, job)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting worker {}: {e}", program.display()));
+    let deadline = Instant::now() + limit;
+    while child
+        .try_wait()
+        .unwrap_or_else(|e| panic!("waiting for worker ({what}): {e}"))
+        .is_none()
+    {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {limit:?}: the store stalled or deadlocked");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    finish(child, what)
 }
 
 /// Waits for a spawned job and panics with its standard error if it failed.
