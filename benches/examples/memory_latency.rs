@@ -19,14 +19,7 @@ fn main() {
     println!("working set   ns per dependent random load (median of 5)");
     for bytes in SIZES {
         let lines = (bytes / 64).max(2);
-        let mut order: Vec<usize> = (0..lines).collect();
-        let mut x = 0x9E37_79B9_7F4A_7C15_u64;
-        for i in (1..lines).rev() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            order.swap(i, (x % (i as u64 + 1)) as usize);
-        }
+        let order = benches::permutation(lines, 0x9E37_79B9_7F4A_7C15);
         // Word 0 of each line holds the index of the next line's word 0.
         let mut next = vec![0usize; lines * 8];
         for w in 0..lines {

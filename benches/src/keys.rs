@@ -53,17 +53,23 @@ pub struct KeySet {
     pub expired: Vec<Key>,
 }
 
+/// `0..n` in a pseudo-random order derived from `seed` (Fisher-Yates with [`mix64`] as
+/// the generator).
+pub fn permutation(n: usize, seed: u64) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (mix64(seed ^ i as u64) % (i as u64 + 1)) as usize;
+        idx.swap(i, j);
+    }
+    idx
+}
+
 /// `keys` in a permutation derived from `seed`, cycled to a power-of-two length.
 fn visiting_order(keys: &[Key], seed: u64) -> Vec<Key> {
     if keys.is_empty() {
         return Vec::new();
     }
-    let mut idx: Vec<usize> = (0..keys.len()).collect();
-    // Fisher-Yates with splitmix64 as the generator.
-    for i in (1..idx.len()).rev() {
-        let j = (mix64(seed ^ i as u64) % (i as u64 + 1)) as usize;
-        idx.swap(i, j);
-    }
+    let idx = permutation(keys.len(), seed);
     let len = keys.len().next_power_of_two();
     (0..len)
         .map(|j| keys[idx[j % keys.len()]].clone())

@@ -30,7 +30,7 @@ pub mod worker;
 
 pub use baseline::FcntlPair;
 pub use engine::{BenchStore, EngineId, Location, OpenedEngine, Sizing, ViaApi};
-pub use keys::{KeySet, mix64, session_keys};
+pub use keys::{KeySet, mix64, permutation, session_keys};
 pub use measure::{Budget, Interleaved, Mode, Summary, measure_interleaved, measure_op};
 pub use multiproc::{BackgroundWriter, read_under_writer, throughput};
 pub use peers::MutexHashMap;
