@@ -5,8 +5,8 @@ use std::path::Path;
 
 use serde_json::json;
 
-use crate::Summary;
 use crate::measure::Interleaved;
+use crate::{EngineId, Summary, Workload};
 
 /// One measurement, or why there is none.
 #[derive(Debug, Clone)]
@@ -86,16 +86,33 @@ pub enum Pairing {
 }
 
 impl Pairing {
-    /// Names of the two halves (a, b) and the JSON key.
-    fn names(self) -> (&'static str, &'static str, &'static str) {
+    /// The workload store-fastmmap runs in half b.
+    pub fn workload(self) -> Workload {
         match self {
-            Pairing::GetVsMap => (
-                "mutex-hashmap get_hit_100",
-                "store-fastmmap get_hit_100",
-                "get_vs_map",
-            ),
-            Pairing::PutVsPair => ("fcntl pair", "store-fastmmap put_100", "put_vs_pair"),
+            Pairing::GetVsMap => Workload::GetHit { value_len: 100 },
+            Pairing::PutVsPair => Workload::Put { value_len: 100 },
         }
+    }
+
+    /// The engine that runs the same workload in half a; `None`: the bare fcntl pair.
+    pub fn peer(self) -> Option<EngineId> {
+        match self {
+            Pairing::GetVsMap => Some(EngineId::HashMap),
+            Pairing::PutVsPair => None,
+        }
+    }
+
+    /// Names of the two halves (a, b) and the JSON key.
+    fn names(self) -> (String, String, &'static str) {
+        let w = self.workload().name();
+        let a = self
+            .peer()
+            .map_or("fcntl pair".to_string(), |p| format!("{} {w}", p.name()));
+        let key = match self {
+            Pairing::GetVsMap => "get_vs_map",
+            Pairing::PutVsPair => "put_vs_pair",
+        };
+        (a, format!("{} {w}", EngineId::Fastmmap.name()), key)
     }
 }
 

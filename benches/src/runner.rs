@@ -8,7 +8,8 @@ use crate::measure::{Interleaved, measure_interleaved};
 use crate::report::{Cell, Pairing, Report, Row, SideBySide};
 use crate::worker::WorkerCmd;
 use crate::{
-    Budget, EngineId, FcntlPair, KeySet, PerlDriver, Summary, Workload, WorkloadKind, measure_op,
+    Budget, EngineId, FcntlPair, KeySet, OpenedEngine, PerlDriver, Summary, Workload, WorkloadKind,
+    measure_op,
 };
 
 /// Why in-process engines have no multi-process cells.
@@ -137,22 +138,14 @@ impl Runner {
         };
         // The ratio goals, each with its two halves measured side by side when the run
         // has both.
-        let pairings: Vec<Pairing> = [
-            (
-                Pairing::GetVsMap,
-                Workload::GetHit { value_len: 100 },
-                Some(EngineId::HashMap),
-            ),
-            (Pairing::PutVsPair, Workload::Put { value_len: 100 }, None),
-        ]
-        .into_iter()
-        .filter(|(_, w, peer)| {
-            engines.contains(&EngineId::Fastmmap)
-                && o.workloads.contains(w)
-                && peer.is_none_or(|p| engines.contains(&p))
-        })
-        .map(|(p, _, _)| p)
-        .collect();
+        let pairings: Vec<Pairing> = [Pairing::GetVsMap, Pairing::PutVsPair]
+            .into_iter()
+            .filter(|p| {
+                engines.contains(&EngineId::Fastmmap)
+                    && o.workloads.contains(&p.workload())
+                    && p.peer().is_none_or(|e| engines.contains(&e))
+            })
+            .collect();
         let total =
             engines.len() * o.workloads.len() + 1 + usize::from(perl.is_some()) + pairings.len();
         let mut done = 0;
@@ -231,36 +224,40 @@ impl Runner {
     /// A ratio goal's two halves in alternating samples: measured minutes apart on a VM,
     /// the two halves of a ratio can see different phases of the host.
     fn side_by_side(&self, pairing: Pairing, tag: &str) -> store_api::Result<Interleaved> {
-        let o = &self.opts;
-        let w = match pairing {
-            Pairing::GetVsMap => Workload::GetHit { value_len: 100 },
-            Pairing::PutVsPair => Workload::Put { value_len: 100 },
-        };
+        let w = pairing.workload();
         let keys = w.keys(tag);
         let value = w.value();
-        let open = |e: EngineId| -> store_api::Result<_> {
-            let opened = e.create(w.sizing(), &o.redis_url)?;
-            w.setup(&*opened.store, &keys)?;
-            Ok(opened)
-        };
-        let fastmmap = open(EngineId::Fastmmap)?;
+        let fastmmap = self.open(EngineId::Fastmmap, &w, &keys)?;
         let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
         let mut b = |i| w.op(&*fastmmap.store, &keys, &value, i, &mut buf_b);
-        match pairing {
-            Pairing::GetVsMap => {
-                let map = open(EngineId::HashMap)?;
+        let budget = &self.opts.budget;
+        match pairing.peer() {
+            Some(peer) => {
+                let peer = self.open(peer, &w, &keys)?;
                 measure_interleaved(
-                    &o.budget,
-                    |i| w.op(&*map.store, &keys, &value, i, &mut buf_a),
+                    budget,
+                    |i| w.op(&*peer.store, &keys, &value, i, &mut buf_a),
                     &mut b,
                 )
             }
-            Pairing::PutVsPair => {
+            None => {
                 let pair =
                     FcntlPair::new().map_err(|e| store_api::Error::io("fcntl pair file", e))?;
-                measure_interleaved(&o.budget, |i| pair.op(i), &mut b)
+                measure_interleaved(budget, |i| pair.op(i), &mut b)
             }
         }
+    }
+
+    /// `engine` opened with `w`'s sizing and loaded with `w`'s data.
+    fn open(
+        &self,
+        engine: EngineId,
+        w: &Workload,
+        keys: &KeySet,
+    ) -> store_api::Result<OpenedEngine> {
+        let opened = engine.create(w.sizing(), &self.opts.redis_url)?;
+        w.setup(&*opened.store, keys)?;
+        Ok(opened)
     }
 
     fn cell(&self, engine: EngineId, w: &Workload, keys: &KeySet, tag: &str) -> Cell {
@@ -281,9 +278,8 @@ impl Runner {
         tag: &str,
     ) -> store_api::Result<Cell> {
         let o = &self.opts;
-        let opened = engine.create(w.sizing(), &o.redis_url)?;
+        let opened = self.open(engine, w, keys)?;
         let store = &*opened.store;
-        w.setup(store, keys)?;
         let value = w.value();
         let mut buf = Vec::new();
         let measured = |summary: Summary, note: Option<String>| Cell::Measured { summary, note };
