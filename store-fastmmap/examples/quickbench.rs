@@ -1,6 +1,7 @@
 //! A quick side-by-side timing (not criterion; the `benches` crate has the real ones):
 //! `get` of a 100 B hit (a new `Vec`) and `get_into` (a reused buffer) against `get` plus
-//! `clone` on a `Mutex<HashMap>`, and `put` against a bare OFD fcntl lock + unlock pair on
+//! `clone` on a `Mutex<HashMap>` (and `get_into` against the map's copy into a reused
+//! buffer), and `put` against a bare OFD fcntl lock + unlock pair on
 //! the same file (the same commands as the store's), each in interleaved rounds so that
 //! both halves of a ratio see the same phase of a noisy VM; `put` is timed with no expiry
 //! and with a relative one (which reads the clock).
@@ -163,7 +164,9 @@ fn main() {
     };
     let mut buf = Vec::with_capacity(256);
     let (mut maps, mut gets, mut intos) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut get_ratio, mut into_ratio) = (Vec::new(), Vec::new());
+    let mut mintos = Vec::new();
+    let mut mbuf: Vec<u8> = Vec::with_capacity(256);
+    let (mut get_ratio, mut into_ratio, mut into_into) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..21 {
         let m = timed(&mut |i| {
             let k = &keys[(i % 1000) as usize];
@@ -179,11 +182,21 @@ fn main() {
                     .expect("get"),
             );
         });
+        let mi = timed(&mut |i| {
+            let k = &keys[(i % 1000) as usize];
+            let g = map.lock().expect("lock");
+            let v = g.get(k.as_str()).expect("present");
+            mbuf.clear();
+            mbuf.extend_from_slice(v);
+            black_box(&mbuf);
+        });
         maps.push(m);
+        mintos.push(mi);
         gets.push(g);
         intos.push(gi);
         get_ratio.push(g / m);
         into_ratio.push(gi / m);
+        into_into.push(gi / mi);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
@@ -194,12 +207,17 @@ fn main() {
             "Mutex<HashMap<String, Vec<u8>>> get 100 B (clone)",
             &mut maps,
         ),
+        ("Mutex<HashMap> get into a reused buffer", &mut mintos),
         ("fastmmap get 100 B (new Vec)", &mut gets),
         ("fastmmap get_into 100 B (reused buffer)", &mut intos),
     ] {
         println!("{name:<44} {:>8.0} ns", median(v));
     }
-    let (g, gi) = (median(&mut get_ratio), median(&mut into_ratio));
+    let (g, gi, ii) = (
+        median(&mut get_ratio),
+        median(&mut into_ratio),
+        median(&mut into_into),
+    );
     let f = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -254,10 +272,11 @@ fn main() {
         "bare OFD fcntl lock + unlock pair (median)"
     );
     println!(
-        "ratios: get/mutex {:.2}, get_into/mutex {:.2}, put/fcntl pair {:.2} (no expiry), \
-         {:.2} (expiry after 1 h)",
+        "ratios: get/mutex {:.2}, get_into/mutex {:.2}, get_into/mutex into a buffer {:.2}, \
+         put/fcntl pair {:.2} (no expiry), {:.2} (expiry after 1 h)",
         g,
         gi,
+        ii,
         median(&mut never),
         median(&mut after)
     );

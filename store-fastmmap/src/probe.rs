@@ -56,6 +56,10 @@ pub(crate) fn record_header(page: &Page<'_>, off: usize) -> Result<RecordHeader,
 }
 
 /// Looks `key` (with tag `tag`) up in `page` with relaxed atomic loads.
+///
+/// Always inlined: as a call, its prologue and the `Probe` it returns through memory cost
+/// a lock-free `get` about 30 instructions (callgrind), a tenth of its time.
+#[inline(always)]
 pub(crate) fn probe(page: &Page<'_>, key: &[u8], tag: u32) -> Probe {
     let n = page.geo().nslots();
     let mut i = home(tag, n);

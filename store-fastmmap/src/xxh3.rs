@@ -26,7 +26,10 @@ const MIDSIZE_LAST: usize = SECRET_MIN - 17;
 
 /// XXH3-64 of `input` with `secret` (at least [`SECRET_MIN`] bytes; a 192-byte secret
 /// covers every length, since longer inputs go to `twox-hash`).
-#[inline]
+///
+/// Always inlined, with the rarely taken 129-240 byte path kept out of line: the short
+/// paths then cost a `get` no call.
+#[inline(always)]
 pub(crate) fn hash<const N: usize>(secret: &[u8; N], input: &[u8]) -> u64 {
     const { assert!(N >= SECRET_MIN && N >= twox_hash::xxhash3_64::SECRET_MINIMUM_LENGTH) };
     let len = input.len();
@@ -140,7 +143,8 @@ fn upto128(secret: &[u8], input: &[u8]) -> u64 {
     avalanche(acc)
 }
 
-#[inline]
+#[inline(never)]
+#[cold]
 fn upto240(secret: &[u8], input: &[u8]) -> u64 {
     let len = input.len();
     let mut acc = (len as u64).wrapping_mul(PRIME64_1);
