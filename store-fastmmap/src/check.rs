@@ -76,26 +76,48 @@ impl CheckKey {
     /// [`CRC_MAX`] bytes; longer values are not refused, but their records use XXH3).
     #[inline]
     pub(crate) fn check(self, keyhash: u64, version: u64, lens: u32, value: &[u8]) -> u32 {
-        struct Bytes<'a>(CheckKey, u64, u64, u32, &'a [u8]);
-        impl WithCrc for Bytes<'_> {
+        self.check_with(keyhash, version, lens, value, |_, _| {})
+    }
+
+    /// As [`Self::check`], handing each word of the value (the last one zero-padded) to
+    /// `sink` with its byte offset as it goes: the writer stores the value and computes its
+    /// checksum in one pass (`Region::write_value_crc`).
+    #[inline(always)]
+    pub(crate) fn check_with(
+        self,
+        keyhash: u64,
+        version: u64,
+        lens: u32,
+        value: &[u8],
+        sink: impl Fn(usize, u64),
+    ) -> u32 {
+        struct Bytes<'a, F>(CheckKey, (u64, u64, u32), &'a [u8], F);
+        impl<F: Fn(usize, u64)> WithCrc for Bytes<'_, F> {
             type Out = u32;
             #[inline(always)]
             fn run<C: Crc32c>(self, crc: C) -> u32 {
-                let Bytes(key, keyhash, version, lens, value) = self;
+                let Bytes(key, fields, value, sink) = self;
                 let (words, rest) = value.as_chunks::<8>();
                 // The last word, zero-padded, built without a call to `memcpy`.
                 let tail = || {
                     (!rest.is_empty()).then(|| {
-                        rest.iter()
+                        let w = rest
+                            .iter()
                             .rev()
-                            .fold(0u64, |w, &b| (w << 8) | u64::from(b))
+                            .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+                        sink(8 * words.len(), w);
+                        w
                     })
                 };
-                let word = |i: usize| u64::from_le_bytes(words[i]);
-                key.fold(crc, (keyhash, version, lens), words.len(), word, tail)
+                let word = |i: usize| {
+                    let w = u64::from_le_bytes(words[i]);
+                    sink(8 * i, w);
+                    w
+                };
+                key.fold(crc, fields, words.len(), word, tail)
             }
         }
-        dispatch(Bytes(self, keyhash, version, lens, value))
+        dispatch(Bytes(self, (keyhash, version, lens), value, sink))
     }
 }
 

@@ -27,7 +27,8 @@ pub enum Failpoint {
     /// through the words (the move journal is what recovers it).
     CompactMidMove,
     /// A record being written (over a same-size old record of its key, or into free
-    /// space) has its new header and key but not yet its value.
+    /// space) has its new key and value but not yet its header (which holds the
+    /// checksum).
     MidRecord,
 }
 

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use store_api::{EvictionPolicy, Timestamp, is_live};
 
-use crate::check::CheckKey;
+use crate::check::{CRC_MAX, CheckKey};
 use crate::counters::Repairs;
 use crate::failpoint::{Armed, Failpoint};
 use crate::format::page::{
@@ -168,6 +168,7 @@ impl<'a> Locked<'a> {
 
     /// Checks the page after taking the lock; repairs it if a writer died mid-write or
     /// its header is impossible. Returns whether it repaired.
+    #[inline]
     pub(crate) fn prepare(&mut self) -> bool {
         if SeqLock::new(self.page.seq()).is_odd() || self.header_damage().is_some() {
             self.salvage();
@@ -197,6 +198,7 @@ impl<'a> Locked<'a> {
     }
 
     /// Looks `key` up; damage if the page contradicts itself.
+    #[inline]
     pub(crate) fn find(&self, key: &[u8], tag: u32) -> Result<Option<Found>, Damage> {
         match probe(&self.page, key, tag) {
             Probe::Found(f) => Ok(Some(f)),
@@ -405,6 +407,7 @@ impl<'a> Locked<'a> {
     /// `moved_from` (a record of another key on this page: the source of a same-page
     /// `rotate`) is unlinked in the same write section, and its room counts as free, so
     /// readers see the move as one step and it never evicts to make room for itself.
+    #[inline]
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn write(
         &mut self,
@@ -428,25 +431,38 @@ impl<'a> Locked<'a> {
         let count = self.get(COUNT_OFFSET) as usize;
         let gap = data_lo.saturating_sub(geo.data_start());
         let tag = kh.tag;
-        let check =
-            self.hasher
-                .record_check(kh.raw, version, record::lens(key.len(), value.len()), value);
-        // Written straight into the page (no intermediate buffer): header, key, value.
-        let mut header = [0u8; record::RECORD_HEADER_LEN];
-        header[..8].copy_from_slice(&version.to_le_bytes());
-        header[8..16].copy_from_slice(&expires.to_le_bytes());
-        header[16..20].copy_from_slice(&record::lens(key.len(), value.len()).to_le_bytes());
-        header[20..24].copy_from_slice(&check.to_le_bytes());
-        let fail = self.fail;
-        let write_record = |page: &Page<'_>, off: usize| {
+        let lens = record::lens(key.len(), value.len());
+        // A long value's checksum is computed beforehand; a short one's CRC while the value
+        // is stored (one pass over it).
+        let long_check = (value.len() > CRC_MAX)
+            .then(|| self.hasher.record_check_xxh3(kh.raw, version, lens, value));
+        let (fail, check_key) = (self.fail, self.hasher.check_key());
+        // Written straight into the page (no intermediate buffer): key (unless the record
+        // being overwritten already holds it: the probe compared its bytes, padding
+        // included), value, then the header with the checksum. A writer stopped before the
+        // header leaves the key's old header over a new value (a checksum that fails) or a
+        // record no slot links yet.
+        let write_record = |page: &Page<'_>, off: usize, with_key: bool| {
             let r = page.region();
-            r.write_bytes(off, &header);
-            r.write_bytes(off + record::RECORD_HEADER_LEN, key);
+            if with_key {
+                r.write_bytes(off + record::RECORD_HEADER_LEN, key);
+            }
+            let at = off + record::RECORD_HEADER_LEN + crate::format::align8(key.len());
+            let check = match long_check {
+                Some(c) => r.write_bytes(at, value).then_some(c),
+                None => r.write_value_crc(at, value, check_key, (kh.raw, version, lens)),
+            };
             fail.hit(Failpoint::MidRecord);
-            r.write_bytes(
-                off + record::RECORD_HEADER_LEN + crate::format::align8(key.len()),
-                value,
-            );
+            if let Some(check) = check {
+                const _: () = assert!(
+                    record::VERSION_OFFSET == 0
+                        && EXPIRES_OFFSET == 8
+                        && record::LENS_OFFSET == 16
+                        && record::CHECK_OFFSET == 20
+                );
+                let lens_check = u64::from(lens) | (u64::from(check) << 32);
+                r.store_words(off, [version, expires, lens_check]);
+            }
         };
         let tick = self.get(TICK_OFFSET).wrapping_add(1);
 
@@ -459,7 +475,7 @@ impl<'a> Locked<'a> {
         {
             self.begin();
             self.fail.hit(Failpoint::PutAfterBegin);
-            write_record(&self.page, f.off);
+            write_record(&self.page, f.off, false);
             self.page.stamp(f.slot).store(tick, Ordering::Relaxed);
             if let Some(m) = moved_from {
                 self.remove_in_section(m);
@@ -480,7 +496,7 @@ impl<'a> Locked<'a> {
                 let off = data_lo - size;
                 self.begin();
                 self.fail.hit(Failpoint::PutAfterBegin);
-                write_record(&self.page, off);
+                write_record(&self.page, off, true);
                 self.fail.hit(Failpoint::PutAfterRecord);
                 self.page.stamp(slot).store(tick, Ordering::Relaxed);
                 // One atomic store switches readers from the old record to the new one.
@@ -572,7 +588,7 @@ impl<'a> Locked<'a> {
             && let Some(slot) = self.empty_slot(tag)
         {
             let off = data_lo - size;
-            write_record(&self.page, off);
+            write_record(&self.page, off, true);
             self.page.stamp(slot).store(tick, Ordering::Relaxed);
             self.page
                 .slot(slot)

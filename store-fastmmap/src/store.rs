@@ -300,6 +300,7 @@ impl FastMmapStore {
     /// overlap with the call. Prefetch hints only, no load: until the lock is held and the
     /// file header checked, the page may lie beyond the end of a file another process
     /// shrank (`init_file`), where a load raises SIGBUS.
+    #[inline]
     fn locked_for(&self, key: &Key) -> Result<(KeyHash, PageGuard<'_>, Locked<'_>)> {
         let kh = self.hasher.hash(key.as_bytes());
         let page = self.page(kh.page);
@@ -318,6 +319,7 @@ impl FastMmapStore {
     }
 
     /// As `locked`, giving up after `limit` if the page's locks stay taken.
+    #[inline]
     fn locked_within(
         &self,
         i: u32,
@@ -361,10 +363,12 @@ impl FastMmapStore {
     /// which overwrites or unlinks that record whatever its value bytes say. Its header
     /// is still bounds-checked by the probe; see "Seqlock (per page)" in `docs/FORMAT.md`
     /// for what a stray write to its length field can then do.
+    #[inline]
     fn find_to_replace(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
         self.find_checked(l, key, kh, false)
     }
 
+    #[inline]
     fn find_checked(
         &self,
         l: &mut Locked<'_>,
@@ -437,6 +441,7 @@ impl FastMmapStore {
     /// Writes `value` into a locked page after the mode check; `moved_from` as in
     /// [`Locked::write`].
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn write_locked(
         &self,
         l: &mut Locked<'_>,

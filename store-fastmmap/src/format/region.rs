@@ -330,6 +330,38 @@ impl<'a> Region<'a> {
         true
     }
 
+    /// Stores the value `src` at `off` as [`Self::write_bytes`] does and returns its CRC
+    /// record checksum (`fields` as for [`CheckKey::check`]), computed in the same pass;
+    /// `None` (nothing written) if out of bounds.
+    #[inline]
+    pub(crate) fn write_value_crc(
+        &self,
+        off: usize,
+        src: &[u8],
+        key: CheckKey,
+        (keyhash, version, lens): (u64, u64, u32),
+    ) -> Option<u32> {
+        if !self.span_ok(off, src.len()) {
+            return None;
+        }
+        let r = *self;
+        Some(key.check_with(keyhash, version, lens, src, move |o, w| {
+            r.store_unchecked(off + o, w);
+        }))
+    }
+
+    /// Stores `N` words at `off`; false (nothing written) if out of bounds.
+    #[inline]
+    pub(crate) fn store_words<const N: usize>(&self, off: usize, words: [u64; N]) -> bool {
+        if !self.span_ok(off, 8 * N) {
+            return false;
+        }
+        for (i, w) in words.into_iter().enumerate() {
+            self.store_unchecked(off + 8 * i, w);
+        }
+        true
+    }
+
     #[inline]
     fn store_unchecked(&self, off: usize, v: u64) {
         // SAFETY: as in `load_unchecked`: inside a span checked by `span_ok`.
