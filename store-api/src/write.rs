@@ -29,6 +29,7 @@ impl WriteMode {
     /// [`Error::AlreadyExists`](crate::Error::AlreadyExists),
     /// [`Error::NotFound`](crate::Error::NotFound) or
     /// [`Error::VersionMismatch`](crate::Error::VersionMismatch) naming `key`.
+    #[inline]
     pub fn check(self, key: &crate::Key, current: Option<Version>) -> crate::Result<()> {
         use crate::Error;
         match (self, current) {
