@@ -58,7 +58,7 @@ sub measure {
 
 for my $w (@workloads) {
     my ($batch, $ns, $unexpected);
-    if ($w =~ /^(get_hit|get_miss|put)_(\d+|4k)$/ or $w =~ /^(get_at)_(\d+)([km]?)$/ or $w eq 'update_counter' or $w eq 'mix_90_10') {
+    if ($w =~ /^(get_hit|get_new|get_miss|put)_(\d+|4k)$/ or $w =~ /^(get_at)_(\d+)([km]?)$/ or $w eq 'update_counter' or $w eq 'mix_90_10') {
         my ($kind, $size, $mult) = ($1 // $w, $2, $3);
         my $value_len = ($kind eq 'get_at' || !defined $size) ? 100 : ($size eq '4k' ? 4096 : $size);
         my $n = $kind eq 'get_at' ? $size * ($mult eq 'm' ? 1_000_000 : $mult eq 'k' ? 1000 : 1) : $HOT;
@@ -69,6 +69,8 @@ for my $w (@workloads) {
         my $miss = keys_for("$w/absent", $HOT);
         my %ops = (
             get_hit  => sub { defined $c->get($keys->[int(rand($n))]) },
+            # Perl's get always returns a new scalar: the same operation.
+            get_new  => sub { defined $c->get($keys->[int(rand($n))]) },
             get_at   => sub { defined $c->get($keys->[int(rand($n))]) },
             get_miss => sub { !defined $c->get($miss->[int(rand($HOT))]) },
             put      => sub { $c->set($keys->[int(rand($n))], $value) },

@@ -16,6 +16,13 @@ pub trait BenchStore: Send + Sync {
     /// Copies the live value of `key` into `buf`; whether a live entry was found.
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<bool>;
 
+    /// The live value of `key` in a new `Vec` (`SessionStore::get`); the default copies
+    /// through [`get_into`](Self::get_into) into a fresh buffer.
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        Ok(self.get_into(key, &mut buf)?.then_some(buf))
+    }
+
     /// Writes `value` under `key` whether or not it exists (Perl's `store_session_data`).
     fn put(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<()>;
 
@@ -47,6 +54,10 @@ pub(crate) fn counter(value: &[u8]) -> u64 {
 impl<S: SessionStore> BenchStore for ViaApi<S> {
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<bool> {
         Ok(self.0.get_into(key, buf)?.is_some())
+    }
+
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.get(key)?.map(|e| e.value))
     }
 
     fn put(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<()> {

@@ -138,7 +138,7 @@ impl Runner {
         };
         // The ratio goals, each with its two halves measured side by side when the run
         // has both.
-        let pairings: Vec<Pairing> = [Pairing::GetVsMap, Pairing::PutVsPair]
+        let pairings: Vec<Pairing> = [Pairing::GetVsMap, Pairing::GetNewVsMap, Pairing::PutVsPair]
             .into_iter()
             .filter(|p| {
                 engines.contains(&EngineId::Fastmmap)

@@ -49,6 +49,12 @@ pub enum Workload {
         /// Value size in bytes.
         value_len: usize,
     },
+    /// [`Workload::GetHit`] through `get`, which returns the value in a new `Vec` (the
+    /// other reads copy into a reused buffer, `get_into`).
+    GetNew {
+        /// Value size in bytes.
+        value_len: usize,
+    },
     /// `get` of a key that was never written, in a store holding [`HOT_KEYS`] values of
     /// `value_len` bytes.
     GetMiss {
@@ -119,6 +125,7 @@ impl Workload {
         let mut all = vec![
             Workload::GetHit { value_len: 100 },
             Workload::GetHit { value_len: 4096 },
+            Workload::GetNew { value_len: 100 },
             Workload::GetMiss { value_len: 100 },
             Workload::GetMiss { value_len: 4096 },
             Workload::Put { value_len: 100 },
@@ -145,6 +152,7 @@ impl Workload {
     pub fn name(&self) -> String {
         match *self {
             Workload::GetHit { value_len } => format!("get_hit_{}", size_name(value_len)),
+            Workload::GetNew { value_len } => format!("get_new_{}", size_name(value_len)),
             Workload::GetMiss { value_len } => format!("get_miss_{}", size_name(value_len)),
             Workload::Put { value_len } => format!("put_{}", size_name(value_len)),
             Workload::UpdateCounter => "update_counter".to_string(),
@@ -169,6 +177,9 @@ impl Workload {
                 let (head, size) = name.rsplit_once('_')?;
                 match head {
                     "get_hit" => Workload::GetHit {
+                        value_len: value_size(size)?,
+                    },
+                    "get_new" => Workload::GetNew {
                         value_len: value_size(size)?,
                     },
                     "get_miss" => Workload::GetMiss {
@@ -198,6 +209,9 @@ impl Workload {
         match *self {
             Workload::GetHit { value_len } => {
                 format!("get, hit, {value_len} B value, {HOT_KEYS} keys")
+            }
+            Workload::GetNew { value_len } => {
+                format!("get, hit, {value_len} B value returned in a new Vec, {HOT_KEYS} keys")
             }
             Workload::GetMiss { value_len } => {
                 format!("get, miss, store of {HOT_KEYS} x {value_len} B")
@@ -235,6 +249,7 @@ impl Workload {
     pub fn value_len(&self) -> usize {
         match *self {
             Workload::GetHit { value_len }
+            | Workload::GetNew { value_len }
             | Workload::GetMiss { value_len }
             | Workload::Put { value_len } => value_len,
             Workload::UpdateCounter => 8,
@@ -322,6 +337,9 @@ impl Workload {
         match self {
             Workload::GetHit { .. } | Workload::GetAt { .. } | Workload::ReadUnderWriter => {
                 store.get_into(keys.visit(i), buf)
+            }
+            Workload::GetNew { .. } => {
+                Ok(std::hint::black_box(store.get(keys.visit(i))?).is_some())
             }
             Workload::GetMiss { .. } => Ok(!store.get_into(keys.visit_absent(i), buf)?),
             Workload::Put { .. } => store

@@ -37,6 +37,12 @@ impl BenchStore for MutexHashMap {
         ))
     }
 
+    fn get(&self, key: &Key) -> Result<Option<Vec<u8>>> {
+        let c = header::coarse();
+        let map = self.lock();
+        Ok(header::live_value(map.get(key.as_str()).map(Vec::as_slice), c).map(<[u8]>::to_vec))
+    }
+
     fn put(&self, key: &Key, value: &[u8], expiry: Expiry) -> Result<()> {
         let mut rec = Vec::new();
         header::encode(&mut rec, header::resolve_now(expiry), value);

@@ -98,13 +98,20 @@ pub(crate) mod header {
     /// Copies the value of `rec` into `buf` if it is live (see `live_coarse`).
     pub(crate) fn copy_live(rec: Option<&[u8]>, c: u64, buf: &mut Vec<u8>) -> bool {
         buf.clear();
-        match rec {
-            Some(rec) if live_coarse(rec, c) => {
-                buf.extend_from_slice(&rec[LEN..]);
+        match live_value(rec, c) {
+            Some(v) => {
+                buf.extend_from_slice(v);
                 true
             }
-            _ => false,
+            None => false,
         }
+    }
+
+    /// The value of the record `rec` if it is live (the coarse time `c` as for
+    /// `copy_live`).
+    pub(crate) fn live_value(rec: Option<&[u8]>, c: u64) -> Option<&[u8]> {
+        rec.filter(|rec| live_coarse(rec, c))
+            .map(|rec| rec.get(LEN..).unwrap_or_default())
     }
 
     /// `resolve` for a write happening now, as store-fastmmap's `put` resolves it: a
