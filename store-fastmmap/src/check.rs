@@ -98,13 +98,17 @@ impl CheckKey {
             fn run<C: Crc32c>(self, crc: C) -> u32 {
                 let Bytes(key, fields, value, sink) = self;
                 let (words, rest) = value.as_chunks::<8>();
-                // The last word, zero-padded, built without a call to `memcpy`.
+                // The last word, zero-padded, built without a call to `memcpy`: from the
+                // value's last 8 bytes shifted down where there are 8, else byte by byte.
                 let tail = || {
                     (!rest.is_empty()).then(|| {
-                        let w = rest
-                            .iter()
-                            .rev()
-                            .fold(0u64, |w, &b| (w << 8) | u64::from(b));
+                        let w = match value.last_chunk::<8>() {
+                            Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - rest.len())),
+                            None => rest
+                                .iter()
+                                .rev()
+                                .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
+                        };
                         sink(8 * words.len(), w);
                         w
                     })
