@@ -41,8 +41,7 @@ fn setlk_cmd(
 ) -> io::Result<()> {
     let fl = flock(kind, start, len);
     loop {
-        // SAFETY: `fd` is an open descriptor of the caller; `fl` is a valid flock.
-        let rc = unsafe { libc::fcntl(fd, cmd, &fl) };
+        let rc = fcntl_flock(fd, cmd, &fl);
         if rc == 0 {
             return Ok(());
         }
@@ -50,6 +49,37 @@ fn setlk_cmd(
         if e.kind() != io::ErrorKind::Interrupted {
             return Err(e);
         }
+    }
+}
+
+/// `fcntl(fd, cmd, fl)` for a locking command: -1 with `errno` set on failure.
+///
+/// On 64-bit Linux, the system call itself rather than glibc's `fcntl`, which runs
+/// `F_OFD_SETLKW` through its thread-cancellation wrapper: in a process that has ever
+/// started a second thread (every threaded server) that is two more atomic
+/// read-modify-writes per call, about 80 ns per lock and unlock on the machine of
+/// `BENCHMARKS.md` (`--example fcntl_cost`). This engine never uses thread cancellation.
+#[inline]
+fn fcntl_flock(fd: RawFd, cmd: libc::c_int, fl: &libc::flock) -> libc::c_long {
+    #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
+    {
+        // SAFETY: `fd` is an open descriptor of the caller and `fl` a valid `flock` that
+        // outlives the call; on 64-bit Linux `libc::flock` is the kernel's `struct flock`
+        // (64-bit offsets), which is what `SYS_fcntl` reads for the locking commands.
+        // Every argument is passed as a full register.
+        unsafe {
+            libc::syscall(
+                libc::SYS_fcntl,
+                libc::c_long::from(fd),
+                libc::c_long::from(cmd),
+                std::ptr::from_ref(fl),
+            )
+        }
+    }
+    #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
+    {
+        // SAFETY: `fd` is an open descriptor of the caller; `fl` is a valid flock.
+        libc::c_long::from(unsafe { libc::fcntl(fd, cmd, fl) })
     }
 }
 
@@ -68,11 +98,8 @@ pub(crate) fn try_lock_range(fd: RawFd, start: u64, len: u64) -> io::Result<bool
     }
 }
 
-/// Releases the lock on `[start, start + len)`.
-///
-/// With the non-waiting command: an unlock never waits, and glibc runs the waiting
-/// command (`F_OFD_SETLKW`) through its thread-cancellation wrapper, which a
-/// multi-threaded process pays for on every call.
+/// Releases the lock on `[start, start + len)`, with the non-waiting command (an unlock
+/// never waits).
 pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
     setlk_cmd(fd, SETLK, libc::F_UNLCK as libc::c_short, start, len)
 }
