@@ -31,12 +31,17 @@ pub mod worker;
 pub use baseline::FcntlPair;
 pub use engine::{BenchStore, EngineId, Location, OpenedEngine, Sizing, ViaApi};
 pub use keys::{KeySet, mix64, permutation, session_keys};
-pub use measure::{Budget, Interleaved, Mode, Summary, measure_interleaved, measure_op};
-pub use multiproc::{BackgroundWriter, read_under_writer, throughput};
+pub use measure::{
+    Budget, Interleaved, Mode, Summary, measure_interleaved, measure_interleaved_switching,
+    measure_op,
+};
+pub use multiproc::{
+    BackgroundWriter, read_under_writer, read_with_and_without_writer, throughput,
+};
 pub use peers::MutexHashMap;
 #[cfg(feature = "peers")]
 pub use peers::{Lmdb, LocalRedis};
 pub use perl::{PerlDriver, PerlResult};
-pub use report::{Cell, Goal, Pairing, Report, Row, SideBySide};
+pub use report::{Baseline, Cell, Goal, Pairing, Report, Row, SideBySide};
 pub use runner::{Runner, RunnerOptions};
 pub use workload::{HOT_KEYS, TTL, Workload, WorkloadKind};

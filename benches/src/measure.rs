@@ -184,17 +184,34 @@ pub struct Interleaved {
 /// The first error either operation returns.
 pub fn measure_interleaved(
     budget: &Budget,
+    a: impl FnMut(u64) -> Result<bool>,
+    b: impl FnMut(u64) -> Result<bool>,
+) -> Result<Interleaved> {
+    measure_interleaved_switching(budget, a, b, |_| Ok(()))
+}
+
+/// As [`measure_interleaved`], calling `switch(to_b)` (not timed) before each warm-up
+/// and sample: `switch(true)` before `b`'s, `switch(false)` before `a`'s, to change the
+/// conditions the two halves run under (start and stop a writer, for example).
+///
+/// # Errors
+/// The first error of `a`, `b` or `switch`.
+pub fn measure_interleaved_switching(
+    budget: &Budget,
     mut a: impl FnMut(u64) -> Result<bool>,
     mut b: impl FnMut(u64) -> Result<bool>,
+    mut switch: impl FnMut(bool) -> Result<()>,
 ) -> Result<Interleaved> {
     let (mut ia, mut ib, mut ua, mut ub) = (0, 0, 0, 0);
-    let (batch_a, batch_b) = (
-        warm_up(budget, &mut a, &mut ia)?,
-        warm_up(budget, &mut b, &mut ib)?,
-    );
+    switch(false)?;
+    let batch_a = warm_up(budget, &mut a, &mut ia)?;
+    switch(true)?;
+    let batch_b = warm_up(budget, &mut b, &mut ib)?;
     let (mut sa, mut sb, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..budget.samples {
+        switch(false)?;
         let ta = sample(&mut a, batch_a, &mut ia, &mut ua)?;
+        switch(true)?;
         let tb = sample(&mut b, batch_b, &mut ib, &mut ub)?;
         sa.push(ta);
         sb.push(tb);

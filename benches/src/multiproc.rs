@@ -9,7 +9,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use store_api::{Error, Result};
 
 use crate::worker::{WorkerArgs, WorkerCmd, WorkerOp};
-use crate::{Budget, EngineId, KeySet, Location, OpenedEngine, Summary, Workload, measure_op};
+use crate::{
+    Budget, EngineId, Interleaved, KeySet, Location, OpenedEngine, Summary, Workload,
+    measure_interleaved_switching, measure_op,
+};
 
 /// A started worker that said `ready`.
 struct Worker {
@@ -270,4 +273,58 @@ pub fn read_under_writer(
     let summary = measure_op(budget, |i| workload.op(&**store, keys, &value, i, &mut buf));
     let rate = writer.stop()?;
     Ok((summary?, rate))
+}
+
+/// `get` hits on the workload's keys without a writer (half a) and while a
+/// [`BackgroundWriter`] rewrites the same keys (half b), in alternating samples: a writer
+/// is started before each sample of b and stopped before each sample of a, so both halves
+/// see the same phase of a noisy host. Returns the two halves, the per-round ratio of
+/// reads under the writer to reads alone, and the writers' mean puts per second.
+///
+/// # Errors
+/// The store's errors, or a writer's.
+pub fn read_with_and_without_writer(
+    engine: EngineId,
+    opened: &OpenedEngine,
+    keys: &KeySet,
+    tag: &str,
+    budget: &Budget,
+    cmd: &WorkerCmd,
+) -> Result<(Interleaved, f64)> {
+    let workload = Workload::ReadUnderWriter;
+    let value = workload.value();
+    let store = &opened.store;
+    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
+    let mut writer: Option<BackgroundWriter> = None;
+    let mut rates = Vec::new();
+    let mut switch = |to_writer: bool| -> Result<()> {
+        match (to_writer, writer.take()) {
+            (true, None) => {
+                writer = Some(BackgroundWriter::start(
+                    engine, opened, &workload, keys, tag, cmd,
+                )?);
+            }
+            (false, Some(w)) => rates.push(w.stop()?),
+            (_, w) => writer = w,
+        }
+        Ok(())
+    };
+    let measured = measure_interleaved_switching(
+        budget,
+        |i| workload.op(&**store, keys, &value, i, &mut buf_a),
+        |i| workload.op(&**store, keys, &value, i, &mut buf_b),
+        &mut switch,
+    );
+    // Stops a writer left running by an error.
+    let stopped = switch(false);
+    let measured = measured?;
+    stopped?;
+    // One writer for the warm-up, one per sample; each must have written.
+    if rates.len() != budget.samples + 1 || rates.iter().any(|&r| r <= 0.0) {
+        return Err(Error::backend(
+            "bench writer",
+            format!("a writer wrote nothing during its sample (puts/s: {rates:?})"),
+        ));
+    }
+    Ok((measured, rates.iter().sum::<f64>() / rates.len() as f64))
 }

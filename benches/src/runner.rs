@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use crate::measure::{Interleaved, measure_interleaved};
-use crate::report::{Cell, Pairing, Report, Row, SideBySide};
+use crate::report::{Baseline, Cell, Pairing, Report, Row, SideBySide};
 use crate::worker::WorkerCmd;
 use crate::{
     Budget, EngineId, FcntlPair, KeySet, OpenedEngine, PerlDriver, Summary, Workload, WorkloadKind,
@@ -138,14 +138,22 @@ impl Runner {
         };
         // The ratio goals, each with its two halves measured side by side when the run
         // has both.
-        let pairings: Vec<Pairing> = [Pairing::GetVsMap, Pairing::GetNewVsMap, Pairing::PutVsPair]
-            .into_iter()
-            .filter(|p| {
-                engines.contains(&EngineId::Fastmmap)
-                    && o.workloads.contains(&p.workload())
-                    && p.peer().is_none_or(|e| engines.contains(&e))
-            })
-            .collect();
+        let pairings: Vec<Pairing> = [
+            Pairing::GetVsMap,
+            Pairing::GetNewVsMap,
+            Pairing::PutVsPair,
+            Pairing::ReadsUnderWriter,
+        ]
+        .into_iter()
+        .filter(|p| {
+            engines.contains(&EngineId::Fastmmap)
+                && o.workloads.contains(&p.workload())
+                && match p.baseline() {
+                    Baseline::Engine(e) => engines.contains(&e),
+                    Baseline::FcntlPair | Baseline::NoWriter => true,
+                }
+        })
+        .collect();
         let total =
             engines.len() * o.workloads.len() + 1 + usize::from(perl.is_some()) + pairings.len();
         let mut done = 0;
@@ -231,8 +239,17 @@ impl Runner {
         let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
         let mut b = |i| w.op(&*fastmmap.store, &keys, &value, i, &mut buf_b);
         let budget = &self.opts.budget;
-        match pairing.peer() {
-            Some(peer) => {
+        match pairing.baseline() {
+            Baseline::NoWriter => crate::read_with_and_without_writer(
+                EngineId::Fastmmap,
+                &fastmmap,
+                &keys,
+                tag,
+                budget,
+                &self.opts.worker,
+            )
+            .map(|(measured, _rate)| measured),
+            Baseline::Engine(peer) => {
                 let peer = self.open(peer, &w, &keys)?;
                 measure_interleaved(
                     budget,
@@ -240,7 +257,7 @@ impl Runner {
                     &mut b,
                 )
             }
-            None => {
+            Baseline::FcntlPair => {
                 let pair =
                     FcntlPair::new().map_err(|e| store_api::Error::io("fcntl pair file", e))?;
                 measure_interleaved(budget, |i| pair.op(i), &mut b)

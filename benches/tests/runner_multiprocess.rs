@@ -2,12 +2,13 @@
 //! file, report, and every selected cell comes back measured with expected results.
 
 use benches::worker::WorkerCmd;
-use benches::{Budget, Cell, EngineId, Mode, Runner, RunnerOptions, Workload};
+use benches::{Budget, Cell, EngineId, Mode, Pairing, Runner, RunnerOptions, Workload};
 
 #[test]
 fn workers_share_the_store_and_every_cell_is_measured() {
     let mut budget = Budget::for_mode(Mode::Quick);
     budget.slow_samples = 2;
+    let samples = budget.samples;
     let workloads = vec![
         Workload::GetHit { value_len: 100 },
         Workload::PurgeExpired { entries: 2_000 },
@@ -39,4 +40,17 @@ fn workers_share_the_store_and_every_cell_is_measured() {
     }
     assert!(report.fcntl_pair.is_some());
     assert_eq!(report.rows.len(), 8);
+    // The pairings the selection allows, each measured: get against the map, and reads
+    // with and without a writer process (started and stopped around every sample).
+    let pairings: Vec<Pairing> = report.side_by_side.iter().map(|s| s.pairing).collect();
+    assert_eq!(pairings, [Pairing::GetVsMap, Pairing::ReadsUnderWriter]);
+    for s in &report.side_by_side {
+        let m = s
+            .result
+            .as_ref()
+            .unwrap_or_else(|e| panic!("{:?}: {e}", s.pairing));
+        assert_eq!((m.a.unexpected, m.b.unexpected), (0, 0), "{:?}", s.pairing);
+        assert_eq!(m.ratio.samples, samples, "{:?}", s.pairing);
+        assert!(m.ratio.median_ns > 0.0);
+    }
 }
