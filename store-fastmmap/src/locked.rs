@@ -440,12 +440,15 @@ impl<'a> Locked<'a> {
         // Written straight into the page (no intermediate buffer): key (unless the record
         // being overwritten already holds it: the probe compared its bytes, padding
         // included), value, then the header with the checksum. A writer stopped before the
-        // header leaves the key's old header over a new value (a checksum that fails) or a
-        // record no slot links yet.
-        let write_record = |page: &Page<'_>, off: usize, with_key: bool| {
+        // header leaves a record no slot links yet, or the key's old header over new value
+        // bytes: a checksum that fails unless those bytes are exactly the old ones.
+        // False if the record does not fit in the page (nothing is written then; it cannot
+        // happen on a page whose header and records passed their checks, which put `off`
+        // inside the data area).
+        let write_record = |page: &Page<'_>, off: usize, with_key: bool| -> bool {
             let r = page.region();
-            if with_key {
-                r.write_bytes(off + record::RECORD_HEADER_LEN, key);
+            if with_key && !r.write_bytes(off + record::RECORD_HEADER_LEN, key) {
+                return false;
             }
             let at = off + record::RECORD_HEADER_LEN + crate::format::align8(key.len());
             let check = match long_check {
@@ -453,29 +456,34 @@ impl<'a> Locked<'a> {
                 None => r.write_value_crc(at, value, check_key, (kh.raw, version, lens)),
             };
             fail.hit(Failpoint::MidRecord);
-            if let Some(check) = check {
-                const _: () = assert!(
-                    record::VERSION_OFFSET == 0
-                        && EXPIRES_OFFSET == 8
-                        && record::LENS_OFFSET == 16
-                        && record::CHECK_OFFSET == 20
-                );
-                let lens_check = u64::from(lens) | (u64::from(check) << 32);
-                r.store_words(off, [version, expires, lens_check]);
-            }
+            let Some(check) = check else {
+                return false;
+            };
+            const _: () = assert!(
+                record::VERSION_OFFSET == 0
+                    && EXPIRES_OFFSET == 8
+                    && record::LENS_OFFSET == 16
+                    && record::CHECK_OFFSET == 20
+            );
+            let lens_check = u64::from(lens) | (u64::from(check) << 32);
+            r.store_words(off, [version, expires, lens_check])
         };
         let tick = self.get(TICK_OFFSET).wrapping_add(1);
 
         // Fastest path: a replacement of the same size is written over the old record
         // (its cache lines are warm from the lookup). Readers retry while the counter is
-        // odd; a writer killed mid-copy leaves a record whose checksum fails, which repair
-        // drops: the key then has no value, never a mixed one.
+        // odd; a writer killed mid-copy leaves a record whose checksum fails (unless its
+        // bytes are still exactly the old record's, which then stands), which repair
+        // drops: the key then has its old value or none, never a mixed one.
         if let Some(f) = existing
             && f.hdr.size() == size
         {
             self.begin();
             self.fail.hit(Failpoint::PutAfterBegin);
-            write_record(&self.page, f.off, false);
+            if !write_record(&self.page, f.off, false) {
+                self.end();
+                return Err(NoRoom);
+            }
             self.page.stamp(f.slot).store(tick, Ordering::Relaxed);
             if let Some(m) = moved_from {
                 self.remove_in_section(m);
@@ -496,7 +504,10 @@ impl<'a> Locked<'a> {
                 let off = data_lo - size;
                 self.begin();
                 self.fail.hit(Failpoint::PutAfterBegin);
-                write_record(&self.page, off, true);
+                if !write_record(&self.page, off, true) {
+                    self.end();
+                    return Err(NoRoom);
+                }
                 self.fail.hit(Failpoint::PutAfterRecord);
                 self.page.stamp(slot).store(tick, Ordering::Relaxed);
                 // One atomic store switches readers from the old record to the new one.
@@ -588,7 +599,11 @@ impl<'a> Locked<'a> {
             && let Some(slot) = self.empty_slot(tag)
         {
             let off = data_lo - size;
-            write_record(&self.page, off, true);
+            if !write_record(&self.page, off, true) {
+                self.set(TICK_OFFSET, tick);
+                self.end();
+                return Err(NoRoom);
+            }
             self.page.stamp(slot).store(tick, Ordering::Relaxed);
             self.page
                 .slot(slot)
