@@ -69,6 +69,22 @@ impl Worker {
             .map_err(io("sending go"))
     }
 
+    /// Waits until an open-ended worker (`millis` 0) says it has written its first puts.
+    fn wait_writing(&mut self) -> Result<()> {
+        let mut line = String::new();
+        self.stdout
+            .read_line(&mut line)
+            .map_err(io("waiting for the first writes"))?;
+        if line.trim() == "writing" {
+            Ok(())
+        } else {
+            Err(Error::backend(
+                "bench worker",
+                format!("did not start writing (said {line:?}); see its stderr above"),
+            ))
+        }
+    }
+
     /// Closes stdin (stops an open-ended worker) and reads its report.
     fn finish(mut self) -> Result<Report> {
         drop(self.stdin.take());
@@ -184,7 +200,8 @@ impl std::fmt::Debug for BackgroundWriter {
 }
 
 impl BackgroundWriter {
-    /// Starts writing to the keys of `workload` (under `tag`) in `opened`.
+    /// Starts writing to the keys of `workload` (under `tag`) in `opened`; returns once
+    /// the writer has written its first puts.
     ///
     /// # Errors
     /// When the worker process fails to start.
@@ -198,7 +215,9 @@ impl BackgroundWriter {
     ) -> Result<Self> {
         if opened.location == Location::InProcess {
             let stop = Arc::new(AtomicBool::new(false));
-            let (flag, store, keys) = (Arc::clone(&stop), Arc::clone(&opened.store), keys.clone());
+            let writing = Arc::new(AtomicBool::new(false));
+            let (flag, started) = (Arc::clone(&stop), Arc::clone(&writing));
+            let (store, keys) = (Arc::clone(&opened.store), keys.clone());
             let handle = std::thread::spawn(move || {
                 let put = Workload::Put { value_len: 100 };
                 let value = put.value();
@@ -207,9 +226,14 @@ impl BackgroundWriter {
                 while !flag.load(Ordering::Relaxed) {
                     put.op(&*store, &keys, &value, i, &mut buf)?;
                     i += 1;
+                    started.store(true, Ordering::Release);
                 }
                 Ok((i - (1 << 40), start.elapsed()))
             });
+            // Returns once the writer has written (or failed: `stop` reports the error).
+            while !writing.load(Ordering::Acquire) && !handle.is_finished() {
+                std::thread::yield_now();
+            }
             return Ok(BackgroundWriter {
                 inner: WriterInner::Thread { stop, handle },
             });
@@ -228,6 +252,7 @@ impl BackgroundWriter {
             },
         )?;
         worker.go()?;
+        worker.wait_writing()?;
         Ok(BackgroundWriter {
             inner: WriterInner::Process(worker),
         })
@@ -277,8 +302,8 @@ pub fn read_under_writer(
 
 /// `get` hits on the workload's keys without a writer (half a) and while a
 /// [`BackgroundWriter`] rewrites the same keys (half b), in alternating samples: a writer
-/// is started before each sample of b and stopped before each sample of a, so both halves
-/// see the same phase of a noisy host. Returns the two halves, the per-round ratio of
+/// is started (and has written) before each sample of b and stopped after it, before the
+/// next sample of a, so both halves see the same phase of a noisy host. Returns the two halves, the per-round ratio of
 /// reads under the writer to reads alone, and the writers' mean puts per second.
 ///
 /// # Errors
@@ -319,11 +344,16 @@ pub fn read_with_and_without_writer(
     let stopped = switch(false);
     let measured = measured?;
     stopped?;
-    // One writer for the warm-up, one per sample; each must have written.
-    if rates.len() != budget.samples + 1 || rates.iter().any(|&r| r <= 0.0) {
+    // One writer for the warm-up and one per sample, each writing before its sample
+    // began (`start` waits for its first puts) and stopped only after it.
+    if rates.len() != budget.samples + 1 {
         return Err(Error::backend(
             "bench writer",
-            format!("a writer wrote nothing during its sample (puts/s: {rates:?})"),
+            format!(
+                "{} writers ran for {} samples and a warm-up",
+                rates.len(),
+                budget.samples
+            ),
         ));
     }
     Ok((measured, rates.iter().sum::<f64>() / rates.len() as f64))

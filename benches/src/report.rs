@@ -151,6 +151,8 @@ pub struct SideBySide {
     pub pairing: Pairing,
     /// The measurement.
     pub result: Result<Interleaved, String>,
+    /// What else the measurement showed (the writers' rate, for reads under a writer).
+    pub note: Option<String>,
 }
 
 impl SideBySide {
@@ -158,16 +160,22 @@ impl SideBySide {
     fn line(&self) -> String {
         let (a, b, _) = self.pairing.names();
         match &self.result {
-            Ok(s) => format!(
-                "Side by side (alternating samples): {b} {:.0} ns, {a} {:.0} ns, ratio {:.2} \
+            Ok(s) => {
+                format!(
+                    "Side by side (alternating samples): {b} {:.0} ns, {a} {:.0} ns, ratio {:.2} \
                  (median of {} rounds, range {:.2} - {:.2})",
-                s.b.median_ns,
-                s.a.median_ns,
-                s.ratio.median_ns,
-                s.ratio.samples,
-                s.ratio.min_ns,
-                s.ratio.max_ns
-            ),
+                    s.b.median_ns,
+                    s.a.median_ns,
+                    s.ratio.median_ns,
+                    s.ratio.samples,
+                    s.ratio.min_ns,
+                    s.ratio.max_ns
+                ) + &self
+                    .note
+                    .as_ref()
+                    .map(|n| format!("; {n}"))
+                    .unwrap_or_default()
+            }
             Err(e) => format!("Side by side {b} / {a}: failed: {e}"),
         }
     }
@@ -181,6 +189,7 @@ impl SideBySide {
                 "ratio_min": s.ratio.min_ns,
                 "ratio_max": s.ratio.max_ns,
                 "samples": s.ratio.samples,
+                "note": self.note,
             }),
             Err(e) => json!({"failed": e}),
         }
@@ -940,6 +949,7 @@ mod tests {
                 b: summary(&[840.0, 850.0, 870.0]),
                 ratio: summary(&[1.38, 1.40, 1.41]),
             }),
+            note: None,
         });
         let g = &r.goals()[3];
         assert_eq!(g.met, Some(false), "{}", g.detail);
@@ -958,6 +968,7 @@ mod tests {
                 b: summary(&[55.0]),
                 ratio: summary(&[1.1]),
             }),
+            note: None,
         });
         assert_eq!(r.goals()[0].met, Some(false), "{}", r.goals()[0].detail);
         assert_eq!(
@@ -974,8 +985,16 @@ mod tests {
                 b: summary(&[150.0]),
                 ratio: summary(&[2.5]),
             }),
+            note: Some("the writer processes ran 5 puts/s on average".into()),
         });
         assert_eq!(r.goals()[4].met, Some(false), "{}", r.goals()[4].detail);
+        assert!(r.markdown().contains(
+            "ratio 2.50 (median of 1 rounds, range 2.50 - 2.50); the writer processes ran 5 puts/s"
+        ));
+        assert_eq!(
+            r.json()["side_by_side"]["reads_under_writer"]["note"],
+            "the writer processes ran 5 puts/s on average"
+        );
         assert!(
             r.goals()[4].detail.contains("reads with no writer"),
             "{}",

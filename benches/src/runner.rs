@@ -185,9 +185,14 @@ impl Runner {
         }
         for pairing in pairings {
             self.progress(done, total, &format!("{pairing:?}, alternating samples"));
+            let (result, note) = match self.side_by_side(pairing, &tag) {
+                Ok((m, note)) => (Ok(m), note),
+                Err(e) => (Err(e.to_string()), None),
+            };
             report.side_by_side.push(SideBySide {
                 pairing,
-                result: self.side_by_side(pairing, &tag).map_err(|e| e.to_string()),
+                result,
+                note,
             });
             done += 1;
         }
@@ -231,7 +236,12 @@ impl Runner {
 
     /// A ratio goal's two halves in alternating samples: measured minutes apart on a VM,
     /// the two halves of a ratio can see different phases of the host.
-    fn side_by_side(&self, pairing: Pairing, tag: &str) -> store_api::Result<Interleaved> {
+    /// Returns the measurement and a note on it.
+    fn side_by_side(
+        &self,
+        pairing: Pairing,
+        tag: &str,
+    ) -> store_api::Result<(Interleaved, Option<String>)> {
         let w = pairing.workload();
         let keys = w.keys(tag);
         let value = w.value();
@@ -248,7 +258,10 @@ impl Runner {
                 budget,
                 &self.opts.worker,
             )
-            .map(|(measured, _rate)| measured),
+            .map(|(measured, rate)| {
+                let note = format!("the writer processes ran {rate:.0} puts/s on average");
+                (measured, Some(note))
+            }),
             Baseline::Engine(peer) => {
                 let peer = self.open(peer, &w, &keys)?;
                 measure_interleaved(
@@ -256,11 +269,12 @@ impl Runner {
                     |i| w.op(&*peer.store, &keys, &value, i, &mut buf_a),
                     &mut b,
                 )
+                .map(|m| (m, None))
             }
             Baseline::FcntlPair => {
                 let pair =
                     FcntlPair::new().map_err(|e| store_api::Error::io("fcntl pair file", e))?;
-                measure_interleaved(budget, |i| pair.op(i), &mut b)
+                measure_interleaved(budget, |i| pair.op(i), &mut b).map(|m| (m, None))
             }
         }
     }
