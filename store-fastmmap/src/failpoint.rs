@@ -30,12 +30,15 @@ pub enum Failpoint {
     /// space) has its new key and value but not yet its header (which holds the
     /// checksum).
     MidRecord,
+    /// A record being written has its new version and expiry, not yet its lengths and
+    /// checksum (the header's last word).
+    MidHeader,
 }
 
 #[cfg_attr(not(feature = "failpoints"), allow(unreachable_pub, dead_code))]
 impl Failpoint {
     /// Every failpoint.
-    pub const ALL: [Failpoint; 7] = [
+    pub const ALL: [Failpoint; 8] = [
         Failpoint::PutAfterBegin,
         Failpoint::PutAfterRecord,
         Failpoint::PutAfterLink,
@@ -43,6 +46,7 @@ impl Failpoint {
         Failpoint::DeleteMidShift,
         Failpoint::CompactMidMove,
         Failpoint::MidRecord,
+        Failpoint::MidHeader,
     ];
 
     /// The name used in `FASTMMAP_FAILPOINT`.
@@ -55,6 +59,7 @@ impl Failpoint {
             Failpoint::DeleteMidShift => "delete-mid-shift",
             Failpoint::CompactMidMove => "compact-mid-move",
             Failpoint::MidRecord => "mid-record",
+            Failpoint::MidHeader => "mid-header",
         }
     }
 

@@ -466,7 +466,11 @@ impl<'a> Locked<'a> {
                     && record::CHECK_OFFSET == 20
             );
             let lens_check = u64::from(lens) | (u64::from(check) << 32);
-            r.store_words(off, [version, expires, lens_check])
+            if !r.store_words(off, [version, expires]) {
+                return false;
+            }
+            fail.hit(Failpoint::MidHeader);
+            r.store_words(off + record::LENS_OFFSET, [lens_check])
         };
         let tick = self.get(TICK_OFFSET).wrapping_add(1);
 

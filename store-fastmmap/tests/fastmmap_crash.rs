@@ -148,6 +148,25 @@ fn sigkill_mid_overwrite_in_place() {
     run_worker(&["read", p, "same", "1", "1"]);
 }
 
+/// Killed between the header's words over a same-size record of the key: the new
+/// version with the old lengths and checksum fails the checksum (it covers the version),
+/// so the record is dropped like a torn value.
+#[test]
+fn sigkill_mid_header_of_an_overwrite_in_place() {
+    let (fx, s, keys) = setup(1);
+    let path = fx.path();
+    let p = path.to_str().unwrap();
+    run_worker(&["write", p, "same", "1", "1", "100"]);
+    crash_worker_at(Failpoint::MidHeader, &["write", p, "same", "1", "1", "100"]);
+    assert_intact(&s, &keys);
+    let k = store_api::Key::new("same0").unwrap();
+    assert!(s.get(&k).unwrap().is_none(), "the torn record is dropped");
+    assert_eq!(s.stats().unwrap().recovered, 1);
+    assert_eq!(s.lost_in_repair(), 1, "the dropped record is counted");
+    run_worker(&["write", p, "same", "1", "1", "100"]);
+    run_worker(&["read", p, "same", "1", "1"]);
+}
+
 #[test]
 fn sigkill_mid_delete_shift() {
     let fx = Fixture::new();
