@@ -290,21 +290,27 @@ pub fn read_under_writer(
     budget: &Budget,
     cmd: &WorkerCmd,
 ) -> Result<(Summary, f64)> {
-    let workload = Workload::ReadUnderWriter;
-    let value = workload.value();
-    let store = &opened.store;
-    let mut buf = Vec::new();
-    let writer = BackgroundWriter::start(engine, opened, &workload, keys, tag, cmd)?;
-    let summary = measure_op(budget, |i| workload.op(&**store, keys, &value, i, &mut buf));
+    let writer = BackgroundWriter::start(engine, opened, &READS, keys, tag, cmd)?;
+    let summary = measure_op(budget, reader(opened, keys));
     let rate = writer.stop()?;
     Ok((summary?, rate))
+}
+
+/// The workload of the reads beside a writer.
+const READS: Workload = Workload::ReadUnderWriter;
+
+/// `get` hits on `keys` in `opened`, one per call, into a buffer of its own.
+fn reader<'a>(opened: &'a OpenedEngine, keys: &'a KeySet) -> impl FnMut(u64) -> Result<bool> + 'a {
+    let (value, mut buf) = (READS.value(), Vec::new());
+    move |i| READS.op(&*opened.store, keys, &value, i, &mut buf)
 }
 
 /// `get` hits on the workload's keys without a writer (half a) and while a
 /// [`BackgroundWriter`] rewrites the same keys (half b), in alternating samples: a writer
 /// is started (and has written) before each sample of b and stopped after it, before the
-/// next sample of a, so both halves see the same phase of a noisy host. Returns the two halves, the per-round ratio of
-/// reads under the writer to reads alone, and the writers' mean puts per second.
+/// next sample of a, so both halves see the same phase of a noisy host. Returns the two
+/// halves, the per-round ratio of reads under the writer to reads alone, and the writers'
+/// mean puts per second.
 ///
 /// # Errors
 /// The store's errors, or a writer's.
@@ -316,17 +322,13 @@ pub fn read_with_and_without_writer(
     budget: &Budget,
     cmd: &WorkerCmd,
 ) -> Result<(Interleaved, f64)> {
-    let workload = Workload::ReadUnderWriter;
-    let value = workload.value();
-    let store = &opened.store;
-    let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
     let mut writer: Option<BackgroundWriter> = None;
     let mut rates = Vec::new();
     let mut switch = |to_writer: bool| -> Result<()> {
         match (to_writer, writer.take()) {
             (true, None) => {
                 writer = Some(BackgroundWriter::start(
-                    engine, opened, &workload, keys, tag, cmd,
+                    engine, opened, &READS, keys, tag, cmd,
                 )?);
             }
             (false, Some(w)) => rates.push(w.stop()?),
@@ -336,8 +338,8 @@ pub fn read_with_and_without_writer(
     };
     let measured = measure_interleaved_switching(
         budget,
-        |i| workload.op(&**store, keys, &value, i, &mut buf_a),
-        |i| workload.op(&**store, keys, &value, i, &mut buf_b),
+        reader(opened, keys),
+        reader(opened, keys),
         &mut switch,
     );
     // Stops a writer left running by an error.

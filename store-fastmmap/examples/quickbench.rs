@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::hint::black_box;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -223,38 +223,10 @@ fn main() {
         .write(true)
         .open(&path)
         .expect("open");
-    let fd = f.as_raw_fd();
-    // The same calls as the store's, made as it makes them (the raw system call on 64-bit
-    // Linux, see `--example fcntl_cost`): a waiting lock, a non-waiting unlock.
-    let fcntl = |cmd: libc::c_int, kind: libc::c_int| {
-        // SAFETY: flock is plain old data.
-        #[allow(unsafe_code)]
-        let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-        fl.l_type = kind as libc::c_short;
-        fl.l_whence = libc::SEEK_SET as libc::c_short;
-        fl.l_start = 4096;
-        fl.l_len = 4096;
-        // SAFETY: valid fd and flock (on 64-bit Linux `libc::flock` is the kernel's).
-        #[allow(unsafe_code)]
-        #[cfg(all(target_os = "linux", target_pointer_width = "64"))]
-        unsafe {
-            libc::syscall(
-                libc::SYS_fcntl,
-                libc::c_long::from(fd),
-                libc::c_long::from(cmd),
-                std::ptr::from_ref(&fl),
-            )
-        };
-        // SAFETY: valid fd and flock.
-        #[allow(unsafe_code)]
-        #[cfg(not(all(target_os = "linux", target_pointer_width = "64")))]
-        unsafe {
-            libc::fcntl(fd, cmd, &fl)
-        };
-    };
+    // The same calls as the store's page lock, made as it makes them (a waiting lock, a
+    // non-waiting unlock; the raw system call on 64-bit Linux, see `--example fcntl_cost`).
     let pair = || {
-        fcntl(libc::F_OFD_SETLKW, libc::F_WRLCK);
-        fcntl(libc::F_OFD_SETLK, libc::F_UNLCK);
+        store_fastmmap::fcntl_lock_unlock(f.as_fd(), 4096, 4096).expect("fcntl pair");
     };
     let put = |i: u64, expiry: Expiry| {
         black_box(

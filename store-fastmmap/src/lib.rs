@@ -80,4 +80,6 @@ pub use failpoint::Failpoint;
 #[cfg(not(loom))]
 pub use os::clock::{coarse_lag_ms, coarse_ms};
 #[cfg(not(loom))]
+pub use os::lock::fcntl_lock_unlock;
+#[cfg(not(loom))]
 pub use store::FastMmapStore;

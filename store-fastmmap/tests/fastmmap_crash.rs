@@ -129,16 +129,16 @@ fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
     run_worker(&["read", p, "w", "2", "2"]);
 }
 
-/// A replacement of the same size is written over the old record; killed half way, the
-/// key holds its old value or none (never a mix), and the page's other keys are intact.
-#[test]
-fn sigkill_mid_overwrite_in_place() {
+/// A replacement of the same size is written over the old record; killed at `fp` (half
+/// way), the key holds its old value or none (never a mix), and the page's other keys are
+/// intact.
+fn crash_mid_overwrite_in_place(fp: Failpoint) {
     let (fx, s, keys) = setup(1);
     let path = fx.path();
     let p = path.to_str().unwrap();
     // `write` salts values with the worker's pid: same size, different bytes.
     run_worker(&["write", p, "same", "1", "1", "100"]);
-    crash_worker_at(Failpoint::MidRecord, &["write", p, "same", "1", "1", "100"]);
+    crash_worker_at(fp, &["write", p, "same", "1", "1", "100"]);
     assert_intact(&s, &keys);
     let k = store_api::Key::new("same0").unwrap();
     assert!(s.get(&k).unwrap().is_none(), "the torn record is dropped");
@@ -148,23 +148,17 @@ fn sigkill_mid_overwrite_in_place() {
     run_worker(&["read", p, "same", "1", "1"]);
 }
 
-/// Killed between the header's words over a same-size record of the key: the new
-/// version with the old lengths and checksum fails the checksum (it covers the version),
-/// so the record is dropped like a torn value.
+/// Killed with the new key and value over the old record, before its header.
+#[test]
+fn sigkill_mid_overwrite_in_place() {
+    crash_mid_overwrite_in_place(Failpoint::MidRecord);
+}
+
+/// Killed between the header's words: the new version with the old lengths and checksum
+/// fails the checksum (it covers the version), so the record is dropped like a torn value.
 #[test]
 fn sigkill_mid_header_of_an_overwrite_in_place() {
-    let (fx, s, keys) = setup(1);
-    let path = fx.path();
-    let p = path.to_str().unwrap();
-    run_worker(&["write", p, "same", "1", "1", "100"]);
-    crash_worker_at(Failpoint::MidHeader, &["write", p, "same", "1", "1", "100"]);
-    assert_intact(&s, &keys);
-    let k = store_api::Key::new("same0").unwrap();
-    assert!(s.get(&k).unwrap().is_none(), "the torn record is dropped");
-    assert_eq!(s.stats().unwrap().recovered, 1);
-    assert_eq!(s.lost_in_repair(), 1, "the dropped record is counted");
-    run_worker(&["write", p, "same", "1", "1", "100"]);
-    run_worker(&["read", p, "same", "1", "1"]);
+    crash_mid_overwrite_in_place(Failpoint::MidHeader);
 }
 
 #[test]

@@ -103,3 +103,17 @@ pub(crate) fn try_lock_range(fd: RawFd, start: u64, len: u64) -> io::Result<bool
 pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
     setlk_cmd(fd, SETLK, libc::F_UNLCK as libc::c_short, start, len)
 }
+
+/// Takes an exclusive lock on `[start, start + len)` of `fd` and releases it, with the
+/// same system calls, made the same way, as a store's page lock (`F_OFD_SETLKW`, then
+/// `F_OFD_SETLK` to unlock, through the raw system call on 64-bit Linux): the floor a
+/// store's write is measured against (the `benches` crate's fcntl pair, `--example
+/// quickbench`). Not needed to use a store.
+///
+/// # Errors
+/// The system call's error (`EINTR` is retried).
+pub fn fcntl_lock_unlock(fd: std::os::fd::BorrowedFd<'_>, start: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    lock_range(fd.as_raw_fd(), start, len)?;
+    unlock_range(fd.as_raw_fd(), start, len)
+}
