@@ -10,7 +10,7 @@ use std::cell::OnceCell;
 use std::time::Duration;
 
 use benches::worker::WorkerCmd;
-use benches::{BackgroundWriter, EngineId, FcntlPair, Workload, WorkloadKind};
+use benches::{BackgroundWriter, EngineId, FcntlPair, Workload, WorkloadKind, WriterTarget};
 use criterion::{BatchSize, Criterion, criterion_group};
 
 fn bench_mode() -> bool {
@@ -83,8 +83,14 @@ fn ops(c: &mut Criterion) {
                     let opened = e.create(w.sizing(), &redis_url()).expect("open");
                     w.setup(&*opened.store, keys()).expect("setup");
                     let writer = (w.kind() == WorkloadKind::UnderWriter).then(|| {
-                        BackgroundWriter::start(e, &opened, &w, keys(), &tag, &worker)
-                            .expect("writer")
+                        BackgroundWriter::start(&WriterTarget {
+                            engine: e,
+                            opened: &opened,
+                            keys: keys(),
+                            tag: &tag,
+                            cmd: &worker,
+                        })
+                        .expect("writer")
                     });
                     (opened, writer)
                 });

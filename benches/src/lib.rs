@@ -36,7 +36,7 @@ pub use measure::{
     measure_op,
 };
 pub use multiproc::{
-    BackgroundWriter, read_under_writer, read_with_and_without_writer, throughput,
+    BackgroundWriter, WriterTarget, read_under_writer, read_with_and_without_writer, throughput,
 };
 pub use peers::MutexHashMap;
 #[cfg(feature = "peers")]

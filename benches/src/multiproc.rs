@@ -199,20 +199,37 @@ impl std::fmt::Debug for BackgroundWriter {
     }
 }
 
+/// A store that readers time while writers rewrite its keys: the engine, the opened store,
+/// the keys of [`Workload::ReadUnderWriter`] under `tag` (every process derives the same
+/// keys from it) and how to start a worker process.
+#[derive(Clone, Copy)]
+pub struct WriterTarget<'a> {
+    /// The engine.
+    pub engine: EngineId,
+    /// The store, set up with the keys.
+    pub opened: &'a OpenedEngine,
+    /// The keys readers and writers visit.
+    pub keys: &'a KeySet,
+    /// The tag the keys were made under.
+    pub tag: &'a str,
+    /// How to start a worker process.
+    pub cmd: &'a WorkerCmd,
+}
+
 impl BackgroundWriter {
-    /// Starts writing to the keys of `workload` (under `tag`) in `opened`; returns once
-    /// the writer has written its first puts.
+    /// Starts rewriting the keys of `target`; returns once the writer has written its
+    /// first puts.
     ///
     /// # Errors
     /// When the worker process fails to start.
-    pub fn start(
-        engine: EngineId,
-        opened: &OpenedEngine,
-        workload: &Workload,
-        keys: &KeySet,
-        tag: &str,
-        cmd: &WorkerCmd,
-    ) -> Result<Self> {
+    pub fn start(target: &WriterTarget<'_>) -> Result<Self> {
+        let WriterTarget {
+            engine,
+            opened,
+            keys,
+            tag,
+            cmd,
+        } = *target;
         if opened.location == Location::InProcess {
             let stop = Arc::new(AtomicBool::new(false));
             let writing = Arc::new(AtomicBool::new(false));
@@ -243,9 +260,9 @@ impl BackgroundWriter {
             &WorkerArgs {
                 engine,
                 location: opened.location.clone(),
-                workload: *workload,
+                workload: READS,
                 tag: tag.to_string(),
-                sizing: workload.sizing(),
+                sizing: READS.sizing(),
                 seed: 99,
                 millis: 0,
                 op: WorkerOp::Write,
@@ -282,16 +299,9 @@ impl BackgroundWriter {
 ///
 /// # Errors
 /// The store's errors, or the writer's.
-pub fn read_under_writer(
-    engine: EngineId,
-    opened: &OpenedEngine,
-    keys: &KeySet,
-    tag: &str,
-    budget: &Budget,
-    cmd: &WorkerCmd,
-) -> Result<(Summary, f64)> {
-    let writer = BackgroundWriter::start(engine, opened, &READS, keys, tag, cmd)?;
-    let summary = measure_op(budget, reader(opened, keys));
+pub fn read_under_writer(target: &WriterTarget<'_>, budget: &Budget) -> Result<(Summary, f64)> {
+    let writer = BackgroundWriter::start(target)?;
+    let summary = measure_op(budget, reader(target.opened, target.keys));
     let rate = writer.stop()?;
     Ok((summary?, rate))
 }
@@ -315,21 +325,15 @@ fn reader<'a>(opened: &'a OpenedEngine, keys: &'a KeySet) -> impl FnMut(u64) -> 
 /// # Errors
 /// The store's errors, or a writer's.
 pub fn read_with_and_without_writer(
-    engine: EngineId,
-    opened: &OpenedEngine,
-    keys: &KeySet,
-    tag: &str,
+    target: &WriterTarget<'_>,
     budget: &Budget,
-    cmd: &WorkerCmd,
 ) -> Result<(Interleaved, f64)> {
     let mut writer: Option<BackgroundWriter> = None;
     let mut rates = Vec::new();
     let mut switch = |to_writer: bool| -> Result<()> {
         match (to_writer, writer.take()) {
             (true, None) => {
-                writer = Some(BackgroundWriter::start(
-                    engine, opened, &READS, keys, tag, cmd,
-                )?);
+                writer = Some(BackgroundWriter::start(target)?);
             }
             (false, Some(w)) => rates.push(w.stop()?),
             (_, w) => writer = w,
@@ -338,8 +342,8 @@ pub fn read_with_and_without_writer(
     };
     let measured = measure_interleaved_switching(
         budget,
-        reader(opened, keys),
-        reader(opened, keys),
+        reader(target.opened, target.keys),
+        reader(target.opened, target.keys),
         &mut switch,
     );
     // Stops a writer left running by an error.

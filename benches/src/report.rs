@@ -935,22 +935,35 @@ mod tests {
         );
     }
 
+    /// A side-by-side measurement with samples `[a, b, ratio]`.
+    fn side(pairing: Pairing, [a, b, ratio]: [&[f64]; 3], note: Option<&str>) -> SideBySide {
+        let summary = |v: &[f64]| Summary::from_samples(v, 1, 0);
+        SideBySide {
+            pairing,
+            result: Ok(Interleaved {
+                a: summary(a),
+                b: summary(b),
+                ratio: summary(ratio),
+            }),
+            note: note.map(str::to_string),
+        }
+    }
+
     #[test]
     fn the_ratio_goals_prefer_the_side_by_side_ratios() {
         // Apart: put 1200 / 1000 = 1.2, met; side by side the per-round ratios say 1.4.
         let mut r = sample();
         assert_eq!(r.goals()[3].met, Some(true));
         assert!(r.goals()[3].detail.contains("measured apart"));
-        let summary = |v: &[f64]| Summary::from_samples(v, 1, 0);
-        r.side_by_side.push(SideBySide {
-            pairing: Pairing::PutVsPair,
-            result: Ok(Interleaved {
-                a: summary(&[600.0, 610.0, 620.0]),
-                b: summary(&[840.0, 850.0, 870.0]),
-                ratio: summary(&[1.38, 1.40, 1.41]),
-            }),
-            note: None,
-        });
+        r.side_by_side.push(side(
+            Pairing::PutVsPair,
+            [
+                &[600.0, 610.0, 620.0],
+                &[840.0, 850.0, 870.0],
+                &[1.38, 1.40, 1.41],
+            ],
+            None,
+        ));
         let g = &r.goals()[3];
         assert_eq!(g.met, Some(false), "{}", g.detail);
         assert!(g.detail.contains("1.40x"), "{}", g.detail);
@@ -961,15 +974,8 @@ mod tests {
         );
         // Apart: get 100 vs 120, met; side by side 1.1, not met.
         assert_eq!(r.goals()[0].met, Some(true));
-        r.side_by_side.push(SideBySide {
-            pairing: Pairing::GetVsMap,
-            result: Ok(Interleaved {
-                a: summary(&[50.0]),
-                b: summary(&[55.0]),
-                ratio: summary(&[1.1]),
-            }),
-            note: None,
-        });
+        r.side_by_side
+            .push(side(Pairing::GetVsMap, [&[50.0], &[55.0], &[1.1]], None));
         assert_eq!(r.goals()[0].met, Some(false), "{}", r.goals()[0].detail);
         assert_eq!(
             r.goals()[3].met,
@@ -978,15 +984,11 @@ mod tests {
         );
         // Reads under a writer: the side-by-side ratio against the same store's reads.
         assert_eq!(r.goals()[4].met, None, "no cell, no pairing");
-        r.side_by_side.push(SideBySide {
-            pairing: Pairing::ReadsUnderWriter,
-            result: Ok(Interleaved {
-                a: summary(&[60.0]),
-                b: summary(&[150.0]),
-                ratio: summary(&[2.5]),
-            }),
-            note: Some("the writer processes ran 5 puts/s on average".into()),
-        });
+        r.side_by_side.push(side(
+            Pairing::ReadsUnderWriter,
+            [&[60.0], &[150.0], &[2.5]],
+            Some("the writer processes ran 5 puts/s on average"),
+        ));
         assert_eq!(r.goals()[4].met, Some(false), "{}", r.goals()[4].detail);
         assert!(r.markdown().contains(
             "ratio 2.50 (median of 1 rounds, range 2.50 - 2.50); the writer processes ran 5 puts/s"

@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::time::Instant;
 
 use crate::measure::{Interleaved, measure_interleaved};
+use crate::multiproc::WriterTarget;
 use crate::report::{Baseline, Cell, Pairing, Report, Row, SideBySide};
 use crate::worker::WorkerCmd;
 use crate::{
@@ -251,12 +252,14 @@ impl Runner {
         let budget = &self.opts.budget;
         match pairing.baseline() {
             Baseline::NoWriter => crate::read_with_and_without_writer(
-                EngineId::Fastmmap,
-                &fastmmap,
-                &keys,
-                tag,
+                &WriterTarget {
+                    engine: EngineId::Fastmmap,
+                    opened: &fastmmap,
+                    keys: &keys,
+                    tag,
+                    cmd: &self.opts.worker,
+                },
                 budget,
-                &self.opts.worker,
             )
             .map(|(measured, rate)| {
                 let note = format!("the writer processes ran {rate:.0} puts/s on average");
@@ -348,8 +351,14 @@ impl Runner {
                 None,
             ),
             WorkloadKind::UnderWriter => {
-                let (summary, writes) =
-                    crate::read_under_writer(engine, &opened, keys, tag, &o.budget, &o.worker)?;
+                let target = WriterTarget {
+                    engine,
+                    opened: &opened,
+                    keys,
+                    tag,
+                    cmd: &o.worker,
+                };
+                let (summary, writes) = crate::read_under_writer(&target, &o.budget)?;
                 let who = if engine.shared_across_processes() {
                     "another process"
                 } else {
