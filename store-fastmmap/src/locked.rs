@@ -209,14 +209,19 @@ impl<'a> Locked<'a> {
 
     /// The value of a found record.
     pub(crate) fn value(&self, f: &Found) -> Result<Vec<u8>, Damage> {
-        // `read_append` reserves the whole words it copies.
         let mut v = Vec::new();
+        self.value_append(f, &mut v).map(|()| v)
+    }
+
+    /// Appends the value of a found record to `buf` (unchanged on damage).
+    pub(crate) fn value_append(&self, f: &Found, buf: &mut Vec<u8>) -> Result<(), Damage> {
+        // `read_append` reserves the whole words it copies.
         if self
             .page
             .region()
-            .read_append(f.off + f.hdr.value_offset(), f.hdr.vlen, &mut v)
+            .read_append(f.off + f.hdr.value_offset(), f.hdr.vlen, buf)
         {
-            Ok(v)
+            Ok(())
         } else {
             Err(Damage("value beyond the page end"))
         }
@@ -442,15 +447,17 @@ impl<'a> Locked<'a> {
         // included), value, then the header with the checksum. A writer stopped before the
         // header leaves a record no slot links yet, or the key's old header over new value
         // bytes: a checksum that fails unless those bytes are exactly the old ones.
-        // False if the record does not fit in the page (nothing is written then; it cannot
-        // happen on a page whose header and records passed their checks, which put `off`
-        // inside the data area).
+        // False, before anything is written, if the record does not fit in the page (which
+        // cannot happen on a page whose header and records passed their checks: they put
+        // `off` inside the data area). Every write below then lies inside `r`.
         let write_record = |page: &Page<'_>, off: usize, with_key: bool| -> bool {
-            let r = page.region();
-            if with_key && !r.write_bytes(off + record::RECORD_HEADER_LEN, key) {
+            let Some(r) = page.region().sub(off, size) else {
+                return false;
+            };
+            if with_key && !r.write_bytes(record::RECORD_HEADER_LEN, key) {
                 return false;
             }
-            let at = off + record::RECORD_HEADER_LEN + crate::format::align8(key.len());
+            let at = record::RECORD_HEADER_LEN + crate::format::align8(key.len());
             let check = match long_check {
                 Some(c) => r.write_bytes(at, value).then_some(c),
                 None => r.write_value_crc(at, value, check_key, (kh.raw, version, lens)),
@@ -466,11 +473,11 @@ impl<'a> Locked<'a> {
                     && record::CHECK_OFFSET == 20
             );
             let lens_check = u64::from(lens) | (u64::from(check) << 32);
-            if !r.store_words(off, [version, expires]) {
+            if !r.store_words(0, [version, expires]) {
                 return false;
             }
             fail.hit(Failpoint::MidHeader);
-            r.store_words(off + record::LENS_OFFSET, [lens_check])
+            r.store_words(record::LENS_OFFSET, [lens_check])
         };
         let tick = self.get(TICK_OFFSET).wrapping_add(1);
 

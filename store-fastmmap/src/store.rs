@@ -550,17 +550,21 @@ impl FastMmapStore {
         // A writer died mid-write, is very slow or stopped, or the page is damaged: lock
         // (repairs), but wait only so long for a stopped writer.
         let (_g, mut l) = self.locked_within(kh.page, Some(self.read_lock_timeout))?;
-        let now = self.clock.now();
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(None);
         };
-        let Some(e) = self.entry(&l, &f, now, kh.page)? else {
+        let expires_at = decode_expiry(f.hdr.expires);
+        if !self.clock.is_live(expires_at) {
             return Ok(None);
-        };
-        l.touch_stamp(&f);
+        }
         buf.clear();
-        buf.extend_from_slice(&e.value);
-        Ok(Some(e.meta()))
+        l.value_append(&f, buf)
+            .map_err(|d| self.corrupted(kh.page, d.0))?;
+        l.touch_stamp(&f);
+        Ok(Some(EntryMeta {
+            expires_at,
+            version: version_of(f.hdr.version),
+        }))
     }
 
     /// Runs `f` on every page in order, each under its lock.

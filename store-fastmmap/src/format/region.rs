@@ -199,7 +199,7 @@ impl<'a> Region<'a> {
             // of spare capacity at `dst` (our own heap buffer, which does not alias the
             // mapping); the word comes from an atomic load.
             unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8) };
-        })?;
+        });
         // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the copy.
         unsafe { buf.set_len(buf.len() + n) };
         Some(check)
@@ -214,12 +214,13 @@ impl<'a> Region<'a> {
         key: CheckKey,
         fields: (u64, u64, u32),
     ) -> Option<u32> {
-        self.value_crc(off, n, key, fields, |_, _| {})
+        self.span_ok(off, n)
+            .then(|| self.value_crc(off, n, key, fields, |_, _| {}))
     }
 
     /// The CRC checksum of the `n`-byte record value at `off`, handing each stored word
-    /// (padding included) to `sink` with its offset from `off` as it goes; `None` if out
-    /// of bounds.
+    /// (padding included) to `sink` with its offset from `off` as it goes. The caller has
+    /// checked the span (`span_ok(off, n)`): the loads do not.
     #[inline(always)]
     fn value_crc(
         &self,
@@ -228,7 +229,7 @@ impl<'a> Region<'a> {
         key: CheckKey,
         fields: (u64, u64, u32),
         sink: impl Fn(usize, u64),
-    ) -> Option<u32> {
+    ) -> u32 {
         /// The loop, compiled with the fastest CRC step the CPU has.
         struct Run<'a, F> {
             // A copy, so that stores the sink makes cannot make the compiler reload the
@@ -269,17 +270,15 @@ impl<'a> Region<'a> {
                 key.fold(crc, fields, whole / 8, word, tail)
             }
         }
-        if !self.span_ok(off, n) {
-            return None;
-        }
-        Some(dispatch(Run {
+        debug_assert!(self.span_ok(off, n), "the caller checks the span");
+        dispatch(Run {
             r: *self,
             off,
             n,
             key,
             fields,
             sink,
-        }))
+        })
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes` (which the writer stored
