@@ -4,7 +4,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use store_api::{Error, Result};
 
@@ -62,25 +62,31 @@ impl Worker {
     }
 
     fn go(&mut self) -> Result<()> {
-        let stdin = self.stdin.as_mut().expect("stdin open until finish");
-        stdin
-            .write_all(b"go\n")
-            .and_then(|()| stdin.flush())
-            .map_err(io("sending go"))
+        self.send("go")
     }
 
-    /// Waits until an open-ended worker (`millis` 0) says it has written its first puts.
-    fn wait_writing(&mut self) -> Result<()> {
+    fn send(&mut self, word: &str) -> Result<()> {
+        let stdin = self.stdin.as_mut().expect("stdin open until finish");
+        stdin
+            .write_all(format!("{word}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+            .map_err(io("sending a command"))
+    }
+
+    /// Waits until an open-ended worker (`millis` 0) says `word`: `writing` once it has
+    /// written its first puts (after `go`), `paused` once it has stopped writing (after
+    /// `pause`).
+    fn wait_for(&mut self, word: &str) -> Result<()> {
         let mut line = String::new();
         self.stdout
             .read_line(&mut line)
-            .map_err(io("waiting for the first writes"))?;
-        if line.trim() == "writing" {
+            .map_err(io("waiting for the writer"))?;
+        if line.trim() == word {
             Ok(())
         } else {
             Err(Error::backend(
                 "bench worker",
-                format!("did not start writing (said {line:?}); see its stderr above"),
+                format!("said {line:?}, not {word:?}; see its stderr above"),
             ))
         }
     }
@@ -184,10 +190,23 @@ pub struct BackgroundWriter {
 
 enum WriterInner {
     Thread {
-        stop: Arc<AtomicBool>,
+        state: Arc<ThreadState>,
         handle: std::thread::JoinHandle<Result<(u64, std::time::Duration)>>,
     },
     Process(Worker),
+}
+
+/// What a writer thread and its owner share.
+#[derive(Default)]
+struct ThreadState {
+    /// Set by the owner: end the thread.
+    stop: AtomicBool,
+    /// Set by the owner: stop writing until cleared.
+    pause: AtomicBool,
+    /// Set by the thread while it is not writing because of `pause`.
+    paused: AtomicBool,
+    /// Puts written so far.
+    written: AtomicU64,
 }
 
 impl std::fmt::Debug for BackgroundWriter {
@@ -231,29 +250,39 @@ impl BackgroundWriter {
             cmd,
         } = *target;
         if opened.location == Location::InProcess {
-            let stop = Arc::new(AtomicBool::new(false));
-            let writing = Arc::new(AtomicBool::new(false));
-            let (flag, started) = (Arc::clone(&stop), Arc::clone(&writing));
-            let (store, keys) = (Arc::clone(&opened.store), keys.clone());
+            let state = Arc::new(ThreadState::default());
+            let (shared, store, keys) =
+                (Arc::clone(&state), Arc::clone(&opened.store), keys.clone());
             let handle = std::thread::spawn(move || {
                 let put = Workload::Put { value_len: 100 };
                 let value = put.value();
                 let mut buf = Vec::new();
                 let (mut i, start) = (1u64 << 40, std::time::Instant::now());
-                while !flag.load(Ordering::Relaxed) {
+                let mut paused = std::time::Duration::ZERO;
+                while !shared.stop.load(Ordering::Relaxed) {
+                    if shared.pause.load(Ordering::Acquire) {
+                        let t = std::time::Instant::now();
+                        shared.paused.store(true, Ordering::Release);
+                        while shared.pause.load(Ordering::Acquire)
+                            && !shared.stop.load(Ordering::Relaxed)
+                        {
+                            std::thread::yield_now();
+                        }
+                        shared.paused.store(false, Ordering::Release);
+                        paused += t.elapsed();
+                        continue;
+                    }
                     put.op(&*store, &keys, &value, i, &mut buf)?;
                     i += 1;
-                    started.store(true, Ordering::Release);
+                    shared.written.fetch_add(1, Ordering::Release);
                 }
-                Ok((i - (1 << 40), start.elapsed()))
+                Ok((i - (1 << 40), start.elapsed().saturating_sub(paused)))
             });
-            // Returns once the writer has written (or failed: `stop` reports the error).
-            while !writing.load(Ordering::Acquire) && !handle.is_finished() {
-                std::thread::yield_now();
-            }
-            return Ok(BackgroundWriter {
-                inner: WriterInner::Thread { stop, handle },
-            });
+            let mut writer = BackgroundWriter {
+                inner: WriterInner::Thread { state, handle },
+            };
+            writer.wait_written()?;
+            return Ok(writer);
         }
         let mut worker = Worker::start(
             cmd,
@@ -269,20 +298,69 @@ impl BackgroundWriter {
             },
         )?;
         worker.go()?;
-        worker.wait_writing()?;
+        worker.wait_for("writing")?;
         Ok(BackgroundWriter {
             inner: WriterInner::Process(worker),
         })
     }
 
-    /// Stops the writer; returns its puts per second.
+    /// Returns once a thread writer has written a put from now on (or has ended: `stop`
+    /// then reports why).
+    fn wait_written(&mut self) -> Result<()> {
+        if let WriterInner::Thread { state, handle } = &self.inner {
+            let before = state.written.load(Ordering::Acquire);
+            while state.written.load(Ordering::Acquire) == before && !handle.is_finished() {
+                std::thread::yield_now();
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops writing until [`resume`](Self::resume); returns once the writer has stopped.
+    ///
+    /// # Errors
+    /// The worker process's.
+    pub fn pause(&mut self) -> Result<()> {
+        match &mut self.inner {
+            WriterInner::Thread { state, handle } => {
+                state.pause.store(true, Ordering::Release);
+                while !state.paused.load(Ordering::Acquire) && !handle.is_finished() {
+                    std::thread::yield_now();
+                }
+                Ok(())
+            }
+            WriterInner::Process(worker) => {
+                worker.send("pause")?;
+                worker.wait_for("paused")
+            }
+        }
+    }
+
+    /// Writes again after [`pause`](Self::pause); returns once the writer has written.
+    ///
+    /// # Errors
+    /// The worker process's.
+    pub fn resume(&mut self) -> Result<()> {
+        match &mut self.inner {
+            WriterInner::Thread { state, .. } => {
+                state.pause.store(false, Ordering::Release);
+                self.wait_written()
+            }
+            WriterInner::Process(worker) => {
+                worker.go()?;
+                worker.wait_for("writing")
+            }
+        }
+    }
+
+    /// Stops the writer; returns its puts per second over the time it was writing.
     ///
     /// # Errors
     /// The writer's error.
     pub fn stop(self) -> Result<f64> {
         match self.inner {
-            WriterInner::Thread { stop, handle } => {
-                stop.store(true, Ordering::Relaxed);
+            WriterInner::Thread { state, handle } => {
+                state.stop.store(true, Ordering::Relaxed);
                 let (ops, took) = handle.join().expect("writer thread panicked")?;
                 Ok(ops as f64 / took.as_secs_f64())
             }
@@ -316,11 +394,11 @@ fn reader<'a>(opened: &'a OpenedEngine, keys: &'a KeySet) -> impl FnMut(u64) -> 
 }
 
 /// `get` hits on the workload's keys without a writer (half a) and while a
-/// [`BackgroundWriter`] rewrites the same keys (half b), in alternating samples: a writer
-/// is started (and has written) before each sample of b and stopped after it, before the
-/// next sample of a, so both halves see the same phase of a noisy host. Returns the two
-/// halves, the per-round ratio of reads under the writer to reads alone, and the writers'
-/// mean puts per second.
+/// [`BackgroundWriter`] rewrites the same keys (half b), in alternating samples: one writer
+/// is resumed (and has written) before each sample of b and paused (and has stopped) before
+/// each sample of a, so both halves see the same phase of a noisy host and the writer runs
+/// as it would throughout. Returns the two halves, the per-round ratio of reads under the
+/// writer to reads alone, and the writer's puts per second while it wrote.
 ///
 /// # Errors
 /// The store's errors, or a writer's.
@@ -329,38 +407,23 @@ pub fn read_with_and_without_writer(
     budget: &Budget,
 ) -> Result<(Interleaved, f64)> {
     let mut writer: Option<BackgroundWriter> = None;
-    let mut rates = Vec::new();
-    let mut switch = |to_writer: bool| -> Result<()> {
-        match (to_writer, writer.take()) {
-            (true, None) => {
-                writer = Some(BackgroundWriter::start(target)?);
-            }
-            (false, Some(w)) => rates.push(w.stop()?),
-            (_, w) => writer = w,
-        }
-        Ok(())
-    };
     let measured = measure_interleaved_switching(
         budget,
         reader(target.opened, target.keys),
         reader(target.opened, target.keys),
-        &mut switch,
+        |to_writer| match (to_writer, &mut writer) {
+            (true, None) => {
+                writer = Some(BackgroundWriter::start(target)?);
+                Ok(())
+            }
+            (true, Some(w)) => w.resume(),
+            (false, Some(w)) => w.pause(),
+            (false, None) => Ok(()),
+        },
     );
-    // Stops a writer left running by an error.
-    let stopped = switch(false);
+    // Stopped whatever happened; the measurement's error first.
+    let rate = writer.map(BackgroundWriter::stop);
     let measured = measured?;
-    stopped?;
-    // One writer for the warm-up and one per sample, each writing before its sample
-    // began (`start` waits for its first puts) and stopped only after it.
-    if rates.len() != budget.samples + 1 {
-        return Err(Error::backend(
-            "bench writer",
-            format!(
-                "{} writers ran for {} samples and a warm-up",
-                rates.len(),
-                budget.samples
-            ),
-        ));
-    }
-    Ok((measured, rates.iter().sum::<f64>() / rates.len() as f64))
+    let rate = rate.transpose()?.unwrap_or_default();
+    Ok((measured, rate))
 }

@@ -987,15 +987,15 @@ mod tests {
         r.side_by_side.push(side(
             Pairing::ReadsUnderWriter,
             [&[60.0], &[150.0], &[2.5]],
-            Some("the writer processes ran 5 puts/s on average"),
+            Some("the writer process ran 5 puts/s while writing"),
         ));
         assert_eq!(r.goals()[4].met, Some(false), "{}", r.goals()[4].detail);
         assert!(r.markdown().contains(
-            "ratio 2.50 (median of 1 rounds, range 2.50 - 2.50); the writer processes ran 5 puts/s"
+            "ratio 2.50 (median of 1 rounds, range 2.50 - 2.50); the writer process ran 5 puts/s"
         ));
         assert_eq!(
             r.json()["side_by_side"]["reads_under_writer"]["note"],
-            "the writer processes ran 5 puts/s on average"
+            "the writer process ran 5 puts/s while writing"
         );
         assert!(
             r.goals()[4].detail.contains("reads with no writer"),

@@ -262,7 +262,7 @@ impl Runner {
                 budget,
             )
             .map(|(measured, rate)| {
-                let note = format!("the writer processes ran {rate:.0} puts/s on average");
+                let note = format!("the writer process ran {rate:.0} puts/s while writing");
                 (measured, Some(note))
             }),
             Baseline::Engine(peer) => {

@@ -141,12 +141,20 @@ fn run(a: &WorkerArgs) -> store_api::Result<()> {
         return Ok(());
     }
     let stop = Arc::new(AtomicBool::new(false));
+    let pause = Arc::new(AtomicBool::new(false));
     if a.millis == 0 {
-        let stop = Arc::clone(&stop);
-        // The parent closes our stdin to stop us.
+        let (stop, pause) = (Arc::clone(&stop), Arc::clone(&pause));
+        // The parent sends `pause` and `go` lines, and closes our stdin to stop us.
         std::thread::spawn(move || {
-            let mut sink = String::new();
-            while std::io::stdin().read_line(&mut sink).is_ok_and(|n| n > 0) {}
+            let mut line = String::new();
+            while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {
+                match line.trim() {
+                    "pause" => pause.store(true, Ordering::Relaxed),
+                    "go" => pause.store(false, Ordering::Relaxed),
+                    _ => {}
+                }
+                line.clear();
+            }
             stop.store(true, Ordering::Relaxed);
         });
     }
@@ -154,7 +162,15 @@ fn run(a: &WorkerArgs) -> store_api::Result<()> {
     let mut buf = Vec::new();
     let mut i = a.seed << 40;
     let (mut ops, mut unexpected) = (0u64, 0u64);
-    let start = Instant::now();
+    let (start, mut paused) = (Instant::now(), Duration::ZERO);
+    let mut say = |word: &str| -> store_api::Result<()> {
+        writeln!(out, "{word}").map_err(io)?;
+        out.flush().map_err(io)
+    };
+    // An open-ended writer says when it is writing (after its first puts, and again after
+    // each pause) and when it has paused, so that the parent times reads beside it only
+    // while it writes (see `BackgroundWriter`).
+    let mut announce = a.millis == 0;
     loop {
         for _ in 0..64 {
             if !workload.op(&*store, &keys, &value, i, &mut buf)? {
@@ -163,11 +179,18 @@ fn run(a: &WorkerArgs) -> store_api::Result<()> {
             i += 1;
         }
         ops += 64;
-        if a.millis == 0 && ops == 64 {
-            // An open-ended writer says when it is writing, so that the parent times
-            // reads under it from then on (see `BackgroundWriter::start`).
-            writeln!(out, "writing").map_err(io)?;
-            out.flush().map_err(io)?;
+        if announce {
+            say("writing")?;
+            announce = false;
+        }
+        if a.millis == 0 && pause.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            say("paused")?;
+            while pause.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            paused += t.elapsed();
+            announce = true;
         }
         let done = if a.millis == 0 {
             stop.load(Ordering::Relaxed)
@@ -178,9 +201,9 @@ fn run(a: &WorkerArgs) -> store_api::Result<()> {
             break;
         }
     }
-    let ns = start.elapsed().as_nanos();
-    writeln!(out, "ops={ops} ns={ns} unexpected={unexpected}").map_err(io)?;
-    out.flush().map_err(io)
+    // The time spent writing: pauses left out.
+    let ns = start.elapsed().saturating_sub(paused).as_nanos();
+    say(&format!("ops={ops} ns={ns} unexpected={unexpected}"))
 }
 
 /// How to start a worker: a program and the arguments that come before the worker's own.
