@@ -1,12 +1,12 @@
 //! What a bare OFD lock + unlock pair costs through glibc's `fcntl` and through the raw
-//! system call (as the store makes it), first in a single-threaded process, then after a
+//! system call (the store's own `fcntl_lock_unlock`), first in a single-threaded process, then after a
 //! second thread has been started (glibc then runs `F_OFD_SETLKW` through its
 //! thread-cancellation wrapper for the rest of the process's life).
 //!
 //! `cargo run --release -p store-fastmmap --example fcntl_cost`
 #![allow(unsafe_code)]
 
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::Instant;
 
 fn flock(kind: libc::c_int) -> libc::flock {
@@ -38,21 +38,9 @@ fn main() {
             assert_eq!(libc::fcntl(fd, libc::F_OFD_SETLK, &un), 0);
         }
     };
+    // The store's own calls.
     let raw = || {
-        // SAFETY: valid descriptor and flock values; on 64-bit Linux `libc::flock` is the
-        // kernel's `struct flock`.
-        unsafe {
-            let call = |cmd: libc::c_int, fl: &libc::flock| {
-                libc::syscall(
-                    libc::SYS_fcntl,
-                    libc::c_long::from(fd),
-                    libc::c_long::from(cmd),
-                    std::ptr::from_ref(fl),
-                )
-            };
-            assert_eq!(call(libc::F_OFD_SETLKW, &wr), 0);
-            assert_eq!(call(libc::F_OFD_SETLK, &un), 0);
-        }
+        store_fastmmap::fcntl_lock_unlock(file.as_fd(), 4096, 4096).expect("raw pair");
     };
     let time = |f: &dyn Fn()| {
         let t = Instant::now();
