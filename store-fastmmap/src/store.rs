@@ -584,6 +584,9 @@ fn version_of(raw: u64) -> Version {
 }
 
 impl SessionStore for FastMmapStore {
+    // Inline: a caller that keeps only the value (most do) drops the call and the copy of
+    // the 56-byte result; the read itself stays out of line.
+    #[inline]
     fn get(&self, key: &Key) -> Result<Option<Entry>> {
         // Allocated before the read rather than in the middle of its copy (where a call
         // to the allocator stalls the loads in flight): a short value needs no other
