@@ -31,13 +31,13 @@ impl FcntlPair {
 
     /// Takes an exclusive OFD lock on the 1-byte range at `offset` (waiting if needed) and
     /// releases it, with the system calls store-fastmmap's page locks make
-    /// ([`store_fastmmap::fcntl_lock_unlock`]: the raw system call on 64-bit Linux, which
+    /// ([`store_fastmmap::bench::fcntl_lock_unlock`]: the raw system call on 64-bit Linux, which
     /// spares a threaded process glibc's cancellation wrapper).
     ///
     /// # Errors
     /// When either fcntl call fails.
     pub fn lock_unlock(&self, offset: u64) -> io::Result<()> {
-        store_fastmmap::fcntl_lock_unlock(self.file.as_fd(), offset, 1)
+        store_fastmmap::bench::fcntl_lock_unlock(self.file.as_fd(), offset, 1)
     }
 
     /// Operation `i` of a measurement: a lock+unlock pair on one of 64 ranges in turn.

@@ -40,7 +40,7 @@ fn main() {
     };
     // The store's own calls.
     let raw = || {
-        store_fastmmap::fcntl_lock_unlock(file.as_fd(), 4096, 4096).expect("raw pair");
+        store_fastmmap::bench::fcntl_lock_unlock(file.as_fd(), 4096, 4096).expect("raw pair");
     };
     let time = |f: &dyn Fn()| {
         let t = Instant::now();

@@ -226,7 +226,7 @@ fn main() {
     // The same calls as the store's page lock, made as it makes them (a waiting lock, a
     // non-waiting unlock; the raw system call on 64-bit Linux, see `--example fcntl_cost`).
     let pair = || {
-        store_fastmmap::fcntl_lock_unlock(f.as_fd(), 4096, 4096).expect("fcntl pair");
+        store_fastmmap::bench::fcntl_lock_unlock(f.as_fd(), 4096, 4096).expect("fcntl pair");
     };
     let put = |i: u64, expiry: Expiry| {
         black_box(

@@ -27,6 +27,10 @@ pub enum Failpoint {
     /// through the words (the move journal is what recovers it).
     CompactMidMove,
     /// A record being written (over a same-size old record of its key, or into free
+    /// space) has half the words of its new value (of at most 128 bytes) and nothing
+    /// else: over the old record, a mix of old and new bytes under the old header.
+    MidValue,
+    /// A record being written (over a same-size old record of its key, or into free
     /// space) has its new key and value but not yet its header (which holds the
     /// checksum).
     MidRecord,
@@ -38,13 +42,14 @@ pub enum Failpoint {
 #[cfg_attr(not(feature = "failpoints"), allow(unreachable_pub, dead_code))]
 impl Failpoint {
     /// Every failpoint.
-    pub const ALL: [Failpoint; 8] = [
+    pub const ALL: [Failpoint; 9] = [
         Failpoint::PutAfterBegin,
         Failpoint::PutAfterRecord,
         Failpoint::PutAfterLink,
         Failpoint::RebuildMidData,
         Failpoint::DeleteMidShift,
         Failpoint::CompactMidMove,
+        Failpoint::MidValue,
         Failpoint::MidRecord,
         Failpoint::MidHeader,
     ];
@@ -58,6 +63,7 @@ impl Failpoint {
             Failpoint::RebuildMidData => "rebuild-mid-data",
             Failpoint::DeleteMidShift => "delete-mid-shift",
             Failpoint::CompactMidMove => "compact-mid-move",
+            Failpoint::MidValue => "mid-value",
             Failpoint::MidRecord => "mid-record",
             Failpoint::MidHeader => "mid-header",
         }

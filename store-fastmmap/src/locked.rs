@@ -460,7 +460,9 @@ impl<'a> Locked<'a> {
             let at = record::RECORD_HEADER_LEN + crate::format::align8(key.len());
             let check = match long_check {
                 Some(c) => r.write_bytes(at, value).then_some(c),
-                None => r.write_value_crc(at, value, check_key, (kh.raw, version, lens)),
+                None => r.write_value_crc(at, value, check_key, (kh.raw, version, lens), || {
+                    fail.hit(Failpoint::MidValue);
+                }),
             };
             fail.hit(Failpoint::MidRecord);
             let Some(check) = check else {

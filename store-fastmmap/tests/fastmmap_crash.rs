@@ -148,6 +148,13 @@ fn crash_mid_overwrite_in_place(fp: Failpoint) {
     run_worker(&["read", p, "same", "1", "1"]);
 }
 
+/// Killed half way through the value: old and new bytes under the old header, which
+/// the checksum rejects.
+#[test]
+fn sigkill_mid_value_of_an_overwrite_in_place() {
+    crash_mid_overwrite_in_place(Failpoint::MidValue);
+}
+
 /// Killed with the new key and value over the old record, before its header.
 #[test]
 fn sigkill_mid_overwrite_in_place() {

@@ -75,14 +75,14 @@ pub(crate) mod header {
     /// The coarse wall clock in ms (never ahead of `now`, behind it by about a tick);
     /// `now()` where there is none. store-fastmmap's own read of it.
     pub(crate) fn coarse() -> u64 {
-        store_fastmmap::coarse_ms().unwrap_or_else(now)
+        store_fastmmap::bench::coarse_ms().unwrap_or_else(now)
     }
 
     /// How far the coarse clock may trail `now`, as store-fastmmap allows for it (0 where
     /// it does not use the coarse clock); read once, as store-fastmmap does at open.
     fn lag_ms() -> u64 {
         static LAG: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-        *LAG.get_or_init(|| store_fastmmap::coarse_lag_ms().unwrap_or(0))
+        *LAG.get_or_init(|| store_fastmmap::bench::coarse_lag_ms().unwrap_or(0))
     }
 
     /// Whether a record with header `raw` is live now, given the coarse time `c` read just

@@ -331,7 +331,9 @@ impl<'a> Region<'a> {
 
     /// Stores the value `src` at `off` as [`Self::write_bytes`] does and returns its CRC
     /// record checksum (`fields` as for [`CheckKey::check`]), computed in the same pass;
-    /// `None` (nothing written) if out of bounds.
+    /// `None` (nothing written) if out of bounds. `midway` is called once half of the
+    /// value's words are stored (the tests' failpoint; a no-op that compiles away
+    /// otherwise), if it has any.
     #[inline]
     pub(crate) fn write_value_crc(
         &self,
@@ -339,13 +341,18 @@ impl<'a> Region<'a> {
         src: &[u8],
         key: CheckKey,
         (keyhash, version, lens): (u64, u64, u32),
+        midway: impl Fn(),
     ) -> Option<u32> {
         if !self.span_ok(off, src.len()) {
             return None;
         }
         let r = *self;
+        let mid = (src.len().div_ceil(8) / 2).max(1) * 8;
         Some(key.check_with(keyhash, version, lens, src, move |o, w| {
             r.store_unchecked(off + o, w);
+            if o + 8 == mid {
+                midway();
+            }
         }))
     }
 
