@@ -4,7 +4,8 @@
 mod common;
 
 use common::{Fixture, key, keys_on_page, page_offset, poke};
-use store_api::{Error, SessionStore, SessionStoreExt};
+use store_api::{Error, Expiry, Key, SessionStore, SessionStoreExt};
+use store_fastmmap::FastMmapStore;
 
 const PS: u32 = 4096;
 /// Offset of a page header's `data_lo` field (docs/FORMAT.md, "Page layout").
@@ -222,6 +223,67 @@ fn an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value() {
         present > 10,
         "the page still works: {present} recent keys present"
     );
+}
+
+/// Value lengths either side of the checksum's cutoff (CRC-32C up to 128 bytes, keyed
+/// XXH3 above: docs/FORMAT.md, "Record layout"), and a short and a long one.
+const CUTOFF_LENS: [usize; 6] = [1, 100, 127, 128, 129, 1000];
+
+/// Three records of `len`-byte values on one page, the lowest one's last value byte
+/// flipped by a stray write (the seqlock counter untouched).
+fn damaged_last_value(len: usize) -> (Fixture, FastMmapStore, Vec<(Key, Vec<u8>)>) {
+    let fx = Fixture::new();
+    let s = fx.small(1);
+    let entries: Vec<(Key, Vec<u8>)> = keys_on_page(&s, 0, 3)
+        .into_iter()
+        .enumerate()
+        .map(|(i, k)| (k, (0..len).map(|j| (j * 7 + i * 13 + 1) as u8).collect()))
+        .collect();
+    for (k, v) in &entries {
+        s.set(k, v).unwrap();
+    }
+    let (last, v) = entries.last().unwrap();
+    let at = last_value_offset(&fx, last.len()) + len as u64 - 1;
+    poke(&fx.path(), at, &[!v[len - 1]]);
+    (fx, s, entries)
+}
+
+/// The two records `damaged_last_value` left alone read back whole.
+fn assert_others_intact(s: &FastMmapStore, entries: &[(Key, Vec<u8>)], what: &str) {
+    for (k, v) in &entries[..entries.len() - 1] {
+        assert_eq!(s.get_value(k).unwrap().as_ref(), Some(v), "{what}: {k}");
+    }
+}
+
+/// Whichever checksum its length gives a record, a damaged value is caught on every path
+/// that checks one: a lock-free read (which then takes the lock, whose check drops the
+/// record), a conditional write (which verifies the entry it looks at), and the repair of
+/// a page whose writer died. Nothing else is lost.
+#[test]
+fn a_damaged_value_is_caught_either_side_of_the_checksum_cutoff() {
+    for len in CUTOFF_LENS {
+        let what = format!("{len} B, lock-free read");
+        let (_fx, s, entries) = damaged_last_value(len);
+        let (last, _) = entries.last().unwrap();
+        assert_eq!(s.get_value(last).unwrap(), None, "{what}");
+        assert_eq!(s.lost_in_repair(), 1, "{what}");
+        assert_others_intact(&s, &entries, &what);
+
+        let what = format!("{len} B, conditional write");
+        let (_fx, s, entries) = damaged_last_value(len);
+        let err = s.replace(last, b"v2", Expiry::Never).unwrap_err();
+        assert!(matches!(err, Error::NotFound { .. }), "{what}: {err}");
+        assert_eq!(s.lost_in_repair(), 1, "{what}");
+        assert_others_intact(&s, &entries, &what);
+
+        let what = format!("{len} B, repair after a dead writer");
+        let (fx, s, entries) = damaged_last_value(len);
+        poke(&fx.path(), page_offset(PS, 0), &1u64.to_le_bytes());
+        assert_others_intact(&s, &entries, &what);
+        assert_eq!(s.stats().unwrap().recovered, 1, "{what}");
+        assert_eq!(s.lost_in_repair(), 1, "{what}");
+        assert_eq!(s.get_value(last).unwrap(), None, "{what}");
+    }
 }
 
 /// The same damage under a conditional write: the mode looks at the current entry, so

@@ -1,10 +1,15 @@
 //! Reads take no lock and make no system call: a worker doing 20,000 reads makes exactly
-//! as many system calls (counted by `strace -c`) as one doing 10. Skipped, with a
-//! message, when `strace` is not installed or not permitted.
+//! as many system calls (counted by `strace -c`) as one doing 10 (skipped, with a
+//! message, when `strace` is not installed or not permitted), and reads of every value
+//! length succeed while another store holds their page's lock.
 
 mod common;
 
-use common::{Fixture, run_worker, worker};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::{Fixture, key, run_worker, worker};
+use store_api::{Key, SessionStoreExt, UpdateAction};
 
 /// Total system calls of a `read` worker doing `iters` reads, or `None` without strace.
 fn syscalls(path: &str, iters: u64, out: &std::path::Path) -> Option<u64> {
@@ -48,5 +53,48 @@ fn reads_make_no_system_calls() {
             )
         }
         _ => eprintln!("skipped: strace is not available or not permitted here"),
+    }
+}
+
+/// Reads of a value of any length, either side of the checksum's cutoff (CRC-32C up to
+/// 128 bytes, XXH3 above), take no lock: they all return their whole value while another
+/// store on the file (another open file description, so another lock owner) holds the
+/// page's lock, the readers' fallback to the lock giving up after 100 ms. A read that
+/// checked an intact record the wrong way would fall back to the lock, and fail here.
+#[test]
+fn reads_of_every_value_length_take_no_lock() {
+    let fx = Fixture::new();
+    let reader = fx
+        .builder()
+        .page_size(4096)
+        .num_pages(1)
+        .read_lock_timeout(Duration::from_millis(100))
+        .open()
+        .unwrap();
+    let holder = fx.builder().open().unwrap();
+    let entries: Vec<(Key, Vec<u8>)> = [0usize, 1, 8, 100, 127, 128, 129, 1000]
+        .into_iter()
+        .map(|len| (key(len), (0..len).map(|j| (j * 11 + len) as u8).collect()))
+        .collect();
+    for (k, v) in &entries {
+        reader.set(k, v).unwrap();
+    }
+    let (held_tx, held_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let h = std::thread::spawn(move || {
+        holder
+            .update_with(&key("holder"), |_| {
+                held_tx.send(()).unwrap();
+                let _ = done_rx.recv_timeout(Duration::from_secs(30));
+                UpdateAction::Keep
+            })
+            .unwrap();
+    });
+    held_rx.recv().unwrap();
+    let got: Vec<_> = entries.iter().map(|(k, _)| reader.get_value(k)).collect();
+    done_tx.send(()).unwrap();
+    h.join().unwrap();
+    for ((_, v), r) in entries.iter().zip(got) {
+        assert_eq!(r.unwrap().as_ref(), Some(v), "{} B", v.len());
     }
 }
