@@ -35,6 +35,14 @@ use crate::os::crc32c::{Crc32c, WithCrc, dispatch};
 /// Values up to this many bytes have a CRC-32C checksum, longer ones a keyed XXH3.
 pub(crate) const CRC_MAX: usize = 128;
 
+/// Whether a record whose value is `vlen` bytes long has a CRC-32C checksum (else a keyed
+/// XXH3): the one test of the cutoff every path (read, check under the lock, write,
+/// repair) makes, each computing the checksum its own way.
+#[inline(always)]
+pub(crate) const fn has_crc(vlen: usize) -> bool {
+    vlen <= CRC_MAX
+}
+
 /// Where the checksum's key is in the secret.
 const KEY_OFFSET: usize = 128;
 const _: () = assert!(KEY_OFFSET + 4 <= SECRET_LEN);

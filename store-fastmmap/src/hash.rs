@@ -5,7 +5,7 @@
 //! page is `hash * num_pages / 2^64` (high bits); the tag is the low 32 bits, and the
 //! home slot is `tag * nslots / 2^32`.
 
-use crate::check::{CRC_MAX, CheckKey};
+use crate::check::{CheckKey, has_crc};
 use crate::format::header::SECRET_LEN;
 use crate::xxh3::hash as xxh3_with_secret;
 
@@ -69,17 +69,17 @@ impl KeyHasher {
     }
 
     /// The checksum of a record (see [`crate::check`]): CRC-32C for values of up to
-    /// [`CRC_MAX`] bytes, keyed XXH3 for longer ones.
+    /// [`CRC_MAX`](crate::check::CRC_MAX) bytes, keyed XXH3 for longer ones.
     #[inline]
     pub(crate) fn record_check(&self, key_hash: u64, version: u64, lens: u32, value: &[u8]) -> u32 {
-        if value.len() <= CRC_MAX {
+        if has_crc(value.len()) {
             self.check.check(key_hash, version, lens, value)
         } else {
             self.record_check_xxh3(key_hash, version, lens, value)
         }
     }
 
-    /// The checksum of a record with a value longer than [`CRC_MAX`]: xxh3 of the value
+    /// The checksum of a record with a value longer than [`CRC_MAX`](crate::check::CRC_MAX): xxh3 of the value
     /// keyed with the file's secret, mixed with the key's keyed hash, the version and the
     /// lengths, then folded to 32 bits (format 1's checksum for every record).
     #[inline]
@@ -106,6 +106,7 @@ impl KeyHasher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::CRC_MAX;
 
     #[test]
     fn long_values_have_an_xxh3_check_that_changes_with_every_input() {

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use store_api::{EvictionPolicy, Timestamp, is_live};
 
-use crate::check::{CRC_MAX, CheckKey};
+use crate::check::{CheckKey, has_crc};
 use crate::counters::Repairs;
 use crate::failpoint::{Armed, Failpoint};
 use crate::format::page::{
@@ -439,7 +439,7 @@ impl<'a> Locked<'a> {
         let lens = record::lens(key.len(), value.len());
         // A long value's checksum is computed beforehand; a short one's CRC while the value
         // is stored (one pass over it).
-        let long_check = (value.len() > CRC_MAX)
+        let long_check = (!has_crc(value.len()))
             .then(|| self.hasher.record_check_xxh3(kh.raw, version, lens, value));
         let (fail, check_key) = (self.fail, self.hasher.check_key());
         // Written straight into the page (no intermediate buffer): key (unless the record

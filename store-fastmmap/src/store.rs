@@ -11,7 +11,7 @@ use store_api::{
 };
 
 use crate::builder::FastMmapBuilder;
-use crate::check::CRC_MAX;
+use crate::check::{CRC_MAX, has_crc};
 use crate::counters::Counters;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
@@ -389,7 +389,7 @@ impl FastMmapStore {
     /// Whether a found record's checksum matches its (compared) key and its value.
     fn intact(&self, l: &Locked<'_>, kh: KeyHash, f: &Found) -> bool {
         let vlen = f.hdr.vlen;
-        if vlen <= CRC_MAX {
+        if has_crc(vlen) {
             return l.value_crc(f, self.hasher.check_key(), kh.raw) == Some(f.hdr.check);
         }
         let check = |v: &[u8]| {
@@ -498,7 +498,7 @@ impl FastMmapStore {
             if let Probe::Found(f) = p {
                 let (off, n, r) = (f.off + f.hdr.value_offset(), f.hdr.vlen, page.region());
                 let fields = (kh.raw, f.hdr.version, f.hdr.lens());
-                let copied = if n <= CRC_MAX {
+                let copied = if has_crc(n) {
                     crc = r.read_append_crc(off, n, buf, self.hasher.check_key(), fields);
                     crc.is_some()
                 } else {
