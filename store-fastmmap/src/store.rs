@@ -599,7 +599,9 @@ impl SessionStore for FastMmapStore {
         }))
     }
 
-    #[inline]
+    // Always: with `get` inlined it has two callers, and the compiler then kept it out of
+    // line, a second call on every read (the read itself stays out of line).
+    #[inline(always)]
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         let r = self.read(key, buf)?;
         self.counters.read(r.is_some());
