@@ -27,8 +27,10 @@ pub enum Failpoint {
     /// through the words (the move journal is what recovers it).
     CompactMidMove,
     /// A record being written (over a same-size old record of its key, or into free
-    /// space) has half the words of its new value (of at most 128 bytes) and nothing
-    /// else: over the old record, a mix of old and new bytes under the old header.
+    /// space, where its key is written first) has the first half of the words of its new
+    /// value (of at most 128 bytes; `words / 2` rounded down, at least one, so all of a
+    /// value of 8 bytes or less) and not its header: over the old record, a mix of old
+    /// and new bytes under the old header.
     MidValue,
     /// A record being written (over a same-size old record of its key, or into free
     /// space) has its new key and value but not yet its header (which holds the

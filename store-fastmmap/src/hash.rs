@@ -79,9 +79,10 @@ impl KeyHasher {
         }
     }
 
-    /// The checksum of a record with a value longer than [`CRC_MAX`](crate::check::CRC_MAX): xxh3 of the value
-    /// keyed with the file's secret, mixed with the key's keyed hash, the version and the
-    /// lengths, then folded to 32 bits (format 1's checksum for every record).
+    /// The checksum of a record with a value longer than
+    /// [`CRC_MAX`](crate::check::CRC_MAX): xxh3 of the value keyed with the file's
+    /// secret, mixed with the key's keyed hash, the version and the lengths, then folded
+    /// to 32 bits (format 1's checksum for every record).
     #[inline]
     pub(crate) fn record_check_xxh3(
         &self,

@@ -271,6 +271,7 @@ fn a_damaged_value_is_caught_either_side_of_the_checksum_cutoff() {
 
         let what = format!("{len} B, conditional write");
         let (_fx, s, entries) = damaged_last_value(len);
+        let (last, _) = entries.last().unwrap();
         let err = s.replace(last, b"v2", Expiry::Never).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{what}: {err}");
         assert_eq!(s.lost_in_repair(), 1, "{what}");
@@ -278,6 +279,7 @@ fn a_damaged_value_is_caught_either_side_of_the_checksum_cutoff() {
 
         let what = format!("{len} B, repair after a dead writer");
         let (fx, s, entries) = damaged_last_value(len);
+        let (last, _) = entries.last().unwrap();
         poke(&fx.path(), page_offset(PS, 0), &1u64.to_le_bytes());
         assert_others_intact(&s, &entries, &what);
         assert_eq!(s.stats().unwrap().recovered, 1, "{what}");

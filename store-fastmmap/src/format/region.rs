@@ -332,8 +332,9 @@ impl<'a> Region<'a> {
     /// Stores the value `src` at `off` as [`Self::write_bytes`] does and returns its CRC
     /// record checksum (`fields` as for [`CheckKey::check`]), computed in the same pass;
     /// `None` (nothing written) if out of bounds. In builds with failpoints, `midway` is
-    /// called once half of the value's words are stored, if it has any; in others it is
-    /// never called and its test is compiled out.
+    /// called once, when the first `words / 2` words (rounded down, at least one) of a
+    /// value of one word or more are stored; in others it is never called and its test is
+    /// compiled out.
     #[inline]
     pub(crate) fn write_value_crc(
         &self,
@@ -378,6 +379,47 @@ impl<'a> Region<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `midway` runs once for every value of a word or more, after exactly the first
+    /// `words / 2` words (at least one) are stored and before the next; never for an
+    /// empty value. The value and checksum are the same as without it.
+    #[test]
+    fn midway_runs_once_after_the_first_half_of_the_words() {
+        let secret = [7u8; crate::format::header::SECRET_LEN];
+        let key = CheckKey::new(&secret);
+        for n in 0..=crate::check::CRC_MAX {
+            let value: Vec<u8> = (0..n).map(|i| (i * 13 + 1) as u8).collect();
+            let mut words = vec![0u64; 1 + n.div_ceil(8)];
+            let r = Region::of_words(&mut words);
+            let seen = std::cell::RefCell::new(Vec::new());
+            let fields = (3, 4, crate::format::record::lens(5, n));
+            let check = r.write_value_crc(8, &value, key, fields, || {
+                // The words stored so far, read back.
+                let stored: Vec<u64> = (0..n.div_ceil(8))
+                    .map(|i| r.u64_at(8 + 8 * i).unwrap().load(Ordering::Relaxed))
+                    .collect();
+                seen.borrow_mut().push(stored);
+            });
+            assert_eq!(check, Some(key.check(3, 4, fields.2, &value)), "{n} bytes");
+            let seen = seen.into_inner();
+            let total = n.div_ceil(8);
+            if total == 0 {
+                assert!(seen.is_empty(), "an empty value has no midway");
+                continue;
+            }
+            assert_eq!(seen.len(), 1, "{n} bytes: called once");
+            let half = (total / 2).max(1);
+            let stored = &seen[0];
+            assert!(
+                stored[..half].iter().all(|&w| w != 0),
+                "{n} bytes: first half"
+            );
+            assert!(
+                stored[half..].iter().all(|&w| w == 0),
+                "{n} bytes: not the rest"
+            );
+        }
+    }
 
     #[test]
     fn out_of_bounds_and_misaligned_accesses_are_refused() {
