@@ -547,8 +547,20 @@ impl FastMmapStore {
                 }
             }
         }
-        // A writer died mid-write, is very slow or stopped, or the page is damaged: lock
-        // (repairs), but wait only so long for a stopped writer.
+        self.read_locked(key, kh, buf)
+    }
+
+    /// The read's fallback, out of line so that the lock-free path stays small: a writer
+    /// died mid-write, is very slow or stopped, or the page is damaged. Locks (which
+    /// repairs), but waits only so long for a stopped writer.
+    #[cold]
+    #[inline(never)]
+    fn read_locked(
+        &self,
+        key: &Key,
+        kh: KeyHash,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<EntryMeta>> {
         let (_g, mut l) = self.locked_within(kh.page, Some(self.read_lock_timeout))?;
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(None);
