@@ -31,8 +31,8 @@ impl FcntlPair {
 
     /// Takes an exclusive OFD lock on the 1-byte range at `offset` (waiting if needed) and
     /// releases it, with the system calls store-fastmmap's page locks make
-    /// ([`store_fastmmap::bench::fcntl_lock_unlock`]: the raw system call on 64-bit Linux, which
-    /// spares a threaded process glibc's cancellation wrapper).
+    /// ([`store_fastmmap::bench::fcntl_lock_unlock`]: the raw system call on 64-bit
+    /// Linux, which spares a threaded process glibc's cancellation wrapper).
     ///
     /// # Errors
     /// When either fcntl call fails.

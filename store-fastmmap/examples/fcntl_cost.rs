@@ -1,7 +1,7 @@
 //! What a bare OFD lock + unlock pair costs through glibc's `fcntl` and through the raw
-//! system call (the store's own `fcntl_lock_unlock`), first in a single-threaded process, then after a
-//! second thread has been started (glibc then runs `F_OFD_SETLKW` through its
-//! thread-cancellation wrapper for the rest of the process's life).
+//! system call (the store's own `bench::fcntl_lock_unlock`), first in a single-threaded
+//! process, then after a second thread has been started (glibc then runs `F_OFD_SETLKW`
+//! through its thread-cancellation wrapper for the rest of the process's life).
 //!
 //! `cargo run --release -p store-fastmmap --example fcntl_cost`
 #![allow(unsafe_code)]

@@ -555,12 +555,7 @@ impl FastMmapStore {
     /// repairs), but waits only so long for a stopped writer.
     #[cold]
     #[inline(never)]
-    fn read_locked(
-        &self,
-        key: &Key,
-        kh: KeyHash,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<EntryMeta>> {
+    fn read_locked(&self, key: &Key, kh: KeyHash, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         let (_g, mut l) = self.locked_within(kh.page, Some(self.read_lock_timeout))?;
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(None);
