@@ -545,8 +545,36 @@ impl<'a> Locked<'a> {
             }
         }
 
-        // Slow path: make room (the key's old record, then expired records, then least
-        // recently used ones), compact, append.
+        self.write_making_room(
+            size,
+            tag,
+            tick,
+            existing,
+            moved_from,
+            now,
+            policy,
+            &write_record,
+        )
+    }
+
+    /// The slow path of [`Self::write`], out of line so that the common ones stay small:
+    /// makes room (the key's old record, then expired records, then least recently used
+    /// ones), compacts, appends the record of `size` bytes that `write_record` writes.
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn write_making_room(
+        &mut self,
+        size: usize,
+        tag: u32,
+        tick: u32,
+        existing: Option<&Found>,
+        moved_from: Option<&Found>,
+        now: &mut dyn FnMut() -> Timestamp,
+        policy: EvictionPolicy,
+        write_record: &dyn Fn(&Page<'_>, usize, bool) -> bool,
+    ) -> Result<Evicted, NoRoom> {
+        let geo = *self.page.geo();
         let recs = match self.scan() {
             Ok(r) => r,
             Err(_) => {
