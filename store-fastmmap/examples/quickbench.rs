@@ -6,6 +6,13 @@
 //! both halves of a ratio see the same phase of a noisy VM; `put` is timed with no expiry
 //! and with a relative one (which reads the clock).
 //!
+//! Differences from the `benches` crate's runner, whose figures are the ones quoted: the
+//! entries read here have no expiry, so neither side reads a clock on `get` (the runner
+//! gives every entry a TTL, and both sides check it against the coarse clock); the keys
+//! are read in order, not shuffled; and examples are built with this crate's
+//! `failpoints` feature (its dev-dependency on itself), so a `put` here also makes the
+//! failpoints' checks.
+//!
 //! `cargo run --release -p store-fastmmap --example quickbench`
 
 use std::collections::HashMap;
