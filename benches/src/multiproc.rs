@@ -263,10 +263,12 @@ impl BackgroundWriter {
                     if shared.pause.load(Ordering::Acquire) {
                         let t = std::time::Instant::now();
                         shared.paused.store(true, Ordering::Release);
+                        // Asleep, not spinning: the quiet samples are timed meanwhile
+                        // on this machine's other core.
                         while shared.pause.load(Ordering::Acquire)
                             && !shared.stop.load(Ordering::Relaxed)
                         {
-                            std::thread::yield_now();
+                            std::thread::sleep(std::time::Duration::from_millis(1));
                         }
                         shared.paused.store(false, Ordering::Release);
                         paused += t.elapsed();
@@ -281,7 +283,7 @@ impl BackgroundWriter {
             let mut writer = BackgroundWriter {
                 inner: WriterInner::Thread { state, handle },
             };
-            writer.wait_written()?;
+            writer.wait_written();
             return Ok(writer);
         }
         let mut worker = Worker::start(
@@ -306,14 +308,13 @@ impl BackgroundWriter {
 
     /// Returns once a thread writer has written a put from now on (or has ended: `stop`
     /// then reports why).
-    fn wait_written(&mut self) -> Result<()> {
+    fn wait_written(&mut self) {
         if let WriterInner::Thread { state, handle } = &self.inner {
             let before = state.written.load(Ordering::Acquire);
             while state.written.load(Ordering::Acquire) == before && !handle.is_finished() {
                 std::thread::yield_now();
             }
         }
-        Ok(())
     }
 
     /// Stops writing until [`resume`](Self::resume); returns once the writer has stopped.
@@ -344,7 +345,8 @@ impl BackgroundWriter {
         match &mut self.inner {
             WriterInner::Thread { state, .. } => {
                 state.pause.store(false, Ordering::Release);
-                self.wait_written()
+                self.wait_written();
+                Ok(())
             }
             WriterInner::Process(worker) => {
                 worker.go()?;

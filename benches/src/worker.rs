@@ -186,8 +186,10 @@ fn run(a: &WorkerArgs) -> store_api::Result<()> {
         if a.millis == 0 && pause.load(Ordering::Relaxed) {
             let t = Instant::now();
             say("paused")?;
+            // Asleep, not polling hard: the quiet samples are timed meanwhile, and the
+            // parent waits for `writing` after a resume anyway.
             while pause.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_micros(20));
+                std::thread::sleep(Duration::from_millis(1));
             }
             paused += t.elapsed();
             announce = true;

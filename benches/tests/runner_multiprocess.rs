@@ -41,7 +41,8 @@ fn workers_share_the_store_and_every_cell_is_measured() {
     assert!(report.fcntl_pair.is_some());
     assert_eq!(report.rows.len(), 8);
     // The pairings the selection allows, each measured: get against the map, and reads
-    // with and without a writer process (started and stopped around every sample).
+    // with and without a writer process (resumed before each contended sample, paused
+    // before each quiet one).
     let pairings: Vec<Pairing> = report.side_by_side.iter().map(|s| s.pairing).collect();
     assert_eq!(pairings, [Pairing::GetVsMap, Pairing::ReadsUnderWriter]);
     for s in &report.side_by_side {
@@ -52,5 +53,14 @@ fn workers_share_the_store_and_every_cell_is_measured() {
         assert_eq!((m.a.unexpected, m.b.unexpected), (0, 0), "{:?}", s.pairing);
         assert_eq!(m.ratio.samples, samples, "{:?}", s.pairing);
         assert!(m.ratio.median_ns > 0.0);
+        // The writer wrote: the note gives its rate over the time it was writing.
+        if s.pairing == Pairing::ReadsUnderWriter {
+            let note = s.note.as_deref().expect("the writer's rate");
+            let rate = note
+                .split_whitespace()
+                .find_map(|t| t.parse::<f64>().ok())
+                .unwrap_or_else(|| panic!("no rate in {note:?}"));
+            assert!(rate > 0.0, "{note}");
+        }
     }
 }

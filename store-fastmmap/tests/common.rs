@@ -60,6 +60,11 @@ pub fn key(s: impl std::fmt::Display) -> Key {
     Key::new(format!("session:{s}")).unwrap()
 }
 
+/// Value lengths either side of the record checksum's cutoff (CRC-32C up to 128 bytes,
+/// keyed XXH3 above: docs/FORMAT.md, "Record layout"), with an empty, a one-byte, a
+/// one-word, a short and a long value. Three records of each fit a 4 KiB page.
+pub const CUTOFF_LENS: [usize; 8] = [0, 1, 8, 100, 127, 128, 129, 1000];
+
 /// Keys that all hash to page `page` of `store`.
 pub fn keys_on_page(store: &FastMmapStore, page: u32, n: usize) -> Vec<Key> {
     (0..)

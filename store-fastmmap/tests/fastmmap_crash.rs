@@ -130,8 +130,8 @@ fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
 }
 
 /// A replacement of the same size is written over the old record; killed at `fp` (half
-/// way), the key holds its old value or none (never a mix), and the page's other keys are
-/// intact.
+/// way), the key is left with no value (its bytes are a mix the checksum rejects, and
+/// repair drops the record), never a mix, and the page's other keys are intact.
 fn crash_mid_overwrite_in_place(fp: Failpoint) {
     let (fx, s, keys) = setup(1);
     let path = fx.path();

@@ -8,7 +8,7 @@ mod common;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Fixture, key, run_worker, worker};
+use common::{CUTOFF_LENS, Fixture, key, run_worker, worker};
 use store_api::{Key, SessionStoreExt, UpdateAction};
 
 /// Total system calls of a `read` worker doing `iters` reads, or `None` without strace.
@@ -72,7 +72,7 @@ fn reads_of_every_value_length_take_no_lock() {
         .open()
         .unwrap();
     let holder = fx.builder().open().unwrap();
-    let entries: Vec<(Key, Vec<u8>)> = [0usize, 1, 8, 100, 127, 128, 129, 1000]
+    let entries: Vec<(Key, Vec<u8>)> = CUTOFF_LENS
         .into_iter()
         .map(|len| (key(len), (0..len).map(|j| (j * 11 + len) as u8).collect()))
         .collect();
