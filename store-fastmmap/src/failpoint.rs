@@ -39,12 +39,15 @@ pub enum Failpoint {
     /// A record being written has its new version and expiry, not yet its lengths and
     /// checksum (the header's last word).
     MidHeader,
+    /// A repair is finishing a journalled move (of a writer killed at
+    /// [`Failpoint::CompactMidMove`]) and has copied half of the words it had left.
+    RepairMidJournal,
 }
 
 #[cfg_attr(not(feature = "failpoints"), allow(unreachable_pub, dead_code))]
 impl Failpoint {
     /// Every failpoint.
-    pub const ALL: [Failpoint; 9] = [
+    pub const ALL: [Failpoint; 10] = [
         Failpoint::PutAfterBegin,
         Failpoint::PutAfterRecord,
         Failpoint::PutAfterLink,
@@ -54,6 +57,7 @@ impl Failpoint {
         Failpoint::MidValue,
         Failpoint::MidRecord,
         Failpoint::MidHeader,
+        Failpoint::RepairMidJournal,
     ];
 
     /// The name used in `FASTMMAP_FAILPOINT`.
@@ -68,6 +72,7 @@ impl Failpoint {
             Failpoint::MidValue => "mid-value",
             Failpoint::MidRecord => "mid-record",
             Failpoint::MidHeader => "mid-header",
+            Failpoint::RepairMidJournal => "repair-mid-journal",
         }
     }
 

@@ -40,9 +40,12 @@ use crate::seqlock::{SeqLock, WriteTicket};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Damage(pub(crate) &'static str);
 
-/// A write that found no room under the never-evict-live policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct NoRoom;
+/// A write that found no room under the never-evict-live policy (nothing changed), or
+/// on a damaged page (`evicted` says what went before the write gave up).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct NoRoom {
+    pub(crate) evicted: Evicted,
+}
 
 /// What a write removed to make room.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -86,6 +89,18 @@ const PREFETCH_AHEAD: usize = 32;
 
 /// A reader refreshes a stamp when it is older than this many writes to the page.
 pub(crate) const STALE_TICKS: u32 = 16;
+
+/// Keeps every store before it ahead of every store after it in the compiled code: what
+/// a writer killed at any instruction leaves behind is the program order of its stores
+/// (a killed process's completed stores reach the shared mapping), and the crash-safety
+/// arguments of this module depend on that order between relaxed stores to different
+/// words (a record before the slot that links it, a journal before the copy it guards,
+/// a copy before its slot switch), which the memory model would otherwise let the
+/// compiler change. No instruction is emitted.
+#[inline(always)]
+fn crash_order() {
+    std::sync::atomic::compiler_fence(Ordering::Release);
+}
 
 impl<'a> Locked<'a> {
     pub(crate) fn new(
@@ -475,10 +490,13 @@ impl<'a> Locked<'a> {
                     && record::CHECK_OFFSET == 20
             );
             let lens_check = u64::from(lens) | (u64::from(check) << 32);
+            // The header (with the checksum) after key and value, its checksum word last.
+            crash_order();
             if !r.store_words(0, [version, expires]) {
                 return false;
             }
             fail.hit(Failpoint::MidHeader);
+            crash_order();
             r.store_words(record::LENS_OFFSET, [lens_check])
         };
         let tick = self.get(TICK_OFFSET).wrapping_add(1);
@@ -495,7 +513,7 @@ impl<'a> Locked<'a> {
             self.fail.hit(Failpoint::PutAfterBegin);
             if !write_record(&self.page, f.off, false) {
                 self.end();
-                return Err(NoRoom);
+                return Err(NoRoom::default());
             }
             self.page.stamp(f.slot).store(tick, Ordering::Relaxed);
             if let Some(m) = moved_from {
@@ -519,11 +537,13 @@ impl<'a> Locked<'a> {
                 self.fail.hit(Failpoint::PutAfterBegin);
                 if !write_record(&self.page, off, true) {
                     self.end();
-                    return Err(NoRoom);
+                    return Err(NoRoom::default());
                 }
                 self.fail.hit(Failpoint::PutAfterRecord);
                 self.page.stamp(slot).store(tick, Ordering::Relaxed);
-                // One atomic store switches readers from the old record to the new one.
+                // One atomic store switches readers from the old record to the new one,
+                // after the record is whole.
+                crash_order();
                 self.page
                     .slot(slot)
                     .store(slot_value(off as u32, tag), Ordering::Relaxed);
@@ -560,6 +580,14 @@ impl<'a> Locked<'a> {
     /// The slow path of [`Self::write`], out of line so that the common ones stay small:
     /// makes room (the key's old record, then expired records, then least recently used
     /// ones), compacts, appends the record of `size` bytes that `write_record` writes.
+    ///
+    /// The key's old record (`existing`) and a same-page rotate's source (`moved_from`),
+    /// "the own records", count as free room when choosing victims, but stay linked
+    /// until the new record is: when the page can hold them beside the new record they
+    /// are compacted with the others, so a writer killed anywhere here loses nothing.
+    /// Only when it cannot (a value close to the free room rewritten) does compaction
+    /// write over them while their slots still point there; a writer killed then leaves
+    /// records that fail their checks, which repair drops and counts as lost.
     #[cold]
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
@@ -582,15 +610,19 @@ impl<'a> Locked<'a> {
                 self.scan().unwrap_or_default()
             }
         };
-        let own = [existing, moved_from].map(|f| f.map(|f| f.off));
-        let (mut keep, own_rec): (Vec<Linked>, Vec<Linked>) =
-            recs.into_iter().partition(|r| !own.contains(&Some(r.off)));
+        // Identified by offset: a repair above may have moved slots, never records.
+        let own_offs = [existing, moved_from].map(|f| f.map(|f| f.off));
+        let (mut keep, own): (Vec<Linked>, Vec<Linked>) = recs
+            .into_iter()
+            .partition(|r| !own_offs.contains(&Some(r.off)));
+        let own_existing = own.iter().find(|r| Some(r.off) == own_offs[0]).copied();
+        let own_moved = own.iter().find(|r| Some(r.off) == own_offs[1]).copied();
         let (data_len, max_count) = (geo.data_len(), geo.max_count());
         let total = |v: &[Linked]| v.iter().map(|r| r.size).sum::<usize>();
         let fits = |total: usize, n: usize, slack: usize, slot_slack: usize| {
             total + size + slack <= data_len && n + slot_slack < max_count
         };
-        let mut victims: Vec<Linked> = own_rec;
+        let mut victims: Vec<Linked> = Vec::new();
         let mut ev = Evicted::default();
         if !fits(total(&keep), keep.len(), 0, 0) {
             // The clock is read only here, when a write has to choose what goes.
@@ -601,7 +633,7 @@ impl<'a> Locked<'a> {
             let mut out_live: Vec<Linked> = Vec::new();
             if !fits(total(&keep), keep.len(), 0, 0) {
                 if policy == EvictionPolicy::NeverEvictLive {
-                    return Err(NoRoom);
+                    return Err(NoRoom::default());
                 }
                 // Least recently used first (largest age in page ticks), with a little
                 // slack (1/64 of the page) so that a full page is not compacted on every
@@ -615,7 +647,7 @@ impl<'a> Locked<'a> {
                     drop += 1;
                 }
                 if !fits(t, n, 0, 0) {
-                    return Err(NoRoom);
+                    return Err(NoRoom::default());
                 }
                 out_live = keep.drain(..drop).collect();
             }
@@ -624,41 +656,75 @@ impl<'a> Locked<'a> {
             victims.extend(expired);
             victims.extend(out_live);
         }
+        // Whether the own records fit beside the new one (slots: the new record takes
+        // the old one's slot, or a new one while a rotate's source is still linked).
+        let linked_own = own.len() + usize::from(own_existing.is_none());
+        let keep_own =
+            total(&keep) + total(&own) + size <= data_len && keep.len() + linked_own <= max_count;
         self.begin();
         let values: Vec<u64> = victims.iter().map(|v| v.value).collect();
         self.unlink_values(&values);
-        let hi = self.compact(&keep);
-        self.set_size(COUNT_OFFSET, keep.len());
-        self.set_size(DATA_LO_OFFSET, hi);
-        self.set(DEAD_OFFSET, 0);
-        // Now there is room: append and link, in the same write section, so that readers
-        // never see the key's old record gone and its new one not yet there.
-        let data_lo = hi;
-        let count = keep.len();
-        if size <= data_lo.saturating_sub(geo.data_start())
-            && count < max_count
-            && let Some(slot) = self.empty_slot(tag)
+        // Slot positions do not change while records move: find them once.
+        let pos = self.slot_positions();
+        let hi = if keep_own {
+            let mut all = keep.clone();
+            all.extend(own.iter().copied());
+            self.compact(&all, &pos)
+        } else {
+            self.compact(&keep, &pos)
+        };
+        // Now there is room: append, then switch readers to it with one store, in the same
+        // write section, so that readers never see the key's old record gone and its new
+        // one not yet there.
+        let slot = match own_existing {
+            Some(r) => pos.get(&r.value).copied(),
+            None => self.empty_slot(tag),
+        };
+        let off = hi.wrapping_sub(size);
+        let room = size <= hi.saturating_sub(geo.data_start());
+        if let Some(slot) = slot.filter(|_| room)
+            && write_record(&self.page, off, true)
         {
-            let off = data_lo - size;
-            if !write_record(&self.page, off, true) {
-                self.set(TICK_OFFSET, tick);
-                self.end();
-                return Err(NoRoom);
-            }
             self.page.stamp(slot).store(tick, Ordering::Relaxed);
+            crash_order();
             self.page
                 .slot(slot)
                 .store(slot_value(off as u32, tag), Ordering::Relaxed);
+            if let Some(m) = own_moved
+                && let Some(&i) = pos.get(&m.value)
+            {
+                crash_order();
+                self.unlink(i);
+            }
+            let count = keep.len() + 1;
+            self.set_size(COUNT_OFFSET, count);
             self.set_size(DATA_LO_OFFSET, off);
-            self.set_size(COUNT_OFFSET, count + 1);
+            // Compacted own records are left behind as dead bytes.
+            self.set_size(DEAD_OFFSET, if keep_own { total(&own) } else { 0 });
             self.set(TICK_OFFSET, tick);
             self.end();
             return Ok(ev);
         }
+        // Unreachable on a sound page: `fits` guaranteed the room and a free slot. The
+        // victims are gone (reported); the own records may have been written over, so
+        // the page is repaired, which drops (and counts) what no longer checks out.
         self.set(TICK_OFFSET, tick);
         self.end();
-        // Unreachable on a sound page: `fits` guaranteed the room and a free slot.
-        Err(NoRoom)
+        self.salvage();
+        Err(NoRoom { evicted: ev })
+    }
+
+    /// Slot index of every linked slot value (values are unique on a sound page).
+    fn slot_positions(&self) -> HashMap<u64, usize> {
+        let n = self.page.geo().nslots();
+        let mut pos = HashMap::with_capacity(n);
+        for i in 0..n {
+            let v = self.page.slot(i).load(Ordering::Relaxed);
+            if v != 0 {
+                pos.insert(v, i);
+            }
+        }
+        pos
     }
 
     /// Every linked record, with its bounds checked; damage if a slot points nowhere.
@@ -684,19 +750,11 @@ impl<'a> Locked<'a> {
     }
 
     /// Moves the records of `keep` (all linked, none overlapping) to the page end, in
-    /// descending offset order, switching each slot right after its record is copied.
-    /// Returns the new lowest used offset. The caller is inside a write section.
-    fn compact(&mut self, keep: &[Linked]) -> usize {
+    /// descending offset order, switching each slot (found in `pos`) right after its
+    /// record is copied. Returns the new lowest used offset. The caller is inside a write
+    /// section.
+    fn compact(&mut self, keep: &[Linked], pos: &HashMap<u64, usize>) -> usize {
         let geo = *self.page.geo();
-        let n = geo.nslots();
-        // Slot positions do not change while records move: find them once.
-        let mut pos: HashMap<u64, usize> = HashMap::with_capacity(keep.len());
-        for i in 0..n {
-            let v = self.page.slot(i).load(Ordering::Relaxed);
-            if v != 0 {
-                pos.insert(v, i);
-            }
-        }
         let mut order: Vec<&Linked> = keep.iter().collect();
         order.sort_by_key(|r| std::cmp::Reverse(r.off));
         let region = *self.page.region();
@@ -722,13 +780,16 @@ impl<'a> Locked<'a> {
                 if to >= r.off + r.size {
                     region.write_bytes(to, &scratch);
                 } else {
-                    self.move_overlapping(i, r.off, to, &scratch);
+                    self.move_overlapping(i, r.off, to, r.size);
                 }
                 let tag = slot_parts(r.value).1;
+                // The slot switches after the copy is whole.
+                crash_order();
                 self.page
                     .slot(i)
                     .store(slot_value(to as u32, tag), Ordering::Relaxed);
                 if self.get(J_SLOT_OFFSET) != 0 {
+                    crash_order();
                     self.set(J_SLOT_OFFSET, 0);
                 }
                 moved += 1;
@@ -741,34 +802,54 @@ impl<'a> Locked<'a> {
         hi
     }
 
-    /// Copies `bytes` (the record at `from`) to `to`, where `from < to < from + len`,
-    /// top-down word by word, recording progress in the move journal often enough that
-    /// the words not yet copied are still intact at `from`.
-    fn move_overlapping(&mut self, slot: usize, from: usize, to: usize, bytes: &[u8]) {
-        let words = bytes.len() / 8;
-        let shift = (to - from) / 8;
+    /// Moves the record of `len` bytes at `from` to `to`, where `from < to < from + len`,
+    /// under the move journal (see [`Self::move_down`]).
+    fn move_overlapping(&mut self, slot: usize, from: usize, to: usize, len: usize) {
+        let words = len / 8;
         self.set_size(J_FROM_OFFSET, from);
         self.set_size(J_TO_OFFSET, to);
-        self.set_size(J_LEN_OFFSET, bytes.len());
+        self.set_size(J_LEN_OFFSET, len);
         self.set_size(J_PROGRESS_OFFSET, words);
+        // The journal is valid once `j_slot` is set, and before the first word moves.
+        crash_order();
         self.set_size(J_SLOT_OFFSET, slot + 1);
-        let region = *self.page.region();
-        let mut w = words;
-        while w > 0 {
-            w -= 1;
-            region.write_bytes(to + 8 * w, &bytes[8 * w..8 * w + 8]);
-            // Writing word w at `to` overwrote word w + shift at `from`, already copied.
-            // Progress may lag by fewer than `shift` words and still be safe.
-            if (words - w).is_multiple_of(shift) || w == 0 {
-                self.set_size(J_PROGRESS_OFFSET, w);
-            }
-            if w == words / 2 {
-                self.fail.hit(Failpoint::CompactMidMove);
-            }
-        }
+        crash_order();
+        self.move_down(from, to, words, Failpoint::CompactMidMove);
     }
 
-    /// Finishes a journalled move a writer died in, if the journal is sane.
+    /// Copies words `[0, prog)` of a record from `from` to `to` (`from < to`), top-down,
+    /// recording progress in the journal's `j_prog` often enough that the words not yet
+    /// copied are still intact at `from`: copying word w overwrites word `w + shift` at
+    /// `from`, which is at or above the recorded progress as long as it lags by at most
+    /// `shift` words. So a writer killed here, and a repair killed finishing the move, are
+    /// finished by the next repair from where they stopped. Returns false (nothing more
+    /// copied) if a word lies outside the page.
+    fn move_down(&mut self, from: usize, to: usize, prog: usize, fp: Failpoint) -> bool {
+        let shift = (to - from) / 8;
+        let region = *self.page.region();
+        let mut w = prog;
+        while w > 0 {
+            w -= 1;
+            let Some([word]) = region.load_words::<1>(from + 8 * w) else {
+                return false;
+            };
+            if !region.store_words(to + 8 * w, [word]) {
+                return false;
+            }
+            if (prog - w).is_multiple_of(shift) || w == 0 {
+                // After the copies it counts.
+                crash_order();
+                self.set_size(J_PROGRESS_OFFSET, w);
+            }
+            if w == prog / 2 {
+                self.fail.hit(fp);
+            }
+        }
+        true
+    }
+
+    /// Finishes a journalled move a writer (or a repair) died in, if the journal is sane:
+    /// words `[0, j_prog)` are still at `j_from`, the rest already at `j_to`.
     fn finish_journal(&mut self) {
         let j = self.get(J_SLOT_OFFSET);
         if j == 0 {
@@ -794,20 +875,14 @@ impl<'a> Locked<'a> {
         if sane {
             let v = self.page.slot(slot).load(Ordering::Relaxed);
             let (off, tag) = slot_parts(v);
-            if off as usize == from {
-                // Words [0, prog) are still at `from`, words [prog, len/8) at `to`.
-                let region = *self.page.region();
-                let mut bytes = Vec::with_capacity(len);
-                let ok = region.read_append(from, 8 * prog, &mut bytes)
-                    && region.read_append(to + 8 * prog, len - 8 * prog, &mut bytes);
-                if ok {
-                    region.write_bytes(to, &bytes);
-                    self.page
-                        .slot(slot)
-                        .store(slot_value(to as u32, tag), Ordering::Relaxed);
-                }
+            if off as usize == from && self.move_down(from, to, prog, Failpoint::RepairMidJournal) {
+                crash_order();
+                self.page
+                    .slot(slot)
+                    .store(slot_value(to as u32, tag), Ordering::Relaxed);
             }
         }
+        crash_order();
         self.set(J_SLOT_OFFSET, 0);
     }
 

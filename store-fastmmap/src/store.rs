@@ -466,9 +466,13 @@ impl FastMmapStore {
                 now,
                 self.policy,
             )
-            .map_err(|NoRoom| Error::NoSpace {
-                key: key.clone(),
-                needed: crate::format::record::record_size(key.len(), value.len()),
+            .map_err(|NoRoom { evicted }| {
+                // What went before the write gave up (a damaged page) is still reported.
+                self.locks[kh.page as usize].count(0, evicted.live, evicted.expired);
+                Error::NoSpace {
+                    key: key.clone(),
+                    needed: crate::format::record::record_size(key.len(), value.len()),
+                }
             })?;
         self.locks[kh.page as usize].count(1, ev.live, ev.expired);
         Ok(WriteOutcome {

@@ -92,9 +92,59 @@ fn sigkill_mid_compaction_loses_no_other_record() {
     assert_intact(&s, &keep);
     assert_eq!(s.stats().unwrap().recovered, 1);
     assert_eq!(s.lost_in_repair(), 0, "the repair dropped no record");
-    run_worker(&["read", p, "w", "2", "2"]);
+    // Regression (audit 2, finding 1): the key being written, whose old record the slow
+    // path unlinked before compacting, was gone. Both keys of the worker hold a whole
+    // value (the old or the new one).
+    assert_eq!(run_worker(&["read", p, "w", "2", "2"]), "ok hits 2\n");
     run_worker(&["write", p, "w", "2", "300", "100"]);
     assert_intact(&s, &keep);
+}
+
+/// Regression (audit 2, finding 1): a `rotate` within one page that needs room unlinked
+/// its source before compacting and wrote its target after, so a writer killed during
+/// the compaction lost the session under both names. It must survive under one of them.
+#[test]
+fn sigkill_mid_compaction_of_a_same_page_rotate_keeps_the_session() {
+    let fx = Fixture::new();
+    let s = fx.small(1);
+    let (from, to) = (common::key("from"), common::key("to"));
+    let value: Vec<u8> = (0..100u32).map(|i| (i * 13 + 1) as u8).collect();
+    // From the page end down: `from`, a large record to delete, then fillers until the
+    // free gap is smaller than `to`'s record: the rotate has to compact.
+    s.set(&from, &value).unwrap();
+    let hole = common::key("hole");
+    s.set(&hole, &[7u8; 400]).unwrap();
+    let fillers: Vec<_> = (0..12).map(|i| common::key(format!("fill{i}"))).collect();
+    for k in &fillers {
+        s.set(k, &[1u8; 208]).unwrap();
+    }
+    let st = s.stats().unwrap();
+    assert_eq!((st.entries, st.evicted_live), (14, 0));
+    // A 4 KiB page has 3,648 bytes of data area.
+    let gap = 3648 - st.bytes_used;
+    assert!(
+        gap < 24 + 16 + 104,
+        "free gap {gap}: the rotate must take the slow path"
+    );
+    assert!(s.delete(&hole).unwrap());
+    let path = fx.path();
+    let p = path.to_str().unwrap();
+    let (f, t) = (from.to_string(), to.to_string());
+    crash_worker_at(Failpoint::RebuildMidData, &["rotate", p, &f, &t]);
+    let got = [s.get_value(&from).unwrap(), s.get_value(&to).unwrap()];
+    assert!(
+        got.iter().any(|v| v.as_deref() == Some(&value[..])),
+        "the session is gone under both names: {got:?}"
+    );
+    for k in &fillers {
+        assert_eq!(
+            s.get_value(k).unwrap().as_deref(),
+            Some(&[1u8; 208][..]),
+            "{k}"
+        );
+    }
+    assert_eq!(s.stats().unwrap().recovered, 1);
+    assert_eq!(s.lost_in_repair(), 0, "the repair dropped no record");
 }
 
 /// A record moved onto a range overlapping its old one, killed half way through the
@@ -126,7 +176,39 @@ fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
     );
     assert_eq!(s.stats().unwrap().recovered, 1);
     assert_eq!(s.lost_in_repair(), 0, "the repair dropped no record");
-    run_worker(&["read", p, "w", "2", "2"]);
+    // The key being written keeps its old or new value (audit 2, finding 1).
+    assert_eq!(run_worker(&["read", p, "w", "2", "2"]), "ok hits 2\n");
+}
+
+/// Regression (audit 2, finding 5): the repair that finished a half-done overlapping
+/// move rewrote the record bottom-up over words the journal still counted as intact at
+/// the old place, so a repair killed there left a record the next repair dropped. Two
+/// chained crashes (the mover, then its repairer) must lose nothing.
+#[test]
+fn a_repair_killed_while_finishing_a_journalled_move_is_finished_by_the_next() {
+    let fx = Fixture::new();
+    let s = fx.small(1);
+    let small = common::key("small");
+    let big = common::key("big");
+    let big_value: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
+    s.set(&small, b"tiny").unwrap();
+    s.set(&big, &big_value).unwrap();
+    s.delete(&small).unwrap();
+    let path = fx.path();
+    let p = path.to_str().unwrap();
+    crash_worker_at(
+        Failpoint::CompactMidMove,
+        &["write", p, "w", "2", "1000", "100"],
+    );
+    // The next writer of the page repairs it, finishing the move, and is killed half way.
+    crash_worker_at(Failpoint::RepairMidJournal, &["put", p, "x", "1", "16"]);
+    assert_eq!(
+        s.get_value(&big).unwrap().unwrap(),
+        big_value,
+        "the record survives two chained crashes"
+    );
+    assert_eq!(s.lost_in_repair(), 0, "the repairs dropped no record");
+    assert_eq!(run_worker(&["read", p, "w", "2", "2"]), "ok hits 2\n");
 }
 
 /// A replacement of the same size is written over the old record; killed at `fp` (half

@@ -15,6 +15,7 @@
 //! - `read PATH PREFIX KEYS ITERS`: reads and verifies self-checking values.
 //! - `put PATH PREFIX COUNT VLEN`: writes COUNT keys `PREFIX<i>` once each.
 //! - `delete PATH PREFIX COUNT`: deletes keys `PREFIX<i>`.
+//! - `rotate PATH FROM TO`: renames FROM to TO (`rotate`), printing whether it moved.
 //! - `open PATH PAGE_SIZE NUM_PAGES KEY`: opens with that geometry (creating the file),
 //!   create-only writes KEY, prints the file's secret-dependent page of KEY.
 
@@ -188,6 +189,11 @@ fn run(args: &[String]) -> R<String> {
                 store.delete(&key(&prefix, i)?)?;
             }
             Ok("delete".into())
+        }
+        "rotate" => {
+            let from = Key::new(arg::<String>(args, 2)?)?;
+            let to = Key::new(arg::<String>(args, 3)?)?;
+            Ok(format!("rotate {}", store.rotate(&from, &to)?))
         }
         other => Err(format!("unknown command {other}").into()),
     }
