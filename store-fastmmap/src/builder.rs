@@ -18,7 +18,8 @@ pub const DEFAULT_CACHE_SIZE: u64 = 5 << 20;
 pub const DEFAULT_PAGE_SIZE: u32 = 512 << 10;
 /// Default [`FastMmapBuilder::read_lock_timeout`]: 5 seconds.
 pub const DEFAULT_READ_LOCK_TIMEOUT: Duration = Duration::from_secs(5);
-/// Default file mode: owner read-write, group read.
+/// Default file mode: owner read-write, group read (Perl's 0640), narrowed by the
+/// process's umask.
 pub const DEFAULT_MODE: u32 = 0o640;
 
 /// Builds a [`FastMmapStore`].
@@ -138,8 +139,11 @@ impl FastMmapBuilder {
         self
     }
 
-    /// File mode for a new file, as a number (default `0o640`). Must include owner
-    /// read-write and must not let group or others write.
+    /// File mode for a new file, as a number (default `0o640`), narrowed by the umask
+    /// (never widened: with umask 077 the file is 0600). Must include owner read-write,
+    /// must not let group or others write and must give others nothing: anyone who can
+    /// read the file reads every session and the hash secret, and can block every
+    /// writer with an fcntl lock. Make it `0o600` where other users share the group.
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
@@ -245,6 +249,10 @@ impl FastMmapBuilder {
             Some(format!(
                 "{m:#o} lets group or others write the file, which would let other users plant sessions; use 0o640 or 0o600"
             ))
+        } else if m & 0o007 != 0 {
+            Some(format!(
+                "{m:#o} lets every local user open the file and read every session; use 0o640 or 0o600"
+            ))
         } else {
             None
         };
@@ -319,7 +327,7 @@ mod tests {
                 .is_err()
         );
         // Perl parsed the string "0600" as decimal 600 = 0o1130.
-        for m in [600, 0o1130, 0o400, 0o666, 0o660, 0o10600] {
+        for m in [600, 0o1130, 0o400, 0o666, 0o660, 0o10600, 0o644, 0o604] {
             let e = b().mode(m).checked_mode().unwrap_err();
             assert!(
                 matches!(e, Error::InvalidConfig { option: "mode", .. }),

@@ -1083,6 +1083,9 @@ impl<'a> Locked<'a> {
         self.set(DATA_LO_OFFSET, geo.page_size);
         self.set(DEAD_OFFSET, 0);
         self.set(TICK_OFFSET, 0);
+        // The next write takes a fresh base from the file's counter: whatever lay here
+        // (an old page's data, after a change of geometry) is no version source.
+        self.page.next_version().store(0, Ordering::Relaxed);
         for off in [
             J_SLOT_OFFSET,
             J_FROM_OFFSET,

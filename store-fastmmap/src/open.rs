@@ -3,12 +3,14 @@
 //! Under the fcntl write lock on the header range `[0, 4096)`:
 //! 1. a file of length 0, or starting with `INIT_MAGIC` (an initialiser died), or all
 //!    zero at the start and exactly the expected length (an initialiser of an older
-//!    version died), or any file when `init_file` is set, is initialised: `INIT_MAGIC`
-//!    written first, then under a lock on every page (`[4096, EOF)`) the file sized,
-//!    every page wiped, the header written magic last;
+//!    version died), or any file when `init_file` is set, is initialised: under a lock on
+//!    every page (`[4096, EOF)`) `INIT_MAGIC` written first, the old pages zeroed unless
+//!    the secret is kept, the file sized and its blocks allocated, every page wiped, the
+//!    header written magic last;
 //! 2. otherwise the header is validated: magic, checksum, format version, geometry
-//!    (against the options if any geometry option was given) and file length. A file
-//!    starting with zeroes at any other length is someone else's (`Incompatible`).
+//!    (against the options if any geometry option was given) and file length; the file's
+//!    blocks are allocated (a file an earlier build left sparse). A file starting with
+//!    zeroes at any other length is someone else's (`Incompatible`).
 //!
 //! Several processes opening a new file at once therefore initialise it exactly once.
 
@@ -25,20 +27,33 @@ use crate::format::page::Page;
 use crate::format::region::Region;
 use crate::hash::KeyHasher;
 use crate::locked::Locked;
-use crate::os::file::{SharedFd, fstat, open_store_file, read_at, set_len, write_at};
-use crate::os::lock::{lock_range, unlock_range};
+use crate::os::file::{allocate, fstat, open_store_file, read_at, set_len, write_at, zero_range};
+use crate::os::lock::{lock_range, release};
 use crate::os::mmap::Mapping;
 use crate::store::{FastMmapStore, Parts};
 
 /// An fcntl `l_len` of 0: the range extends to the end of the file, however long.
 const TO_EOF: u64 = 0;
 
-/// Holds a range lock `(fd, start, len)`; releases it when dropped.
-struct RangeLock(std::os::fd::RawFd, u64, u64);
+/// A range lock on a file, released when dropped; it borrows the file, so it can never
+/// outlive its descriptor (and unlock a closed or reused one).
+struct RangeLock<'f> {
+    file: &'f std::fs::File,
+    start: u64,
+    len: u64,
+}
 
-impl Drop for RangeLock {
+impl<'f> RangeLock<'f> {
+    fn new(path: &Path, file: &'f std::fs::File, start: u64, len: u64, what: &str) -> Result<Self> {
+        lock_range(file.as_raw_fd(), start, len)
+            .map_err(|e| Error::io(format!("locking {what} of {}", path.display()), e))?;
+        Ok(RangeLock { file, start, len })
+    }
+}
+
+impl Drop for RangeLock<'_> {
     fn drop(&mut self) {
-        let _ = unlock_range(self.0, self.1, self.2);
+        release(self.file.as_raw_fd(), self.start, self.len);
     }
 }
 
@@ -47,17 +62,45 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     let mode = b.checked_mode()?;
     let wanted = b.geometry()?;
     let opened = open_store_file(&path, mode)?;
-    let file = opened.file;
-    let fd = file.as_raw_fd();
-    lock_range(fd, 0, HEADER_LEN as u64)
-        .map_err(|e| Error::io(format!("locking the header of {}", path.display()), e))?;
-    let _header_lock = RangeLock(fd, 0, HEADER_LEN as u64);
+    let (header, map) = {
+        let header_lock = RangeLock::new(&path, &opened.file, 0, HEADER_LEN as u64, "the header")?;
+        let r = open_locked(&path, &b, wanted, header_lock.file);
+        drop(header_lock);
+        r?
+    };
+    let identity = Header::identity(&Region::of(&map)).ok_or_else(|| Error::Corrupted {
+        what: format!("{}: the header does not fit in the file", path.display()),
+    })?;
+    let parts = Parts {
+        identity,
+        hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
+        geo: header.geometry,
+        map,
+        opened,
+        path,
+        clock: b.clock,
+        default_ttl: b.expires,
+        policy: b.policy,
+        read_lock_timeout: b.read_lock_timeout,
+        fail: Armed::from_env(),
+    };
+    FastMmapStore::from_parts(parts)
+}
 
-    let len = fstat(&path, &file)?.st_size as u64;
+/// The header and the mapping of a validated or initialised file; the caller holds the
+/// header lock.
+fn open_locked(
+    path: &Path,
+    b: &FastMmapBuilder,
+    wanted: Geometry,
+    file: &std::fs::File,
+) -> Result<(Header, Mapping)> {
+    let path = path.to_owned();
+    let len = fstat(&path, file)?.st_size as u64;
     // `init_file` on a sound file of the same geometry keeps its hash secret: processes
     // that still have the file open keep hashing keys to the same pages.
     let keep_secret = if b.init_file && len == wanted.file_len() {
-        Mapping::map(&file, len as usize).ok().and_then(|map| {
+        Mapping::map(file, len as usize).ok().and_then(|map| {
             match Header::read(&Region::of(&map)) {
                 HeaderState::Present(h) if h.check().is_ok() && h.geometry == wanted => {
                     Some(h.secret)
@@ -75,7 +118,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
         // after writing `INIT_MAGIC` left a file of only 8 bytes.
         let mut magic = [0u8; 8];
         if len >= 8 {
-            read_at(&path, &file, 0, &mut magic)?;
+            read_at(&path, file, 0, &mut magic)?;
         }
         if magic == INIT_MAGIC {
             // An initialiser died (we hold the header lock, so none is running).
@@ -98,7 +141,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
             }
             None
         } else {
-            let map = Mapping::map(&file, len as usize)
+            let map = Mapping::map(file, len as usize)
                 .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
             match Header::read(&Region::of(&map)) {
                 HeaderState::Uninitialised | HeaderState::Initialising => {
@@ -122,34 +165,19 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
                     });
                 }
                 HeaderState::Present(h) => {
-                    check_existing(&path, &h, &b, wanted, len)?;
+                    check_existing(&path, &h, b, wanted, len)?;
+                    // A file an earlier build left sparse gets its blocks now.
+                    allocate(&path, file, len, false)?;
                     Some((*h, map))
                 }
             }
         }
     };
 
-    let (header, map) = match existing {
-        Some(x) => x,
-        None => initialise(&path, &file, wanted, len, keep_secret)?,
-    };
-    let identity = Header::identity(&Region::of(&map)).ok_or_else(|| Error::Corrupted {
-        what: format!("{}: the header does not fit in the file", path.display()),
-    })?;
-    let parts = Parts {
-        identity,
-        hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
-        geo: header.geometry,
-        map,
-        fd: SharedFd::new(&path, file)?,
-        path,
-        clock: b.clock,
-        default_ttl: b.expires,
-        policy: b.policy,
-        read_lock_timeout: b.read_lock_timeout,
-        fail: Armed::from_env(),
-    };
-    Ok(FastMmapStore::from_parts(parts))
+    match existing {
+        Some(x) => Ok(x),
+        None => initialise(&path, file, wanted, len, keep_secret),
+    }
 }
 
 fn not_ours(path: &Path, why: &str) -> Error {
@@ -207,18 +235,31 @@ fn initialise(
     old_len: u64,
     keep_secret: Option<[u8; crate::format::header::SECRET_LEN]>,
 ) -> Result<(Header, Mapping)> {
+    // Wait for every writer of the old file to leave its page, and keep them out until
+    // the header is whole again: they check the header under their page lock, so none
+    // sees the file marked below while it could still write (a same-geometry
+    // re-initialisation lets them carry on).
+    let _pages_lock = RangeLock::new(path, file, HEADER_LEN as u64, TO_EOF, "the pages")?;
     // Mark the file as being initialised before anything else changes (this also
     // extends an empty file to 8 bytes): if we die, the next opener sees `INIT_MAGIC`
     // and initialises again, and a store that still has the file open refuses to write.
     write_at(path, file, 0, &INIT_MAGIC)?;
-    // Wait for every writer of the old file to leave its page, and keep them out until
-    // the header is whole again: they check the header under their page lock.
-    let fd = file.as_raw_fd();
-    lock_range(fd, HEADER_LEN as u64, TO_EOF)
-        .map_err(|e| Error::io(format!("locking the pages of {}", path.display()), e))?;
-    let _pages_lock = RangeLock(fd, HEADER_LEN as u64, TO_EOF);
+    // Another geometry or secret: the old pages are zeroed, so that a lock-free reader
+    // of a store still open with the old view finds no record it could verify (the new
+    // records use another secret) and stores no stamp into the new layout.
+    if keep_secret.is_none() && old_len > HEADER_LEN as u64 {
+        zero_range(path, file, HEADER_LEN as u64, old_len - HEADER_LEN as u64)?;
+    }
     if old_len != g.file_len() {
         set_len(path, file, g.file_len())?;
+    }
+    if let Err(e) = allocate(path, file, g.file_len(), true) {
+        // A file nobody else has (it was empty) gives its space back; it starts with
+        // `INIT_MAGIC` either way, so the next opener initialises it.
+        if old_len == 0 {
+            let _ = set_len(path, file, 0);
+        }
+        return Err(e);
     }
     let map = Mapping::map(file, g.file_len() as usize)
         .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;

@@ -21,9 +21,11 @@ use crate::format::record::{decode_expiry, encode_expiry};
 use crate::format::region::Region;
 use crate::hash::{KeyHash, KeyHasher};
 use crate::locked::{Locked, NoRoom, STALE_TICKS};
-use crate::os::file::SharedFd;
-use crate::os::lock::{lock_range, try_lock_range, unlock_range};
+use crate::os::file::{Opened, fstat};
+use crate::os::fork;
+use crate::os::lock::{lock_range, release, try_lock_range};
 use crate::os::mmap::Mapping;
+use crate::os::store_file::{LockWord, StoreFile};
 use crate::page_lock::{PageLock, PageLockGuard};
 use crate::probe::{Found, Probe, probe};
 use crate::seqlock::SeqLock;
@@ -32,6 +34,16 @@ use crate::time::TimeSource;
 /// How many times a reader retries a page whose counter is odd or changed before it
 /// falls back to taking the page lock (which repairs a page whose writer died).
 const READ_SPINS: u32 = 20_000;
+
+/// What one lock-free read attempt came to.
+enum Attempt {
+    /// A consistent answer.
+    Done(Option<EntryMeta>),
+    /// The page changed under the read (or a writer is in it): try again.
+    Retry,
+    /// The page is damaged (or a record fails its checksum): read under the lock.
+    Fallback,
+}
 
 /// A page's in-process lock and the counters its holder updates, on their own cache
 /// line: the holder owns them, so counting a write costs no atomic read-modify-write.
@@ -42,6 +54,12 @@ struct PaddedLock {
     writes: AtomicU64,
     evicted_live: AtomicU64,
     evicted_expired: AtomicU64,
+}
+
+impl LockWord for PaddedLock {
+    fn lock_word(&self) -> &AtomicU32 {
+        &self.lock
+    }
 }
 
 impl PaddedLock {
@@ -84,8 +102,11 @@ pub struct FastMmapStore {
     path: PathBuf,
     geo: Geometry,
     hasher: KeyHasher,
-    fd: SharedFd,
-    locks: Box<[PaddedLock]>,
+    /// The file, its mapping and the page locks (a forked child gets a new open file
+    /// description at the same descriptor number: see `os::fork`).
+    os: StoreFile<PaddedLock>,
+    /// The file's identity, which names the page locks this thread holds (see `Held`).
+    file_id: (u64, u64),
     clock: TimeSource,
     default_ttl: Option<Duration>,
     policy: EvictionPolicy,
@@ -94,8 +115,6 @@ pub struct FastMmapStore {
     fail: Armed,
     /// The header words this store's view depends on (see `Header::identity`).
     identity: [u64; 3],
-    // Last: dropped after everything that could point into it.
-    map: Mapping,
 }
 
 /// What `open` assembled.
@@ -103,7 +122,7 @@ pub(crate) struct Parts {
     pub(crate) path: PathBuf,
     pub(crate) geo: Geometry,
     pub(crate) hasher: KeyHasher,
-    pub(crate) fd: SharedFd,
+    pub(crate) opened: Opened,
     pub(crate) map: Mapping,
     pub(crate) clock: TimeSource,
     pub(crate) default_ttl: Option<Duration>,
@@ -118,12 +137,84 @@ struct PageGuard<'a> {
     fd: std::os::fd::RawFd,
     start: u64,
     len: u64,
+    /// The fork generation the lock was taken in (see `os::fork`).
+    generation: u64,
+    _held: Held,
     _inproc: PageLockGuard<'a>,
+}
+
+impl PageGuard<'_> {
+    /// Fails if the process forked since the lock was taken (a fork inside an `update`
+    /// closure): the child holds no lock, so it must not write.
+    fn still_held(&self, path: &Path) -> Result<()> {
+        if fork::generation() == self.generation {
+            return Ok(());
+        }
+        Err(Error::Backend {
+            context: format!(
+                "{}: the process forked inside an `update` closure; the child does not hold                  the page's lock (its parent does), so the update is not applied in the child",
+                path.display()
+            ),
+            source: Box::new(std::io::Error::other("forked while holding a page lock")),
+        })
+    }
 }
 
 impl Drop for PageGuard<'_> {
     fn drop(&mut self) {
-        let _ = unlock_range(self.fd, self.start, self.len);
+        // A child (forked inside an `update` closure) holds none of its parent's fcntl
+        // lock: after the fork refresh its descriptor is a description of its own, and
+        // before it (a fork that ran no handler) releasing would release the parent's.
+        if fork::generation() == self.generation {
+            release(self.fd, self.start, self.len);
+        }
+    }
+}
+
+/// The page locks the current thread holds, by file: a store call from inside an
+/// `update` closure (which holds its page's lock) would wait for itself forever.
+#[derive(Debug)]
+struct Held {
+    file: (u64, u64),
+}
+
+thread_local! {
+    /// Files (device, inode) of whose pages this thread holds a lock, with how many.
+    static HELD: std::cell::Cell<[((u64, u64), u32); 2]> =
+        const { std::cell::Cell::new([((0, 0), 0); 2]) };
+}
+
+impl Held {
+    /// Notes a page lock of `file` about to be taken; `Err` if this thread already holds
+    /// one of that file's page locks and `nested` (the second page of a `rotate`, taken
+    /// in the lock order) is false.
+    fn take(file: (u64, u64), nested: bool) -> std::result::Result<Held, ()> {
+        HELD.with(|h| {
+            let mut v = h.get();
+            if let Some(e) = v.iter_mut().find(|e| e.1 > 0 && e.0 == file) {
+                if !nested {
+                    return Err(());
+                }
+                e.1 += 1;
+            } else if let Some(e) = v.iter_mut().find(|e| e.1 == 0) {
+                *e = (file, 1);
+            }
+            // (More than two files locked at once by one thread are not tracked.)
+            h.set(v);
+            Ok(Held { file })
+        })
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.with(|h| {
+            let mut v = h.get();
+            if let Some(e) = v.iter_mut().find(|e| e.1 > 0 && e.0 == self.file) {
+                e.1 -= 1;
+            }
+            h.set(v);
+        });
     }
 }
 
@@ -199,20 +290,42 @@ impl FastMmapStore {
         self.counters.recovered.lost.load(Ordering::Relaxed)
     }
 
+    /// Times this process retried releasing a page or header lock after the kernel
+    /// refused (`ENOLCK` under memory pressure); a lock that cannot be released within a
+    /// second aborts the process rather than hang every writer of the page.
+    pub fn lock_release_retries(&self) -> u64 {
+        crate::os::lock::release_retries()
+    }
+
     /// The page `key` hashes to (tests and tools).
     pub fn page_of(&self, key: &Key) -> u32 {
         self.hasher.hash(key.as_bytes()).page
     }
 
-    pub(crate) fn from_parts(p: Parts) -> FastMmapStore {
-        FastMmapStore {
-            locks: (0..p.geo.num_pages)
-                .map(|_| PaddedLock::default())
-                .collect(),
+    pub(crate) fn from_parts(p: Parts) -> Result<FastMmapStore> {
+        let mut locks = Vec::new();
+        locks
+            .try_reserve_exact(p.geo.num_pages as usize)
+            .map_err(|_| {
+                Error::io(
+                    format!(
+                        "allocating the page locks of {} ({} pages)",
+                        p.path.display(),
+                        p.geo.num_pages
+                    ),
+                    std::io::Error::from(std::io::ErrorKind::OutOfMemory),
+                )
+            })?;
+        locks.resize_with(p.geo.num_pages as usize, PaddedLock::default);
+        let st = fstat(&p.path, &p.opened.file)?;
+        let os = StoreFile::new(p.opened, p.map, locks.into_boxed_slice())
+            .map_err(|e| Error::io(format!("opening {}", p.path.display()), e))?;
+        Ok(FastMmapStore {
+            os,
+            file_id: (st.st_dev, st.st_ino),
             path: p.path,
             geo: p.geo,
             hasher: p.hasher,
-            fd: p.fd,
             clock: p.clock,
             default_ttl: p.default_ttl,
             policy: p.policy,
@@ -220,76 +333,81 @@ impl FastMmapStore {
             counters: Counters::default(),
             fail: p.fail,
             identity: p.identity,
-            map: p.map,
-        }
+        })
     }
 
     fn page(&self, i: u32) -> Page<'_> {
-        Page::new(&Region::of(&self.map), self.geo, i).expect("page index below num_pages")
+        Page::new(&Region::of(self.os.map()), self.geo, i).expect("page index below num_pages")
     }
 
-    /// Takes page `i`'s in-process lock, then its fcntl lock; with a `limit`, gives up
-    /// after that long with [`Error::Backend`] (a stopped or stuck lock holder).
-    fn lock_page(&self, i: u32, limit: Option<Duration>) -> Result<PageGuard<'_>> {
-        let inproc = PageLock::new(&self.locks[i as usize].lock);
-        let (start, len) = (self.geo.page_offset(i), u64::from(self.geo.page_size));
-        let io_err = |e| Error::io(format!("locking page {i} of {}", self.path.display()), e);
-        let Some(limit) = limit else {
-            let inproc = inproc.lock();
-            let fd = self.fd.get()?;
-            lock_range(fd, start, len).map_err(io_err)?;
-            return Ok(PageGuard {
-                fd,
-                start,
-                len,
-                _inproc: inproc,
-            });
-        };
-        let deadline = std::time::Instant::now() + limit;
-        let mut round = 0u32;
-        // Polls with a growing sleep (up to 1 ms); false once past the deadline.
-        let mut wait = || {
-            if std::time::Instant::now() >= deadline {
-                return false;
-            }
-            round = round.saturating_add(1);
-            if round < 64 {
-                std::hint::spin_loop();
-            } else {
-                let us = u64::from(round.min(1_000));
-                std::thread::sleep(Duration::from_micros(us));
-            }
-            true
-        };
-        let timed_out = || Error::Backend {
-            context: format!(
-                "page {i} of {}: a writer has held its lock for more than {limit:?} (a \
-                 process stopped or stuck mid-write, for example by SIGSTOP or a debugger); \
-                 continue or kill that process, then retry",
-                self.path.display()
-            ),
-            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
-        };
-        let inproc = loop {
-            if let Some(g) = inproc.try_lock() {
-                break g;
-            }
-            if !wait() {
-                return Err(timed_out());
-            }
-        };
-        let fd = self.fd.get()?;
-        while !try_lock_range(fd, start, len).map_err(io_err)? {
-            if !wait() {
-                return Err(timed_out());
-            }
-        }
+    /// Takes page `i`'s in-process lock, then its fcntl lock, waiting as long as it takes.
+    /// `nested`: the second page of a `rotate` (see [`Held::take`]).
+    fn lock_page(&self, i: u32, nested: bool) -> Result<PageGuard<'_>> {
+        let held = self.enter(i, nested)?;
+        let generation = fork::generation();
+        let inproc = PageLock::new(&self.os.locks()[i as usize].lock).lock();
+        let (start, len) = self.page_range(i);
+        lock_range(self.os.fd(), start, len).map_err(|e| self.lock_error(i, e))?;
         Ok(PageGuard {
-            fd,
+            fd: self.os.fd(),
             start,
             len,
+            generation,
+            _held: held,
             _inproc: inproc,
         })
+    }
+
+    /// As [`Self::lock_page`] without waiting: `None` if another thread or process holds
+    /// the page.
+    fn try_lock_page(&self, i: u32) -> Result<Option<PageGuard<'_>>> {
+        let held = self.enter(i, false)?;
+        let generation = fork::generation();
+        let Some(inproc) = PageLock::new(&self.os.locks()[i as usize].lock).try_lock() else {
+            return Ok(None);
+        };
+        let (start, len) = self.page_range(i);
+        if !try_lock_range(self.os.fd(), start, len).map_err(|e| self.lock_error(i, e))? {
+            return Ok(None);
+        }
+        Ok(Some(PageGuard {
+            fd: self.os.fd(),
+            start,
+            len,
+            generation,
+            _held: held,
+            _inproc: inproc,
+        }))
+    }
+
+    /// The checks before any page lock: a forked child's stores are refreshed (and fail
+    /// if that failed), and a thread inside an `update` closure may not lock a page of
+    /// this file again (it would wait for itself).
+    fn enter(&self, i: u32, nested: bool) -> Result<Held> {
+        self.os.check().map_err(|e| {
+            Error::io(
+                format!(
+                    "{}: this process was forked and could not open the file anew for its                      own locks; open the store again in the child",
+                    self.path.display()
+                ),
+                e,
+            )
+        })?;
+        Held::take(self.file_id, nested).map_err(|()| Error::Backend {
+            context: format!(
+                "page {i} of {}: store called from inside an `update` closure, whose thread                  holds a page lock of this file; it would wait for itself (the closure must                  not call back into the store)",
+                self.path.display()
+            ),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::WouldBlock)),
+        })
+    }
+
+    fn page_range(&self, i: u32) -> (u64, u64) {
+        (self.geo.page_offset(i), u64::from(self.geo.page_size))
+    }
+
+    fn lock_error(&self, i: u32, e: std::io::Error) -> Error {
+        Error::io(format!("locking page {i} of {}", self.path.display()), e)
     }
 
     /// The key's hash and its page, locked, checked and if need be repaired: the start
@@ -315,21 +433,18 @@ impl FastMmapStore {
 
     /// A locked, checked (and if need be repaired) page.
     fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
-        self.locked_within(i, None)
+        let g = self.lock_page(i, false)?;
+        Ok((g, self.checked(i)?))
     }
 
-    /// As `locked`, giving up after `limit` if the page's locks stay taken.
+    /// Page `i` as its lock holder sees it: checked against the file header, and
+    /// repaired if a writer died in it or its header is impossible.
     #[inline]
-    fn locked_within(
-        &self,
-        i: u32,
-        limit: Option<Duration>,
-    ) -> Result<(PageGuard<'_>, Locked<'_>)> {
-        let g = self.lock_page(i, limit)?;
+    fn checked(&self, i: u32) -> Result<Locked<'_>> {
         // Before touching the page: `init_file` in another process may have given the
         // file another geometry or secret (or died half way); it holds every page lock
         // while it changes the file, so under ours the header is whole or marked.
-        if Header::identity(&Region::of(&self.map)) != Some(self.identity) {
+        if Header::identity(&Region::of(self.os.map())) != Some(self.identity) {
             return Err(Error::Incompatible {
                 path: self.path.clone(),
                 reason: "the file was re-initialised (init_file) by another process with \
@@ -338,7 +453,7 @@ impl FastMmapStore {
                     .into(),
             });
         }
-        let global = Region::of(&self.map)
+        let global = Region::of(self.os.map())
             .u64_at(NEXT_VERSION_OFFSET)
             .expect("the header holds the version counter");
         let mut l = Locked::new(
@@ -349,7 +464,7 @@ impl FastMmapStore {
             global,
         );
         l.prepare();
-        Ok((g, l))
+        Ok(l)
     }
 
     /// Finds `key` in a locked page, repairing the page once if it contradicts itself.
@@ -468,13 +583,13 @@ impl FastMmapStore {
             )
             .map_err(|NoRoom { evicted }| {
                 // What went before the write gave up (a damaged page) is still reported.
-                self.locks[kh.page as usize].count(0, evicted.live, evicted.expired);
+                self.os.locks()[kh.page as usize].count(0, evicted.live, evicted.expired);
                 Error::NoSpace {
                     key: key.clone(),
                     needed: crate::format::record::record_size(key.len(), value.len()),
                 }
             })?;
-        self.locks[kh.page as usize].count(1, ev.live, ev.expired);
+        self.os.locks()[kh.page as usize].count(1, ev.live, ev.expired);
         Ok(WriteOutcome {
             version: version_of(version),
             evicted: Evictions::Counted {
@@ -488,79 +603,119 @@ impl FastMmapStore {
     fn read(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         let kh = self.hasher.hash(key.as_bytes());
         let page = self.page(kh.page);
-        let sl = SeqLock::new(page.seq());
         for _ in 0..READ_SPINS {
-            let Some(stamp) = sl.read_begin() else {
-                std::hint::spin_loop();
-                continue;
-            };
-            buf.clear();
-            let mut p = probe(&page, key.as_bytes(), kh.tag);
-            // A short value is copied out and its checksum computed in one pass; a long
-            // one is hashed once validated.
-            let mut crc = None;
-            if let Probe::Found(f) = p {
-                let (off, n, r) = (f.off + f.hdr.value_offset(), f.hdr.vlen, page.region());
-                let fields = (kh.raw, f.hdr.version, f.hdr.lens());
-                let copied = if has_crc(n) {
-                    crc = r.read_append_crc(off, n, buf, self.hasher.check_key(), fields);
-                    crc.is_some()
-                } else {
-                    r.read_append(off, n, buf)
-                };
-                if !copied {
-                    p = Probe::Bad("value beyond the page end");
-                }
-            }
-            if !sl.read_validate(stamp) {
-                std::hint::spin_loop();
-                continue;
-            }
-            match p {
-                Probe::Missing => return Ok(None),
-                Probe::Bad(_) => break,
-                Probe::Found(f) => {
-                    let expires_at = decode_expiry(f.hdr.expires);
-                    // Exact, and mostly without a precise clock read (see `time`). First:
-                    // an expired entry is absent whatever its bytes, so its checksum is
-                    // not compared (`expires` is outside it anyway) and a long value is
-                    // not hashed; a short one's CRC was computed during the copy.
-                    if !self.clock.is_live(expires_at) {
-                        return Ok(None);
-                    }
-                    let check = crc.unwrap_or_else(|| {
-                        self.hasher
-                            .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), buf)
-                    });
-                    if check != f.hdr.check {
-                        // Damaged by a stray write: the locked path drops the record.
-                        break;
-                    }
-                    // Refresh the LRU stamp only when stale, so readers of a hot page do
-                    // not write its cache lines on every read. A hint: it may land on a
-                    // slot a writer has since reused, which costs only LRU precision.
-                    let tick = page.field(TICK_OFFSET).load(Ordering::Relaxed);
-                    let st = page.stamp(f.slot);
-                    if tick.wrapping_sub(st.load(Ordering::Relaxed)) > STALE_TICKS {
-                        st.store(tick, Ordering::Relaxed);
-                    }
-                    return Ok(Some(EntryMeta {
-                        expires_at,
-                        version: version_of(f.hdr.version),
-                    }));
-                }
+            match self.read_once(&page, key, kh, buf) {
+                Attempt::Done(r) => return Ok(r),
+                Attempt::Retry => std::hint::spin_loop(),
+                Attempt::Fallback => break,
             }
         }
-        self.read_locked(key, kh, buf)
+        self.read_locked(&page, key, kh, buf)
+    }
+
+    /// One lock-free attempt at reading `key` from its page.
+    #[inline(always)]
+    fn read_once(&self, page: &Page<'_>, key: &Key, kh: KeyHash, buf: &mut Vec<u8>) -> Attempt {
+        let sl = SeqLock::new(page.seq());
+        let Some(stamp) = sl.read_begin() else {
+            return Attempt::Retry;
+        };
+        buf.clear();
+        let mut p = probe(page, key.as_bytes(), kh.tag);
+        // A short value is copied out and its checksum computed in one pass; a long
+        // one is hashed once validated.
+        let mut crc = None;
+        if let Probe::Found(f) = p {
+            let (off, n, r) = (f.off + f.hdr.value_offset(), f.hdr.vlen, page.region());
+            let fields = (kh.raw, f.hdr.version, f.hdr.lens());
+            let copied = if has_crc(n) {
+                crc = r.read_append_crc(off, n, buf, self.hasher.check_key(), fields);
+                crc.is_some()
+            } else {
+                r.read_append(off, n, buf)
+            };
+            if !copied {
+                p = Probe::Bad("value beyond the page end");
+            }
+        }
+        if !sl.read_validate(stamp) {
+            return Attempt::Retry;
+        }
+        match p {
+            Probe::Missing => Attempt::Done(None),
+            Probe::Bad(_) => Attempt::Fallback,
+            Probe::Found(f) => {
+                let expires_at = decode_expiry(f.hdr.expires);
+                // Exact, and mostly without a precise clock read (see `time`). First:
+                // an expired entry is absent whatever its bytes, so its checksum is
+                // not compared (`expires` is outside it anyway) and a long value is
+                // not hashed; a short one's CRC was computed during the copy.
+                if !self.clock.is_live(expires_at) {
+                    return Attempt::Done(None);
+                }
+                let check = crc.unwrap_or_else(|| {
+                    self.hasher
+                        .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), buf)
+                });
+                if check != f.hdr.check {
+                    // Damaged by a stray write: the locked path drops the record.
+                    return Attempt::Fallback;
+                }
+                // Refresh the LRU stamp only when stale, so readers of a hot page do
+                // not write its cache lines on every read. A hint: it may land on a
+                // slot a writer has since reused, which costs only LRU precision.
+                let tick = page.field(TICK_OFFSET).load(Ordering::Relaxed);
+                let st = page.stamp(f.slot);
+                if tick.wrapping_sub(st.load(Ordering::Relaxed)) > STALE_TICKS {
+                    st.store(tick, Ordering::Relaxed);
+                }
+                Attempt::Done(Some(EntryMeta {
+                    expires_at,
+                    version: version_of(f.hdr.version),
+                }))
+            }
+        }
     }
 
     /// The read's fallback, out of line so that the lock-free path stays small: a writer
-    /// died mid-write, is very slow or stopped, or the page is damaged. Locks (which
-    /// repairs), but waits only so long for a stopped writer.
+    /// died mid-write, is very slow or stopped, writers keep the page busy, or the page
+    /// is damaged. Polls the page's locks (taking them repairs the page) with a growing
+    /// sleep of up to 1 ms, trying a lock-free read between polls (writers queued in
+    /// the kernel get the lock ahead of a poller, but a page they keep busy is still
+    /// stable often enough to read), and gives up after `read_lock_timeout`.
     #[cold]
     #[inline(never)]
-    fn read_locked(&self, key: &Key, kh: KeyHash, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
-        let (_g, mut l) = self.locked_within(kh.page, Some(self.read_lock_timeout))?;
+    fn read_locked(
+        &self,
+        page: &Page<'_>,
+        key: &Key,
+        kh: KeyHash,
+        buf: &mut Vec<u8>,
+    ) -> Result<Option<EntryMeta>> {
+        let limit = self.read_lock_timeout;
+        let deadline = std::time::Instant::now() + limit;
+        // Relaxed: only compared, to tell a stopped writer from busy ones.
+        let seq_at_start = page.seq().load(Ordering::Relaxed);
+        let mut round = 0u32;
+        let _g = loop {
+            if let Some(g) = self.try_lock_page(kh.page)? {
+                break g;
+            }
+            if let Attempt::Done(r) = self.read_once(page, key, kh, buf) {
+                return Ok(r);
+            }
+            if std::time::Instant::now() >= deadline {
+                let busy = page.seq().load(Ordering::Relaxed) != seq_at_start;
+                return Err(self.read_timed_out(kh.page, limit, busy));
+            }
+            round = round.saturating_add(1);
+            if round < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(u64::from(round.min(1_000))));
+            }
+        };
+        let mut l = self.checked(kh.page)?;
         let Some(f) = self.find(&mut l, key, kh)? else {
             return Ok(None);
         };
@@ -576,6 +731,26 @@ impl FastMmapStore {
             expires_at,
             version: version_of(f.hdr.version),
         }))
+    }
+
+    /// A read that waited `limit` for page `i`: `busy` if the page changed meanwhile
+    /// (writers kept it, none is stopped).
+    fn read_timed_out(&self, i: u32, limit: Duration, busy: bool) -> Error {
+        let context = if busy {
+            format!(
+                "page {i} of {}: writers kept it locked and changing for more than {limit:?},                  and no lock-free read of it got through (contention on one page: spread                  the writes over more pages or raise read_lock_timeout); retry",
+                self.path.display()
+            )
+        } else {
+            format!(
+                "page {i} of {}: a writer has held its lock for more than {limit:?} without                  changing it (a process stopped or stuck mid-write, for example by SIGSTOP                  or a debugger); continue or kill that process, then retry",
+                self.path.display()
+            )
+        };
+        Error::Backend {
+            context,
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        }
     }
 
     /// Runs `f` on every page in order, each under its lock.
@@ -670,7 +845,7 @@ impl SessionStore for FastMmapStore {
         let live = is_live(decode_expiry(f.hdr.expires), now);
         l.remove(&f);
         if live {
-            self.locks[kh.page as usize].count(1, 0, 0);
+            self.os.locks()[kh.page as usize].count(1, 0, 0);
         }
         Ok(live)
     }
@@ -687,7 +862,7 @@ impl SessionStore for FastMmapStore {
         let e = encode_expiry(expiry.resolve(now, self.default_ttl));
         l.set_expires(&f, e)
             .map_err(|d| self.corrupted(kh.page, d.0))?;
-        self.locks[kh.page as usize].count(1, 0, 0);
+        self.os.locks()[kh.page as usize].count(1, 0, 0);
         Ok(true)
     }
 
@@ -696,7 +871,7 @@ impl SessionStore for FastMmapStore {
         key: &Key,
         f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
     ) -> Result<UpdateOutcome> {
-        let (kh, _g, mut l) = self.locked_for(key)?;
+        let (kh, g, mut l) = self.locked_for(key)?;
         let now = self.clock.now();
         let found = self.find(&mut l, key, kh)?;
         let current = match &found {
@@ -707,6 +882,8 @@ impl SessionStore for FastMmapStore {
         // The closure runs once, under the page lock, before anything changes: if it
         // panics the guards release both locks and the page is as it was.
         let action = f(current.as_ref());
+        // A fork inside the closure: only the parent holds the lock.
+        g.still_held(&self.path)?;
         match action {
             UpdateAction::Keep => Ok(UpdateOutcome::Kept),
             UpdateAction::Delete => {
@@ -715,7 +892,7 @@ impl SessionStore for FastMmapStore {
                     l.remove(fd);
                 }
                 if existed {
-                    self.locks[kh.page as usize].count(1, 0, 0);
+                    self.os.locks()[kh.page as usize].count(1, 0, 0);
                 }
                 Ok(UpdateOutcome::Deleted { existed })
             }
@@ -764,7 +941,7 @@ impl SessionStore for FastMmapStore {
         s.capacity = Some(u64::from(self.geo.page_size) * u64::from(self.geo.num_pages));
         s.reads = reads;
         s.hits = hits;
-        for p in self.locks.iter() {
+        for p in self.os.locks().iter() {
             s.writes += p.writes.load(Ordering::Relaxed);
             s.evicted_live += p.evicted_live.load(Ordering::Relaxed);
             s.evicted_expired += p.evicted_expired.load(Ordering::Relaxed);
@@ -795,7 +972,8 @@ impl SessionStore for FastMmapStore {
         // Lock order: ascending page index, so two rotations never wait on each other.
         let (first, second) = (kf.page.min(kt.page), kf.page.max(kt.page));
         let (_g1, mut l1) = self.locked(first)?;
-        let (_g2, mut l2) = self.locked(second)?;
+        let _g2 = self.lock_page(second, true)?;
+        let mut l2 = self.checked(second)?;
         let now = self.clock.now();
         if kf.page == first {
             self.rotate_locked(&mut l1, Some(&mut l2), (from, kf), (to, kt), now)
@@ -865,7 +1043,7 @@ impl FastMmapStore {
                 )?;
             }
         }
-        self.locks[kf.page as usize].count(1, 0, 0);
+        self.os.locks()[kf.page as usize].count(1, 0, 0);
         Ok(true)
     }
 }

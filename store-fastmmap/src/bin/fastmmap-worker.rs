@@ -16,6 +16,19 @@
 //! - `put PATH PREFIX COUNT VLEN`: writes COUNT keys `PREFIX<i>` once each.
 //! - `delete PATH PREFIX COUNT`: deletes keys `PREFIX<i>`.
 //! - `rotate PATH FROM TO`: renames FROM to TO (`rotate`), printing whether it moved.
+//! - `fork-hold PATH SECS`: forks a child that sleeps SECS without touching the store
+//!   (its pid printed on stderr as `child PID`), then writes key `hold0` (with
+//!   `FASTMMAP_FAILPOINT` it stops there, holding the page lock).
+//! - `clone-incr PATH KEY N`: increments once, then makes a child with the raw `clone`
+//!   system call (no fork handler runs); parent and child each increment N times.
+//! - `fork-busy PATH KEY FORKS`: a thread writes KEY in a loop while the main thread
+//!   forks FORKS children, each writing KEY once under a 2 s alarm; fails if one hangs
+//!   or fails.
+//! - `fork-chdir PATH KEY`: writes KEY, forks; the child changes to `/` and writes KEY
+//!   (a relative PATH must still reach the file).
+//! - `update-fork PATH KEY`: an `update` closure of KEY forks: the child's update must
+//!   fail, the parent's sets `parent`.
+//! - `reinit PATH PAGE_SIZE NUM_PAGES TIMES`: opens with `init_file(true)` TIMES times.
 //! - `open PATH PAGE_SIZE NUM_PAGES KEY`: opens with that geometry (creating the file),
 //!   create-only writes KEY, prints the file's secret-dependent page of KEY.
 
@@ -98,6 +111,35 @@ fn incr(store: &FastMmapStore, k: &Key, n: u64) -> R<()> {
     Ok(())
 }
 
+fn fork() -> R<libc::pid_t> {
+    // SAFETY: fork has no preconditions; the callers' children run only what a child of
+    // this worker may (see each command).
+    #[allow(unsafe_code)]
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err("fork failed".into());
+    }
+    Ok(pid)
+}
+
+/// Waits for child `pid`; an error unless it exited with status 0.
+fn wait_ok(pid: libc::pid_t) -> R<()> {
+    let mut status = 0;
+    // SAFETY: waiting for our own child with a valid out pointer.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
+    if rc != pid {
+        return Err(format!("waitpid({pid}) returned {rc}").into());
+    }
+    if libc::WIFSIGNALED(status) {
+        return Err(format!("child {pid} killed by signal {}", libc::WTERMSIG(status)).into());
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("child {pid} exited with status {status}").into());
+    }
+    Ok(())
+}
+
 fn run(args: &[String]) -> R<String> {
     let cmd = args.first().ok_or("no command")?;
     let path: String = arg(args, 1)?;
@@ -123,23 +165,13 @@ fn run(args: &[String]) -> R<String> {
             let n: u64 = arg(args, 3)?;
             // Use the descriptor (and its OFD locks) before forking.
             incr(&store, &k, 1)?;
-            // SAFETY: this worker is single-threaded here, so the child may run any code.
-            #[allow(unsafe_code)]
-            let pid = unsafe { libc::fork() };
-            if pid < 0 {
-                return Err("fork failed".into());
-            }
+            // This worker is single-threaded here, so the child may run any code.
+            let pid = fork()?;
             incr(&store, &k, n)?;
             if pid == 0 {
                 std::process::exit(0);
             }
-            let mut status = 0;
-            // SAFETY: waiting for our own child with a valid out pointer.
-            #[allow(unsafe_code)]
-            let rc = unsafe { libc::waitpid(pid, &mut status, 0) };
-            if rc != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-                return Err(format!("waitpid returned {rc}, child status {status}").into());
-            }
+            wait_ok(pid)?;
             Ok("fork-incr".into())
         }
         "write" => {
@@ -189,6 +221,172 @@ fn run(args: &[String]) -> R<String> {
                 store.delete(&key(&prefix, i)?)?;
             }
             Ok("delete".into())
+        }
+        "fork-hold" => {
+            let secs: u32 = arg(args, 2)?;
+            let pid = fork()?;
+            if pid == 0 {
+                std::thread::sleep(std::time::Duration::from_secs(u64::from(secs)));
+                // SAFETY: ends the child without running the parent's exit handlers.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::_exit(0)
+                };
+            }
+            eprintln!("child {pid}");
+            let k = key("hold", 0)?;
+            store.put(&k, b"held", Expiry::Never, WriteMode::Upsert)?;
+            Ok("fork-hold".into())
+        }
+        "clone-incr" => {
+            let k = Key::new(arg::<String>(args, 2)?)?;
+            let n: u64 = arg(args, 3)?;
+            incr(&store, &k, 1)?;
+            // SAFETY: a raw clone with only SIGCHLD is a fork without glibc's bookkeeping
+            // or the atfork handlers; this worker is single-threaded, so the child may run
+            // any code.
+            #[allow(unsafe_code)]
+            let pid = unsafe {
+                libc::syscall(
+                    libc::SYS_clone,
+                    libc::c_long::from(libc::SIGCHLD),
+                    0usize,
+                    0usize,
+                    0usize,
+                    0usize,
+                )
+            };
+            if pid < 0 {
+                return Err("clone failed".into());
+            }
+            let r = incr(&store, &k, n);
+            if pid == 0 {
+                // SAFETY: as above.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::_exit(i32::from(r.is_err()))
+                };
+            }
+            r?;
+            wait_ok(pid as libc::pid_t)?;
+            Ok("clone-incr".into())
+        }
+        "fork-busy" => {
+            let k = Key::new(arg::<String>(args, 2)?)?;
+            let forks: u32 = arg(args, 3)?;
+            let store = std::sync::Arc::new(store);
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let writer = {
+                let (store, stop, k) = (store.clone(), stop.clone(), k.clone());
+                std::thread::spawn(move || {
+                    let mut i = 0u64;
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        i += 1;
+                        let _ = store.put(&k, &i.to_le_bytes(), Expiry::Never, WriteMode::Upsert);
+                    }
+                })
+            };
+            let mut failed = Vec::new();
+            for _ in 0..forks {
+                std::thread::sleep(std::time::Duration::from_millis(3));
+                let pid = fork()?;
+                if pid == 0 {
+                    // SAFETY: alarm has no preconditions; its default action ends the
+                    // child if the write hangs.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::alarm(2)
+                    };
+                    let ok = store
+                        .put(&k, b"child", Expiry::Never, WriteMode::Upsert)
+                        .is_ok();
+                    // SAFETY: ends the child without running the parent's exit handlers
+                    // (its other thread does not exist here).
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        libc::_exit(i32::from(!ok))
+                    };
+                }
+                if let Err(e) = wait_ok(pid) {
+                    failed.push(e.to_string());
+                }
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            writer.join().map_err(|_| "writer thread panicked")?;
+            if !failed.is_empty() {
+                return Err(format!("{} of {forks} children: {failed:?}", failed.len()).into());
+            }
+            Ok("fork-busy".into())
+        }
+        "fork-chdir" => {
+            let k = Key::new(arg::<String>(args, 2)?)?;
+            store.put(&k, b"parent", Expiry::Never, WriteMode::Upsert)?;
+            let pid = fork()?;
+            if pid == 0 {
+                let code = match std::env::set_current_dir("/") {
+                    Ok(()) => match store.put(&k, b"child", Expiry::Never, WriteMode::Upsert) {
+                        Ok(_) => 0,
+                        Err(e) => {
+                            eprintln!("child: {e}");
+                            1
+                        }
+                    },
+                    Err(_) => 2,
+                };
+                // SAFETY: ends the child without running the parent's exit handlers.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::_exit(code)
+                };
+            }
+            wait_ok(pid)?;
+            Ok("fork-chdir".into())
+        }
+        "update-fork" => {
+            let k = Key::new(arg::<String>(args, 2)?)?;
+            let mut child = 0;
+            let r = store.update(&k, &mut |_| {
+                child = fork().unwrap_or(-1);
+                if child != 0 {
+                    // The parent lets the child try its write first.
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                let v = if child == 0 { "child" } else { "parent" };
+                UpdateAction::set(v.as_bytes().to_vec(), Expiry::Never)
+            });
+            if child == 0 {
+                let code = match r {
+                    Err(e) if e.to_string().contains("forked inside") => 0,
+                    Err(e) => {
+                        eprintln!("child: unexpected error {e}");
+                        1
+                    }
+                    Ok(o) => {
+                        eprintln!("child: its update was applied: {o:?}");
+                        1
+                    }
+                };
+                // SAFETY: ends the child without running the parent's exit handlers.
+                #[allow(unsafe_code)]
+                unsafe {
+                    libc::_exit(code)
+                };
+            }
+            r?;
+            wait_ok(child)?;
+            Ok("update-fork".into())
+        }
+        "reinit" => {
+            let (ps, n, times): (u32, u32, u32) = (arg(args, 2)?, arg(args, 3)?, arg(args, 4)?);
+            for _ in 0..times {
+                FastMmapStore::builder()
+                    .storage(&path)
+                    .page_size(ps)
+                    .num_pages(n)
+                    .init_file(true)
+                    .open()?;
+            }
+            Ok("reinit".into())
         }
         "rotate" => {
             let from = Key::new(arg::<String>(args, 2)?)?;

@@ -9,6 +9,11 @@ use super::record::{RECORD_HEADER_LEN, VLEN_MAX};
 pub(crate) const MIN_PAGE_SIZE: u32 = 4 << 10;
 /// Largest page size (a record's value length is 24 bits).
 pub(crate) const MAX_PAGE_SIZE: u32 = 16 << 20;
+/// Most pages a file may have: 2^20 (4 GiB of 4 KiB pages, 16 TiB of 16 MiB ones). A
+/// process keeps 64 bytes of lock and counters per page, so a header claiming more (a
+/// crafted file over a sparse one of matching length) is refused before any of it is
+/// allocated.
+pub(crate) const MAX_PAGES: u32 = 1 << 20;
 /// One slot per this many bytes of page.
 pub(crate) const BYTES_PER_SLOT: u32 = 128;
 
@@ -87,6 +92,12 @@ impl Geometry {
         if self.num_pages == 0 {
             return Err("num_pages must be at least 1".into());
         }
+        if self.num_pages > MAX_PAGES {
+            return Err(format!(
+                "{} pages are more than the {MAX_PAGES} a file may have; use larger pages",
+                self.num_pages
+            ));
+        }
         if self.file_len() > (isize::MAX as u64) / 2 {
             return Err(format!(
                 "{} pages of {ps} bytes do not fit in memory",
@@ -131,7 +142,13 @@ mod tests {
 
     #[test]
     fn bad_geometries_are_refused() {
-        for (ps, n) in [(3000, 1), (2048, 1), (1 << 25, 1), (4096, 0)] {
+        for (ps, n) in [
+            (3000, 1),
+            (2048, 1),
+            (1 << 25, 1),
+            (4096, 0),
+            (4096, MAX_PAGES + 1),
+        ] {
             let g = Geometry {
                 page_size: ps,
                 num_pages: n,

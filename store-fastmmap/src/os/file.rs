@@ -1,40 +1,48 @@
-//! Opening the store file: `O_NOFOLLOW | O_CLOEXEC`, an exact mode, and the ownership
-//! and permission checks that keep a predictable path in `/tmp` safe.
+//! Opening the store file safely: missing directories created owner-only, the parent
+//! directory opened and checked first and the file opened relative to it (`openat`,
+//! `O_NOFOLLOW | O_CLOEXEC`), a new file created with the mode asked for narrowed by the
+//! umask, and the ownership and permission checks that keep a predictable path in `/tmp`
+//! from being planted or read by another local user.
 #![allow(unsafe_code)]
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use store_api::Error;
 
-/// An opened store file and whether this call created it.
+/// An opened store file, its directory and name in it, and whether this call created it.
 #[derive(Debug)]
 pub(crate) struct Opened {
     pub(crate) file: File,
+    /// The checked parent directory (`O_PATH`): where the file is reopened by name when
+    /// a forked child has no `/proc`.
+    pub(crate) dir: OwnedFd,
+    /// The file's name in `dir`.
+    pub(crate) name: CString,
     /// Whether this call created the file (tests).
     #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) created: bool,
 }
 
-fn cpath(path: &Path) -> Result<CString, Error> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| Error::InvalidConfig {
+fn cstring(path: &Path, bytes: &[u8]) -> Result<CString, Error> {
+    CString::new(bytes).map_err(|_| Error::InvalidConfig {
         option: "storage",
         reason: format!("{} contains a NUL byte", path.display()),
     })
 }
 
-fn raw_open(path: &CString, flags: libc::c_int, mode: u32) -> io::Result<File> {
+/// Retries a system call returning a descriptor (or -1) on `EINTR`.
+fn retry_fd(mut call: impl FnMut() -> libc::c_int) -> io::Result<OwnedFd> {
     loop {
-        // SAFETY: `path` is a valid NUL-terminated string; open has no other
-        // preconditions. The returned descriptor is owned by the `File` below.
-        let fd = unsafe { libc::open(path.as_ptr(), flags, mode as libc::c_uint) };
+        let fd = call();
         if fd >= 0 {
-            // SAFETY: `fd` was just returned by open and is owned by nobody else.
-            return Ok(unsafe { File::from_raw_fd(fd) });
+            // SAFETY: `fd` was just returned by the system call and is owned by nobody
+            // else.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
         }
         let e = io::Error::last_os_error();
         if e.kind() != io::ErrorKind::Interrupted {
@@ -43,49 +51,90 @@ fn raw_open(path: &CString, flags: libc::c_int, mode: u32) -> io::Result<File> {
     }
 }
 
-/// Opens (creating with exactly `mode` if absent) the store file, refusing symlinks,
-/// non-regular files, files with more than one hard link, files of another owner and
-/// group/other-writable files.
+fn open_at(dir: RawFd, name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<File> {
+    // SAFETY: `name` is NUL-terminated and `dir` a directory descriptor of the caller.
+    retry_fd(|| unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) })
+        .map(File::from)
+}
+
+/// Opens (creating with `mode`, narrowed by the umask, if absent) the store file,
+/// refusing an unsafe directory (see [`check_dir`]), symlinks, non-regular files, files
+/// with more than one hard link, files of another owner, and files that let others read
+/// them or let group or others write them (see [`check_file`]).
 pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
-    let c = cpath(path)?;
+    let name = path
+        .file_name()
+        .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+        .ok_or_else(|| Error::InvalidConfig {
+            option: "storage",
+            reason: format!("{} does not name a file", path.display()),
+        })?;
+    let name = cstring(path, name.as_bytes())?;
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let dir = open_dir(parent)?;
+    check_dir(parent, &dir)?;
     let base = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let (file, created) = match raw_open(&c, base | libc::O_CREAT | libc::O_EXCL, mode) {
+    let fd = dir.as_raw_fd();
+    let (file, created) = match open_at(fd, &name, base | libc::O_CREAT | libc::O_EXCL, mode) {
         Ok(f) => {
-            // The umask may have cleared bits; the mode asked for is the mode we get.
-            let fd = f.as_raw_fd();
-            // SAFETY: `fd` is a valid descriptor owned by `f`.
-            if unsafe { libc::fchmod(fd, mode as libc::mode_t) } != 0 {
-                return Err(Error::io(
-                    format!("setting mode {mode:o} on {}", path.display()),
-                    io::Error::last_os_error(),
-                ));
-            }
+            // The umask has narrowed the mode, never widened it. A setgid directory gave
+            // the file its group: take the process's own, so the group of the directory
+            // (perhaps another user's) cannot read it.
+            own_group(path, &f)?;
             (f, true)
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match raw_open(&c, base, 0) {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match open_at(fd, &name, base, 0) {
             Ok(f) => (f, false),
             Err(e) => return Err(open_error(path, e)),
         },
         Err(e) => return Err(open_error(path, e)),
     };
     check_file(path, &file)?;
-    Ok(Opened { file, created })
+    Ok(Opened {
+        file,
+        dir,
+        name,
+        created,
+    })
 }
 
-/// Re-opens the same file for a new open file description (after fork), checking it is
-/// still the same inode.
-pub(crate) fn reopen_same(path: &Path, original: &File) -> Result<File, Error> {
-    let c = cpath(path)?;
-    let f = raw_open(&c, libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC, 0)
-        .map_err(|e| open_error(path, e))?;
-    let (a, b) = (fstat(path, original)?, fstat(path, &f)?);
-    if a.st_dev != b.st_dev || a.st_ino != b.st_ino {
-        return Err(Error::Incompatible {
-            path: path.to_owned(),
-            reason: "the file was replaced while the store was open; reopen the store".into(),
-        });
+/// Opens the directory `dir` (`O_PATH`), creating it and any missing parent owner-only
+/// (0700, as the Catalyst store creates its storage directory).
+fn open_dir(dir: &Path) -> Result<OwnedFd, Error> {
+    let c = cstring(dir, dir.as_os_str().as_bytes())?;
+    let open = || {
+        // SAFETY: `c` is NUL-terminated; open has no other preconditions.
+        retry_fd(|| unsafe {
+            libc::open(
+                c.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            )
+        })
+    };
+    match open() {
+        Ok(d) => Ok(d),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    Error::io(
+                        format!("creating the storage directory {}", dir.display()),
+                        e,
+                    )
+                })?;
+            open().map_err(|e| Error::io(format!("opening directory {}", dir.display()), e))
+        }
+        Err(e) => Err(Error::io(
+            format!("opening the storage directory {}", dir.display()),
+            e,
+        )),
     }
-    Ok(f)
 }
 
 fn open_error(path: &Path, e: io::Error) -> Error {
@@ -100,11 +149,11 @@ fn open_error(path: &Path, e: io::Error) -> Error {
     Error::io(format!("opening session store file {}", path.display()), e)
 }
 
-pub(crate) fn fstat(path: &Path, file: &File) -> Result<libc::stat, Error> {
+fn fstat_fd(path: &Path, fd: RawFd) -> Result<libc::stat, Error> {
     // SAFETY: `stat` is plain old data; all-zero is a valid value.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: the descriptor is valid for the life of `file`; `st` is a valid out pointer.
-    if unsafe { libc::fstat(file.as_raw_fd(), &mut st) } != 0 {
+    // SAFETY: `fd` is a descriptor of the caller; `st` is a valid out pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
         return Err(Error::io(
             format!("fstat of {}", path.display()),
             io::Error::last_os_error(),
@@ -113,6 +162,84 @@ pub(crate) fn fstat(path: &Path, file: &File) -> Result<libc::stat, Error> {
     Ok(st)
 }
 
+pub(crate) fn fstat(path: &Path, file: &File) -> Result<libc::stat, Error> {
+    fstat_fd(path, file.as_raw_fd())
+}
+
+/// The effective uid.
+fn euid() -> libc::uid_t {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    unsafe { libc::geteuid() }
+}
+
+/// Whether the process is in group `gid` (effective or supplementary).
+fn in_group(gid: libc::gid_t) -> bool {
+    // SAFETY: getegid has no preconditions and cannot fail.
+    if unsafe { libc::getegid() } == gid {
+        return true;
+    }
+    // SAFETY: a size of 0 asks for the count only.
+    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
+    if n <= 0 {
+        return false;
+    }
+    let mut groups = vec![0 as libc::gid_t; n as usize];
+    // SAFETY: `groups` has room for `n` entries.
+    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
+    n > 0 && groups[..n as usize].contains(&gid)
+}
+
+/// Gives a file just created the process's effective group if its directory gave it one
+/// the process is not in.
+fn own_group(path: &Path, f: &File) -> Result<(), Error> {
+    let st = fstat(path, f)?;
+    if in_group(st.st_gid) {
+        return Ok(());
+    }
+    // SAFETY: getegid has no preconditions; `f` is a descriptor we own; -1 keeps the
+    // owner.
+    let rc = unsafe { libc::fchown(f.as_raw_fd(), u32::MAX, libc::getegid()) };
+    if rc != 0 {
+        return Err(Error::io(
+            format!("giving {} this process's group", path.display()),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
+}
+
+/// Refuses a directory another user could use to replace, rename or plant the file:
+/// owned by someone other than this user or root, or writable by group or others
+/// without the sticky bit (which keeps them from removing or renaming our files).
+fn check_dir(dir: &Path, fd: &OwnedFd) -> Result<(), Error> {
+    let st = fstat_fd(dir, fd.as_raw_fd())?;
+    let refuse = |reason: String| Error::Incompatible {
+        path: dir.to_owned(),
+        reason,
+    };
+    let me = euid();
+    if st.st_uid != me && st.st_uid != 0 {
+        return Err(refuse(format!(
+            "the storage directory is owned by uid {}, neither this process's uid {me} nor \
+             root: its owner could replace or remove the session file. Use a directory you \
+             own (a missing one is created owner-only)",
+            st.st_uid
+        )));
+    }
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o022 != 0 && mode & libc::S_ISVTX == 0 {
+        return Err(refuse(format!(
+            "the storage directory has mode {mode:o}: group or others may write it and, \
+             without the sticky bit, rename or replace the session file. Run `chmod go-w` \
+             on it (or `chmod +t` for a shared temporary directory) or use a directory \
+             you own"
+        )));
+    }
+    Ok(())
+}
+
+/// Refuses a file that is not a plain file of this user's with one link that only this
+/// user (and its own group) can read and only this user can write.
 fn check_file(path: &Path, file: &File) -> Result<(), Error> {
     let st = fstat(path, file)?;
     let refuse = |reason: String| Error::Incompatible {
@@ -124,8 +251,7 @@ fn check_file(path: &Path, file: &File) -> Result<(), Error> {
             "not a regular file; choose a `storage` path that is a plain file".into(),
         ));
     }
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let me = unsafe { libc::geteuid() };
+    let me = euid();
     if st.st_uid != me {
         return Err(refuse(format!(
             "owned by uid {}, not by this process's uid {me}; another user may read or plant \
@@ -141,10 +267,24 @@ fn check_file(path: &Path, file: &File) -> Result<(), Error> {
             st.st_nlink
         )));
     }
-    if st.st_mode & 0o022 != 0 {
+    let mode = st.st_mode & 0o7777;
+    if mode & 0o022 != 0 {
         return Err(refuse(format!(
-            "mode {:o} lets group or others write it; run `chmod go-w` on it or remove it",
-            st.st_mode & 0o7777
+            "mode {mode:o} lets group or others write it; run `chmod go-w` on it or remove it"
+        )));
+    }
+    if mode & 0o007 != 0 {
+        return Err(refuse(format!(
+            "mode {mode:o} lets every local user open it: read every session and the hash \
+             secret, and block every writer with a lock. Run `chmod o-rwx` on it"
+        )));
+    }
+    if mode & 0o070 != 0 && !in_group(st.st_gid) {
+        return Err(refuse(format!(
+            "mode {mode:o} lets group {} read it, a group this process is not in (perhaps \
+             given by a setgid directory): its members could read every session. Run \
+             `chmod g-rwx` on it, or `chgrp` it to your own group",
+            st.st_gid
         )));
     }
     Ok(())
@@ -164,6 +304,87 @@ pub(crate) fn write_at(path: &Path, file: &File, off: u64, buf: &[u8]) -> Result
         .map_err(|e| Error::io(format!("writing {}", path.display()), e))
 }
 
+/// Allocates the file's blocks in `[0, len)`, so that no store through the mapping ever
+/// meets a full filesystem: a sparse file's first store into a block the filesystem
+/// cannot provide raises `SIGBUS` in the writer (a container's 64 MiB `/dev/shm` fills
+/// fast). An already allocated range costs a walk of its extents. Where the filesystem
+/// cannot allocate (`EOPNOTSUPP`), `emulate` lets glibc write a zero byte per block
+/// instead (only while nobody else writes the file: initialisation), else nothing is done.
+pub(crate) fn allocate(path: &Path, file: &File, len: u64, emulate: bool) -> Result<(), Error> {
+    let fd = file.as_raw_fd();
+    let off_len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
+    let rc = loop {
+        // SAFETY: `fd` is a descriptor of the caller; fallocate has no other
+        // preconditions.
+        let rc = unsafe { libc::fallocate(fd, 0, 0, off_len) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            break e;
+        }
+    };
+    let rc = match rc.raw_os_error() {
+        Some(libc::EOPNOTSUPP) if emulate => {
+            // SAFETY: as above; posix_fallocate returns an error number.
+            match unsafe { libc::posix_fallocate(fd, 0, off_len) } {
+                0 => return Ok(()),
+                n => io::Error::from_raw_os_error(n),
+            }
+        }
+        Some(libc::EOPNOTSUPP) => return Ok(()),
+        _ => rc,
+    };
+    let context = if rc.raw_os_error() == Some(libc::ENOSPC) {
+        format!(
+            "reserving the {len} bytes of session store file {}: the filesystem is full (a              small tmpfs such as a container's /dev/shm?). Free space, give the filesystem              more, or choose a smaller cache_size",
+            path.display()
+        )
+    } else {
+        format!(
+            "reserving the {len} bytes of session store file {}",
+            path.display()
+        )
+    };
+    Err(Error::io(context, rc))
+}
+
+/// Makes `[off, off + len)` of the file read as zeroes: the blocks are deallocated
+/// (`FALLOC_FL_PUNCH_HOLE`), or, where the filesystem cannot, overwritten with zeroes
+/// by `pwrite` (outside any mapping's memory model).
+pub(crate) fn zero_range(path: &Path, file: &File, off: u64, len: u64) -> Result<(), Error> {
+    let fd = file.as_raw_fd();
+    let (o, l) = (off as libc::off_t, len as libc::off_t);
+    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
+    loop {
+        // SAFETY: `fd` is a descriptor of the caller; fallocate has no other
+        // preconditions.
+        if unsafe { libc::fallocate(fd, mode, o, l) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            _ if e.raw_os_error() == Some(libc::EOPNOTSUPP) => break,
+            _ => {
+                return Err(Error::io(
+                    format!("clearing the pages of {}", path.display()),
+                    e,
+                ));
+            }
+        }
+    }
+    let zeroes = vec![0u8; 1 << 20];
+    let mut at = off;
+    while at < off + len {
+        let n = (off + len - at).min(zeroes.len() as u64) as usize;
+        write_at(path, file, at, &zeroes[..n])?;
+        at += n as u64;
+    }
+    Ok(())
+}
+
 /// Sets the file's length.
 pub(crate) fn set_len(path: &Path, file: &File, len: u64) -> Result<(), Error> {
     file.set_len(len)
@@ -176,15 +397,101 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     #[test]
-    fn creates_with_exact_mode_despite_umask() {
+    fn creates_with_the_mode_asked_for_never_wider() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let o = open_store_file(&p, 0o600).unwrap();
+        let o = open_store_file(&p, 0o640).unwrap();
         assert!(o.created);
-        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode & !0o640, 0, "{mode:o}: the umask only narrows");
         let again = open_store_file(&p, 0o600).unwrap();
         assert!(!again.created);
+    }
+
+    #[test]
+    fn creates_missing_directories_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a/b/sessions");
+        open_store_file(&p, 0o600).unwrap();
+        for d in [dir.path().join("a"), dir.path().join("a/b")] {
+            let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode & !0o700, 0, "{}: {mode:o}", d.display());
+        }
+    }
+
+    /// Regression (audit 2, finding 4): files others could read were accepted.
+    #[test]
+    fn refuses_files_others_can_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        drop(open_store_file(&p, 0o600).unwrap());
+        for mode in [0o604, 0o644, 0o601] {
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = open_store_file(&p, 0o600).unwrap_err();
+            assert!(
+                matches!(e, Error::Incompatible { .. }) && e.to_string().contains("chmod o-rwx"),
+                "{mode:o}: {e}"
+            );
+        }
+        // Group-readable by the process's own group is the Perl store's 0640.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        open_store_file(&p, 0o600).unwrap();
+    }
+
+    /// Regression (audit 2, finding 4): the directory was not checked.
+    #[test]
+    fn refuses_a_directory_others_can_write_unless_sticky() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        let p = shared.join("f");
+        for mode in [0o777, 0o775, 0o757] {
+            std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(mode)).unwrap();
+            let e = open_store_file(&p, 0o600).unwrap_err();
+            assert!(
+                matches!(e, Error::Incompatible { .. }) && e.to_string().contains("chmod go-w"),
+                "{mode:o}: {e}"
+            );
+        }
+        // Like /tmp: others may create files but not remove or rename ours.
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        open_store_file(&p, 0o600).unwrap();
+    }
+
+    /// Ownership tests need root (CI runs as root): a directory or group of another user.
+    #[test]
+    fn refuses_another_users_directory_and_takes_its_own_group_in_a_setgid_one() {
+        if euid() != 0 {
+            eprintln!("skipped: needs root to give files to another user");
+            return;
+        }
+        let chown = |p: &Path, uid: u32, gid: u32| {
+            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
+            // SAFETY: a valid path string.
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), uid, gid) }, 0);
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        chown(&theirs, 12345, 12345);
+        let e = open_store_file(&theirs.join("f"), 0o600).unwrap_err();
+        assert!(e.to_string().contains("owned by uid 12345"), "{e}");
+        // Ours, setgid, with a group we are not in: the file gets our own group.
+        let setgid = dir.path().join("setgid");
+        std::fs::create_dir(&setgid).unwrap();
+        chown(&setgid, 0, 12345);
+        std::fs::set_permissions(&setgid, std::fs::Permissions::from_mode(0o2750)).unwrap();
+        let p = setgid.join("f");
+        open_store_file(&p, 0o640).unwrap();
+        use std::os::unix::fs::MetadataExt;
+        // SAFETY: getegid has no preconditions.
+        assert_eq!(std::fs::metadata(&p).unwrap().gid(), unsafe {
+            libc::getegid()
+        });
+        // An existing file readable by that group is refused.
+        chown(&p, 0, 12345);
+        let e = open_store_file(&p, 0o640).unwrap_err();
+        assert!(e.to_string().contains("group 12345"), "{e}");
     }
 
     #[test]
@@ -226,54 +533,5 @@ mod tests {
         }
         std::fs::remove_file(&other).unwrap();
         open_store_file(&p, 0o600).unwrap();
-    }
-}
-
-/// The store's descriptor, reopened after `fork` so that parent and child hold separate
-/// open file descriptions (OFD locks of a shared description would not exclude them).
-#[derive(Debug)]
-pub(crate) struct SharedFd {
-    path: std::path::PathBuf,
-    /// Every descriptor opened so far; the last is current. Kept open for the store's
-    /// life: closing one would not drop OFD locks, but another thread may still use it.
-    files: std::sync::Mutex<Vec<File>>,
-    current: std::sync::atomic::AtomicI32,
-    generation: std::sync::atomic::AtomicU64,
-}
-
-impl SharedFd {
-    /// Fails if fork detection cannot be installed.
-    pub(crate) fn new(path: &Path, file: File) -> Result<SharedFd, Error> {
-        let fd = file.as_raw_fd();
-        let generation = super::fork::generation()
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        Ok(SharedFd {
-            path: path.to_owned(),
-            files: std::sync::Mutex::new(vec![file]),
-            current: std::sync::atomic::AtomicI32::new(fd),
-            generation: std::sync::atomic::AtomicU64::new(generation),
-        })
-    }
-
-    /// The descriptor to lock with in this process.
-    #[inline]
-    pub(crate) fn get(&self) -> Result<std::os::fd::RawFd, Error> {
-        use std::sync::atomic::Ordering::{Acquire, Release};
-        let g = super::fork::current();
-        // Acquire: pairs with the Release stores below, so `current` is the new fd.
-        if self.generation.load(Acquire) == g {
-            return Ok(self.current.load(Acquire));
-        }
-        let mut files = self
-            .files
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if self.generation.load(Acquire) != g {
-            let f = reopen_same(&self.path, files.last().expect("at least one file"))?;
-            self.current.store(f.as_raw_fd(), Release);
-            files.push(f);
-            self.generation.store(g, Release);
-        }
-        Ok(self.current.load(Acquire))
     }
 }

@@ -104,6 +104,65 @@ pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
     setlk_cmd(fd, SETLK, libc::F_UNLCK as libc::c_short, start, len)
 }
 
+/// How long [`release`] retries a transient unlock failure before it gives up.
+const RELEASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Unlock failures that a retry then fixed, in this process.
+static RELEASE_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Releases a lock this description holds on `[start, start + len)`, and never leaves it
+/// held: a transient failure (`ENOLCK`: unlocking the middle of a range the kernel merged
+/// with its neighbours, which threads of one description holding adjacent pages cause,
+/// needs a new lock record, which can fail under memory pressure) is retried for up to a
+/// second, and if the lock still cannot be released the process aborts. A lock nobody
+/// releases hangs every writer of its range in every process for as long as this one
+/// lives; a process that dies has all its locks released by the kernel.
+pub(crate) fn release(fd: RawFd, start: u64, len: u64) {
+    release_with(
+        || unlock_range(fd, start, len),
+        RELEASE_PATIENCE,
+        |e| {
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "store-fastmmap: cannot release the fcntl lock on bytes {start}..{} of                  descriptor {fd} ({e}); aborting, so that the kernel releases it instead of                  every writer of the range hanging",
+                start + len
+            );
+            std::process::abort()
+        },
+    );
+}
+
+/// Unlock failures that a retry then fixed, in this process.
+pub(crate) fn release_retries() -> u64 {
+    RELEASE_RETRIES.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// [`release`] with the unlock and the last resort given.
+fn release_with(
+    mut unlock: impl FnMut() -> io::Result<()>,
+    patience: std::time::Duration,
+    give_up: impl FnOnce(&io::Error),
+) {
+    let start = std::time::Instant::now();
+    let mut pause = std::time::Duration::from_micros(10);
+    loop {
+        let e = match unlock() {
+            Ok(()) => return,
+            Err(e) => e,
+        };
+        // Relaxed: a statistic.
+        RELEASE_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let transient = matches!(e.raw_os_error(), Some(libc::ENOLCK | libc::ENOMEM));
+        if !transient || start.elapsed() >= patience {
+            give_up(&e);
+            return;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(50));
+    }
+}
+
 /// Takes an exclusive lock on `[start, start + len)` of `fd` and releases it, with the
 /// same system calls, made the same way, as a store's page lock (`F_OFD_SETLKW`, then
 /// `F_OFD_SETLK` to unlock, through the raw system call on 64-bit Linux): the floor a
@@ -116,4 +175,49 @@ pub fn fcntl_lock_unlock(fd: std::os::fd::BorrowedFd<'_>, start: u64, len: u64) 
     use std::os::fd::AsRawFd;
     lock_range(fd.as_raw_fd(), start, len)?;
     unlock_range(fd.as_raw_fd(), start, len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Audit 2, finding 13: an unlock error was ignored, leaving the page locked.
+    #[test]
+    fn a_transient_unlock_failure_is_retried() {
+        let mut fails = 3;
+        let before = release_retries();
+        release_with(
+            || {
+                if fails > 0 {
+                    fails -= 1;
+                    Err(io::Error::from_raw_os_error(libc::ENOLCK))
+                } else {
+                    Ok(())
+                }
+            },
+            Duration::from_secs(1),
+            |e| panic!("gave up: {e}"),
+        );
+        assert_eq!(fails, 0);
+        assert!(release_retries() >= before + 3);
+    }
+
+    #[test]
+    fn a_lasting_unlock_failure_gives_up() {
+        let mut given_up = None;
+        release_with(
+            || Err(io::Error::from_raw_os_error(libc::ENOLCK)),
+            Duration::from_millis(20),
+            |e| given_up = Some(e.raw_os_error()),
+        );
+        assert_eq!(given_up, Some(Some(libc::ENOLCK)));
+        let mut given_up = None;
+        release_with(
+            || Err(io::Error::from_raw_os_error(libc::EBADF)),
+            Duration::from_secs(5),
+            |e| given_up = Some(e.raw_os_error()),
+        );
+        assert_eq!(given_up, Some(Some(libc::EBADF)), "not transient: at once");
+    }
 }

@@ -8,3 +8,4 @@ pub(crate) mod file;
 pub(crate) mod fork;
 pub(crate) mod lock;
 pub(crate) mod mmap;
+pub(crate) mod store_file;
