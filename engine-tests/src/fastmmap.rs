@@ -101,11 +101,7 @@ impl<const SMALL_PAGES: bool> Harness for FastMmap<SMALL_PAGES> {
     fn unreachable(spec: &Spec) -> Result<store_api::Result<Self::Store>, Unsupported> {
         // Under a file, not a directory: the storage directory can neither be opened nor
         // created (a missing one would be created, owner-only).
-        let h = Self::with_path(
-            spec,
-            None,
-            PathBuf::from("/dev/null/conformance/sessions"),
-        );
+        let h = Self::with_path(spec, None, PathBuf::from("/dev/null/conformance/sessions"));
         Ok(h.open())
     }
 

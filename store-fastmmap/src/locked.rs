@@ -1219,6 +1219,54 @@ mod tests {
         });
     }
 
+    /// A rewrite whose new record cannot sit beside its old one (together more than the
+    /// data area) still succeeds: the old record's room is written over (the one case a
+    /// crash can lose the key, counted by the repair); one that fits beside it once the
+    /// page is compacted keeps the old record linked through the compaction, then dead.
+    #[test]
+    fn rewrites_too_large_to_sit_beside_their_old_record_take_its_room() {
+        let mut h = Heap::new();
+        h.with(|l| {
+            l.wipe();
+            let data_len = GEO.data_len();
+            put(l, b"small", b"s");
+            let big = vec![3u8; data_len / 2];
+            put(l, b"big", &big);
+            // Bigger than the rest of the data area beside the old record.
+            let bigger = vec![4u8; data_len / 2 + 200];
+            assert_eq!(put(l, b"big", &bigger), Evicted::default());
+            assert_eq!(get(l, b"big").unwrap(), bigger);
+            assert_eq!(get(l, b"small").unwrap(), b"s");
+            assert_eq!(l.get(DEAD_OFFSET), 0, "nothing left behind");
+            assert!(l.header_damage().is_none());
+            assert_eq!(h_repairs(l), 0);
+        });
+        let mut h = Heap::new();
+        h.with(|l| {
+            l.wipe();
+            for k in [b"a", b"b", b"c"] {
+                put(l, k, &[1u8; 1000]);
+            }
+            let kh = l.hasher.hash(b"a");
+            let a = l.find(b"a", kh.tag).unwrap().unwrap();
+            l.remove(&a);
+            // More than the free gap, and room beside the old record once compacted.
+            let gap = l.get(DATA_LO_OFFSET) as usize - GEO.data_start();
+            let value = vec![5u8; gap + 72];
+            let old = record_size(1, 1000);
+            assert!(2 * old + record_size(1, value.len()) <= GEO.data_len());
+            assert_eq!(put(l, b"c", &value), Evicted::default());
+            assert_eq!(get(l, b"c").unwrap(), value);
+            assert_eq!(get(l, b"b").unwrap(), vec![1u8; 1000]);
+            assert_eq!(
+                l.get(DEAD_OFFSET) as usize,
+                old,
+                "the old record was kept and moved"
+            );
+            assert!(l.header_damage().is_none());
+        });
+    }
+
     fn h_repairs(l: &Locked<'_>) -> u64 {
         l.repairs.pages.load(Ordering::Relaxed)
     }

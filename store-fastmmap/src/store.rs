@@ -789,7 +789,14 @@ impl SessionStore for FastMmapStore {
     // line, a second call on every read (the read itself stays out of line).
     #[inline(always)]
     fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
-        let r = self.read(key, buf)?;
+        let r = match self.read(key, buf) {
+            Ok(r) => r,
+            Err(e) => {
+                // Whatever a failed attempt copied was not verified: hand none of it out.
+                buf.clear();
+                return Err(e);
+            }
+        };
         self.counters.read(r.is_some());
         Ok(r)
     }
