@@ -149,3 +149,28 @@ pub fn stop_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) -> Stopped {
     assert_eq!(line, format!("FAILPOINT {}", fp.name()));
     stopped
 }
+
+/// Spawns the worker with `FASTMMAP_FAILPOINT=fp`; if it stops there, SIGKILLs it and
+/// returns true; if it exits first (it never reached `fp`), returns false.
+pub fn stop_worker_at_or_exit(fp: store_fastmmap::Failpoint, args: &[&str]) -> bool {
+    use std::io::BufRead;
+    let mut child = worker()
+        .args(args)
+        .env("FASTMMAP_FAILPOINT", fp.name())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut reached = false;
+    for line in std::io::BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if line.starts_with("FAILPOINT") {
+            reached = true;
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    reached
+}

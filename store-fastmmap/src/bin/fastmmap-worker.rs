@@ -29,10 +29,17 @@
 //! - `update-fork PATH KEY`: an `update` closure of KEY forks: the child's update must
 //!   fail, the parent's sets `parent`.
 //! - `reinit PATH PAGE_SIZE NUM_PAGES TIMES`: opens with `init_file(true)` TIMES times.
+//! - `mixed PATH WORKER SEED`: runs worker WORKER's operations of the crash campaign's
+//!   mixed workload (`tests/support/mixed.rs`) until killed, printing the index of each
+//!   completed one on its own line (never-evict-live: any error ends it).
+//! - `put-page PATH PAGE`: upserts a key that hashes to page PAGE.
 //! - `open PATH PAGE_SIZE NUM_PAGES KEY`: opens with that geometry (creating the file),
 //!   create-only writes KEY, prints the file's secret-dependent page of KEY.
 
 use std::process::ExitCode;
+
+#[path = "../../tests/support/mixed.rs"]
+mod mixed;
 
 use store_api::{Expiry, Key, SessionStore, UpdateAction, WriteMode};
 use store_fastmmap::FastMmapStore;
@@ -111,6 +118,46 @@ fn incr(store: &FastMmapStore, k: &Key, n: u64) -> R<()> {
     Ok(())
 }
 
+/// The `mixed` command: never returns but on an error.
+fn run_mixed(path: &str, w: u64, seed: u64) -> R<String> {
+    use std::io::Write as _;
+    let store = FastMmapStore::builder()
+        .storage(path)
+        .policy(store_api::EvictionPolicy::NeverEvictLive)
+        .open()?;
+    let mut out = std::io::stdout().lock();
+    for (j, op) in (0u64..).zip(mixed::Ops::new(w, seed)) {
+        let k = |i| Key::new(mixed::key_name(w, i));
+        match op {
+            mixed::Op::Put { key, len } => {
+                store.put(
+                    &k(key)?,
+                    &mixed::value(w, j, len),
+                    Expiry::Never,
+                    WriteMode::Upsert,
+                )?;
+            }
+            mixed::Op::Update { key, len } => {
+                let v = mixed::value(w, j, len);
+                store.update(&k(key)?, &mut |_| {
+                    UpdateAction::set(v.clone(), Expiry::Never)
+                })?;
+            }
+            mixed::Op::Delete { key } => {
+                store.delete(&k(key)?)?;
+            }
+            mixed::Op::Rotate { from, to } => match store.rotate(&k(from)?, &k(to)?) {
+                Ok(_) | Err(store_api::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(e.into()),
+            },
+        }
+        // One write per line: completed operations reach the pipe before a kill.
+        writeln!(out, "{j}")?;
+        out.flush()?;
+    }
+    Ok("mixed".into())
+}
+
 fn fork() -> R<libc::pid_t> {
     // SAFETY: fork has no preconditions; the callers' children run only what a child of
     // this worker may (see each command).
@@ -153,8 +200,20 @@ fn run(args: &[String]) -> R<String> {
         store.put(&k, b"x", Expiry::Never, WriteMode::CreateOnly)?;
         return Ok(format!("page {}", store.page_of(&k)));
     }
+    if cmd == "mixed" {
+        return run_mixed(&path, arg(args, 2)?, arg(args, 3)?);
+    }
     let store = FastMmapStore::open(&path)?;
     match cmd.as_str() {
+        "put-page" => {
+            let page: u32 = arg(args, 2)?;
+            let k = (0..)
+                .map(|i| key("x", i))
+                .find(|k| k.as_ref().is_ok_and(|k| store.page_of(k) == page))
+                .ok_or("no key for that page")??;
+            store.put(&k, b"x", Expiry::Never, WriteMode::Upsert)?;
+            Ok(format!("put-page {k}"))
+        }
         "incr" => {
             let k = Key::new(arg::<String>(args, 2)?)?;
             incr(&store, &k, arg(args, 3)?)?;
