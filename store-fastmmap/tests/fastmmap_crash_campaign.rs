@@ -118,7 +118,7 @@ impl Workers {
                 !err.contains("worker error"),
                 "a worker failed by itself: {err}"
             );
-            acked.push(out.lines().filter_map(|l| l.parse().ok()).last());
+            acked.push(out.lines().rev().find_map(|l| l.parse().ok()));
         }
         acked
     }
