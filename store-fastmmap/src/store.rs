@@ -152,7 +152,8 @@ impl PageGuard<'_> {
         }
         Err(Error::Backend {
             context: format!(
-                "{}: the process forked inside an `update` closure; the child does not hold                  the page's lock (its parent does), so the update is not applied in the child",
+                "{}: the process forked inside an `update` closure; the child does not hold \
+                 the page's lock (its parent does), so the update is not applied in the child",
                 path.display()
             ),
             source: Box::new(std::io::Error::other("forked while holding a page lock")),
@@ -242,15 +243,31 @@ impl FastMmapStore {
     ///   file in one process do not exclude each other. Not supported there.
     /// - **No network filesystems.** NFS and similar do not keep shared mappings or fcntl
     ///   locks coherent between hosts; use a local filesystem (`/dev/shm` or `/tmp`).
-    /// - **fork:** a child forked after open may keep using the store; it reopens the
-    ///   file on its first write so that its locks exclude its parent's. Do not fork while
-    ///   another thread is inside a store call (its in-process lock would stay held in the
-    ///   child).
+    /// - **fork:** a child forked after open may keep using the store. Before it runs any
+    ///   code of its own (a fork handler), or on its first store call after a fork that
+    ///   ran none (`_Fork`, a raw `clone`), the child gets its own open file description
+    ///   of the file, so its locks exclude its parent's and a parent killed mid-write
+    ///   leaves it no lock, and its in-process page locks start free (another thread may
+    ///   have held one at the fork). A child that forked inside an `update` closure gets
+    ///   an error from that update; the parent's applies. A child made without the fork
+    ///   handler that never calls the store keeps its parent's description until it
+    ///   exits or execs (see `docs/FORMAT.md`, "Fork").
     /// - **threads:** the store is `Send + Sync`; share one per process through an `Arc`.
-    ///   Several stores on one file in one process are correct but waste descriptors.
-    /// - **Trust:** the file must belong to the current user and not be writable by
-    ///   group or others, and have exactly one hard link; a predictable path in `/tmp`
-    ///   is refused if another user planted a file, symlink or hard link there.
+    ///   Several stores on one file in one process are correct but waste descriptors. A
+    ///   store call from inside an `update` closure that needs a page lock of the same
+    ///   file fails with [`Error::Backend`] (it would wait for itself).
+    /// - **A full filesystem** is an [`Error::Io`] at open ("the filesystem is full"),
+    ///   never `SIGBUS` in a writer: the file's blocks are allocated when it is created
+    ///   (and checked at every open). A container's `/dev/shm` is 64 MiB by default.
+    /// - **Trust:** the storage directory (created owner-only if missing) must belong to
+    ///   the current user or root and, if group or others may write it, be sticky; the
+    ///   file must belong to the current user, have exactly one hard link, and be
+    ///   writable by no one else and readable by no one but its owner and the owner's
+    ///   own group. A predictable path in `/tmp` is refused if another user planted a
+    ///   file, symlink, hard link or directory there. A new file gets the mode asked for
+    ///   narrowed by the umask. Whoever can read the file can read every session and the
+    ///   hash secret and block every writer with an fcntl lock: make it `0o600` wherever
+    ///   other users share the group.
     ///
     /// # Errors
     /// As [`FastMmapBuilder::open`].
@@ -387,7 +404,8 @@ impl FastMmapStore {
         self.os.check().map_err(|e| {
             Error::io(
                 format!(
-                    "{}: this process was forked and could not open the file anew for its                      own locks; open the store again in the child",
+                    "{}: this process was forked and could not open the file anew for its \
+                     own locks; open the store again in the child",
                     self.path.display()
                 ),
                 e,
@@ -395,7 +413,9 @@ impl FastMmapStore {
         })?;
         Held::take(self.file_id, nested).map_err(|()| Error::Backend {
             context: format!(
-                "page {i} of {}: store called from inside an `update` closure, whose thread                  holds a page lock of this file; it would wait for itself (the closure must                  not call back into the store)",
+                "page {i} of {}: store called from inside an `update` closure, whose thread \
+                 holds a page lock of this file; it would wait for itself (the closure must \
+                 not call back into the store)",
                 self.path.display()
             ),
             source: Box::new(std::io::Error::from(std::io::ErrorKind::WouldBlock)),
@@ -738,12 +758,16 @@ impl FastMmapStore {
     fn read_timed_out(&self, i: u32, limit: Duration, busy: bool) -> Error {
         let context = if busy {
             format!(
-                "page {i} of {}: writers kept it locked and changing for more than {limit:?},                  and no lock-free read of it got through (contention on one page: spread                  the writes over more pages or raise read_lock_timeout); retry",
+                "page {i} of {}: writers kept it locked and changing for more than {limit:?}, \
+                 and no lock-free read of it got through (contention on one page: spread \
+                 the writes over more pages or raise read_lock_timeout); retry",
                 self.path.display()
             )
         } else {
             format!(
-                "page {i} of {}: a writer has held its lock for more than {limit:?} without                  changing it (a process stopped or stuck mid-write, for example by SIGSTOP                  or a debugger); continue or kill that process, then retry",
+                "page {i} of {}: a writer has held its lock for more than {limit:?} without \
+                 changing it (a process stopped or stuck mid-write, for example by SIGSTOP \
+                 or a debugger); continue or kill that process, then retry",
                 self.path.display()
             )
         };

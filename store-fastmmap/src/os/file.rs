@@ -338,7 +338,9 @@ pub(crate) fn allocate(path: &Path, file: &File, len: u64, emulate: bool) -> Res
     };
     let context = if rc.raw_os_error() == Some(libc::ENOSPC) {
         format!(
-            "reserving the {len} bytes of session store file {}: the filesystem is full (a              small tmpfs such as a container's /dev/shm?). Free space, give the filesystem              more, or choose a smaller cache_size",
+            "reserving the {len} bytes of session store file {}: the filesystem is full (a \
+             small tmpfs such as a container's /dev/shm?). Free space, give the filesystem \
+             more, or choose a smaller cache_size",
             path.display()
         )
     } else {

@@ -27,8 +27,11 @@
 //! Both run in the child of a possibly multi-threaded parent, where only
 //! async-signal-safe code may run: the refresh makes system calls, allocates nothing and
 //! takes only a spin lock that lives in the wiped page (so no parent thread can have left
-//! it held). A process refreshes once, before any of its threads passes [`check`], so a
-//! reset never frees a lock a thread of the child holds.
+//! it held; without the wiped page, a static one a parent thread could have held for the
+//! few instructions of a refresh or a registration). A process refreshes once, before any
+//! of its threads passes [`check`], so a reset never frees a lock a thread of the child
+//! holds. A child that execs at once (`Command` without `posix_spawn`) pays an `open`, an
+//! `mmap`, a `dup3` and a `close` per open store.
 //!
 //! What cannot be covered: a child made without the handler that never calls the store
 //! keeps its parent's description (and with it a lock its parent died holding) until it
@@ -423,6 +426,8 @@ fn refresh_entry(e: &Entry) {
         // Relaxed: this thread is the only one in the store (see the module docs).
         word.store(0, Ordering::Relaxed);
     }
+    // A grandchild whose parent's refresh failed starts sound again.
+    e.broken.store(0, Ordering::Relaxed);
 }
 
 /// A new open file description of the store's file, opened read-write.
@@ -497,6 +502,29 @@ mod tests {
         assert!(e.to_string().contains("pthread_atfork"), "{e}");
         assert!(installed(0).is_ok());
         install().expect("installs on this host");
+    }
+
+    #[test]
+    fn a_store_file_is_reopened_as_a_new_description_of_the_same_inode() {
+        use std::os::fd::AsRawFd;
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::create(dir.path().join("f")).unwrap();
+        let e = Entry::new();
+        let new = reopen(&e, f.as_raw_fd()).expect("through /proc/self/fd");
+        assert_ne!(new, f.as_raw_fd());
+        assert!(same_file(new, f.as_raw_fd()));
+        // SAFETY: opened above, owned by this test.
+        unsafe { libc::close(new) };
+        // Without /proc (a descriptor number /proc has no link for): by name.
+        let d = std::fs::File::open(dir.path()).unwrap();
+        let name = std::ffi::CString::new("f").unwrap();
+        e.dirfd.store(d.as_raw_fd(), Ordering::Relaxed);
+        e.name.store(name.as_ptr().cast_mut(), Ordering::Relaxed);
+        assert_eq!(
+            reopen(&e, 1 << 30),
+            Err(libc::ESTALE),
+            "not the same file as no file"
+        );
     }
 
     #[test]

@@ -125,7 +125,9 @@ pub(crate) fn release(fd: RawFd, start: u64, len: u64) {
             use std::io::Write as _;
             let _ = writeln!(
                 std::io::stderr(),
-                "store-fastmmap: cannot release the fcntl lock on bytes {start}..{} of                  descriptor {fd} ({e}); aborting, so that the kernel releases it instead of                  every writer of the range hanging",
+                "store-fastmmap: cannot release the fcntl lock on bytes {start}..{} of \
+                 descriptor {fd} ({e}); aborting, so that the kernel releases it instead of \
+                 every writer of the range hanging",
                 start + len
             );
             std::process::abort()
