@@ -587,7 +587,9 @@ impl<'a> Locked<'a> {
     /// are compacted with the others, so a writer killed anywhere here loses nothing.
     /// Only when it cannot (a value close to the free room rewritten) does compaction
     /// write over them while their slots still point there; a writer killed then leaves
-    /// records that fail their checks, which repair drops and counts as lost.
+    /// records that fail their checks, which repair drops and counts as lost (for a
+    /// rotate's source killed after its target was linked, an over-count: the session
+    /// lives on under its new name).
     #[cold]
     #[inline(never)]
     #[allow(clippy::too_many_arguments)]
@@ -682,6 +684,8 @@ impl<'a> Locked<'a> {
         };
         let off = hi.wrapping_sub(size);
         let room = size <= hi.saturating_sub(geo.data_start());
+        // The compaction's last slot switch before the new record's bytes.
+        crash_order();
         if let Some(slot) = slot.filter(|_| room)
             && write_record(&self.page, off, true)
         {
@@ -762,6 +766,9 @@ impl<'a> Locked<'a> {
         let mut scratch = Vec::new();
         let mut moved = 0;
         for r in order {
+            // The previous record's slot switch before this record's copy, which may
+            // overwrite the previous record's old place.
+            crash_order();
             let Some(&i) = pos.get(&r.value) else {
                 continue;
             };
@@ -837,9 +844,10 @@ impl<'a> Locked<'a> {
                 return false;
             }
             if (prog - w).is_multiple_of(shift) || w == 0 {
-                // After the copies it counts.
+                // After the copies it counts, before the copies it allows.
                 crash_order();
                 self.set_size(J_PROGRESS_OFFSET, w);
+                crash_order();
             }
             if w == prog / 2 {
                 self.fail.hit(fp);

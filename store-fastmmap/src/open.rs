@@ -62,15 +62,19 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     let mode = b.checked_mode()?;
     let wanted = b.geometry()?;
     let opened = open_store_file(&path, mode)?;
-    let (header, map) = {
+    let (header, map, identity) = {
         let header_lock = RangeLock::new(&path, &opened.file, 0, HEADER_LEN as u64, "the header")?;
-        let r = open_locked(&path, &b, wanted, header_lock.file);
+        // The identity is read under the header lock, from the header just validated or
+        // written: a re-initialisation after the lock is released must be noticed.
+        let r = open_locked(&path, &b, wanted, header_lock.file).and_then(|(header, map)| {
+            let identity = Header::identity(&Region::of(&map)).ok_or_else(|| Error::Corrupted {
+                what: format!("{}: the header does not fit in the file", path.display()),
+            })?;
+            Ok((header, map, identity))
+        });
         drop(header_lock);
         r?
     };
-    let identity = Header::identity(&Region::of(&map)).ok_or_else(|| Error::Corrupted {
-        what: format!("{}: the header does not fit in the file", path.display()),
-    })?;
     let parts = Parts {
         identity,
         hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
@@ -254,8 +258,9 @@ fn initialise(
         set_len(path, file, g.file_len())?;
     }
     if let Err(e) = allocate(path, file, g.file_len(), true) {
-        // A file nobody else has (it was empty) gives its space back; it starts with
-        // `INIT_MAGIC` either way, so the next opener initialises it.
+        // A file nobody else has (it was empty) gives its space back (empty again), and
+        // one that others may have open is left marked with `INIT_MAGIC`: either way the
+        // next opener initialises it.
         if old_len == 0 {
             let _ = set_len(path, file, 0);
         }

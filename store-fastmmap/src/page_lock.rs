@@ -73,6 +73,23 @@ fn backoff(_round: u32) {
     yield_now();
 }
 
+impl PageLockGuard<'_> {
+    /// Keeps the lock held past the guard: the holder releases it with
+    /// [`PageLock::unlock`] (a guard that must not release in some cases).
+    pub(crate) fn keep(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl PageLock<'_> {
+    /// Releases a lock whose guard was kept ([`PageLockGuard::keep`]); only its holder
+    /// may call this.
+    pub(crate) fn unlock(&self) {
+        // Release: publishes this holder's writes to the next acquirer.
+        self.word.store(0, Ordering::Release);
+    }
+}
+
 impl Drop for PageLockGuard<'_> {
     fn drop(&mut self) {
         // Release: publishes this holder's writes to the next acquirer.

@@ -22,11 +22,10 @@ use crate::format::region::Region;
 use crate::hash::{KeyHash, KeyHasher};
 use crate::locked::{Locked, NoRoom, STALE_TICKS};
 use crate::os::file::{Opened, fstat};
-use crate::os::fork;
 use crate::os::lock::{lock_range, release, try_lock_range};
 use crate::os::mmap::Mapping;
 use crate::os::store_file::{LockWord, StoreFile};
-use crate::page_lock::{PageLock, PageLockGuard};
+use crate::page_lock::PageLock;
 use crate::probe::{Found, Probe, probe};
 use crate::seqlock::SeqLock;
 use crate::time::TimeSource;
@@ -34,16 +33,6 @@ use crate::time::TimeSource;
 /// How many times a reader retries a page whose counter is odd or changed before it
 /// falls back to taking the page lock (which repairs a page whose writer died).
 const READ_SPINS: u32 = 20_000;
-
-/// What one lock-free read attempt came to.
-enum Attempt {
-    /// A consistent answer.
-    Done(Option<EntryMeta>),
-    /// The page changed under the read (or a writer is in it): try again.
-    Retry,
-    /// The page is damaged (or a record fails its checksum): read under the lock.
-    Fallback,
-}
 
 /// A page's in-process lock and the counters its holder updates, on their own cache
 /// line: the holder owns them, so counting a write costs no atomic read-modify-write.
@@ -132,29 +121,29 @@ pub(crate) struct Parts {
     pub(crate) identity: [u64; 3],
 }
 
-/// Both locks of a page, released fcntl first, then in-process (reverse order).
+/// Both locks of a page, released fcntl first, then in-process (reverse order). Small
+/// (the store, the page, the generation): it travels up through every write's results.
 struct PageGuard<'a> {
-    fd: std::os::fd::RawFd,
-    start: u64,
-    len: u64,
+    store: &'a FastMmapStore,
+    page: u32,
+    /// Whether the lock is on this thread's stack of held locks (see [`Held`]).
+    held: bool,
     /// The fork generation the lock was taken in (see `os::fork`).
     generation: u64,
-    _held: Held,
-    _inproc: PageLockGuard<'a>,
 }
 
 impl PageGuard<'_> {
     /// Fails if the process forked since the lock was taken (a fork inside an `update`
     /// closure): the child holds no lock, so it must not write.
-    fn still_held(&self, path: &Path) -> Result<()> {
-        if fork::generation() == self.generation {
+    fn still_held(&self) -> Result<()> {
+        if self.store.os.epoch().current() == self.generation {
             return Ok(());
         }
         Err(Error::Backend {
             context: format!(
                 "{}: the process forked inside an `update` closure; the child does not hold \
                  the page's lock (its parent does), so the update is not applied in the child",
-                path.display()
+                self.store.path.display()
             ),
             source: Box::new(std::io::Error::other("forked while holding a page lock")),
         })
@@ -163,58 +152,76 @@ impl PageGuard<'_> {
 
 impl Drop for PageGuard<'_> {
     fn drop(&mut self) {
-        // A child (forked inside an `update` closure) holds none of its parent's fcntl
-        // lock: after the fork refresh its descriptor is a description of its own, and
-        // before it (a fork that ran no handler) releasing would release the parent's.
-        if fork::generation() == self.generation {
-            release(self.fd, self.start, self.len);
+        let s = self.store;
+        // A child (forked inside an `update` closure) holds neither of its parent's
+        // locks: after the fork refresh its descriptor is a description of its own, and
+        // before it (a fork that ran no handler) releasing would release the parent's;
+        // its in-process lock word was reset and may be another thread's now.
+        if s.os.epoch().current() == self.generation {
+            let (start, len) = s.page_range(self.page);
+            release(s.os.fd(), start, len);
+            PageLock::new(&s.os.locks()[self.page as usize].lock).unlock();
+        }
+        if self.held {
+            Held::release(s.file_id);
         }
     }
 }
 
 /// The page locks the current thread holds, by file: a store call from inside an
 /// `update` closure (which holds its page's lock) would wait for itself forever.
-#[derive(Debug)]
-struct Held {
-    file: (u64, u64),
-}
+struct Held;
+
+/// Page locks one thread can hold at once and still be told of a re-entrant call (an
+/// `update` closure calling another store's `update`, and so on).
+const HELD_FILES: usize = 8;
 
 thread_local! {
-    /// Files (device, inode) of whose pages this thread holds a lock, with how many.
-    static HELD: std::cell::Cell<[((u64, u64), u32); 2]> =
-        const { std::cell::Cell::new([((0, 0), 0); 2]) };
+    /// The files (device, inode) of the page locks this thread holds, a stack of
+    /// `HELD_DEPTH` entries (guards are dropped in the reverse order of their locks).
+    static HELD: [std::cell::Cell<(u64, u64)>; HELD_FILES] =
+        const { [const { std::cell::Cell::new((0, 0)) }; HELD_FILES] };
+    static HELD_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 impl Held {
-    /// Notes a page lock of `file` about to be taken; `Err` if this thread already holds
-    /// one of that file's page locks and `nested` (the second page of a `rotate`, taken
-    /// in the lock order) is false.
-    fn take(file: (u64, u64), nested: bool) -> std::result::Result<Held, ()> {
-        HELD.with(|h| {
-            let mut v = h.get();
-            if let Some(e) = v.iter_mut().find(|e| e.1 > 0 && e.0 == file) {
-                if !nested {
-                    return Err(());
-                }
-                e.1 += 1;
-            } else if let Some(e) = v.iter_mut().find(|e| e.1 == 0) {
-                *e = (file, 1);
+    /// Notes a page lock of `file` about to be taken; whether it is on the stack (not
+    /// beyond `HELD_FILES`), or `Err` if this thread already holds one of that file's
+    /// page locks and `nested` (the second page of a `rotate`, taken in the lock order)
+    /// is false.
+    #[inline]
+    fn take(file: (u64, u64), nested: bool) -> std::result::Result<bool, ()> {
+        let depth = HELD_DEPTH.with(std::cell::Cell::get);
+        HELD.with(|cells| {
+            if !nested
+                && cells[..depth.min(HELD_FILES)]
+                    .iter()
+                    .any(|c| c.get() == file)
+            {
+                return Err(());
             }
-            // (More than two files locked at once by one thread are not tracked.)
-            h.set(v);
-            Ok(Held { file })
+            let tracked = depth < HELD_FILES;
+            if tracked {
+                cells[depth].set(file);
+                HELD_DEPTH.with(|d| d.set(depth + 1));
+            }
+            Ok(tracked)
         })
     }
-}
 
-impl Drop for Held {
-    fn drop(&mut self) {
-        HELD.with(|h| {
-            let mut v = h.get();
-            if let Some(e) = v.iter_mut().find(|e| e.1 > 0 && e.0 == self.file) {
-                e.1 -= 1;
+    /// Takes a page lock of `file` off the stack (one that [`Held::take`] put there).
+    #[inline]
+    fn release(file: (u64, u64)) {
+        let depth = HELD_DEPTH.with(std::cell::Cell::get);
+        HELD.with(|cells| {
+            // Normally the top; any entry of the same file stands for this one.
+            if let Some(i) = (0..depth.min(HELD_FILES))
+                .rev()
+                .find(|&i| cells[i].get() == file)
+            {
+                cells[i].set(cells[depth - 1].get());
+                HELD_DEPTH.with(|d| d.set(depth - 1));
             }
-            h.set(v);
         });
     }
 }
@@ -359,59 +366,72 @@ impl FastMmapStore {
 
     /// Takes page `i`'s in-process lock, then its fcntl lock, waiting as long as it takes.
     /// `nested`: the second page of a `rotate` (see [`Held::take`]).
+    #[inline(always)]
     fn lock_page(&self, i: u32, nested: bool) -> Result<PageGuard<'_>> {
-        let held = self.enter(i, nested)?;
-        let generation = fork::generation();
+        let (held, generation) = self.enter(i, nested)?;
+        // From here the guard releases what is taken (the in-process lock is kept past
+        // its own guard and released by the page guard).
         let inproc = PageLock::new(&self.os.locks()[i as usize].lock).lock();
         let (start, len) = self.page_range(i);
-        lock_range(self.os.fd(), start, len).map_err(|e| self.lock_error(i, e))?;
+        if let Err(e) = lock_range(self.os.fd(), start, len) {
+            drop(inproc);
+            if held {
+                Held::release(self.file_id);
+            }
+            return Err(self.lock_error(i, e));
+        }
+        inproc.keep();
         Ok(PageGuard {
-            fd: self.os.fd(),
-            start,
-            len,
+            store: self,
+            page: i,
+            held,
             generation,
-            _held: held,
-            _inproc: inproc,
         })
     }
 
     /// As [`Self::lock_page`] without waiting: `None` if another thread or process holds
     /// the page.
     fn try_lock_page(&self, i: u32) -> Result<Option<PageGuard<'_>>> {
-        let held = self.enter(i, false)?;
-        let generation = fork::generation();
+        let (held, generation) = self.enter(i, false)?;
+        let unheld = || {
+            if held {
+                Held::release(self.file_id);
+            }
+        };
         let Some(inproc) = PageLock::new(&self.os.locks()[i as usize].lock).try_lock() else {
+            unheld();
             return Ok(None);
         };
         let (start, len) = self.page_range(i);
-        if !try_lock_range(self.os.fd(), start, len).map_err(|e| self.lock_error(i, e))? {
-            return Ok(None);
+        match try_lock_range(self.os.fd(), start, len) {
+            Ok(true) => {}
+            Ok(false) => {
+                drop(inproc);
+                unheld();
+                return Ok(None);
+            }
+            Err(e) => {
+                drop(inproc);
+                unheld();
+                return Err(self.lock_error(i, e));
+            }
         }
+        inproc.keep();
         Ok(Some(PageGuard {
-            fd: self.os.fd(),
-            start,
-            len,
+            store: self,
+            page: i,
+            held,
             generation,
-            _held: held,
-            _inproc: inproc,
         }))
     }
 
     /// The checks before any page lock: a forked child's stores are refreshed (and fail
     /// if that failed), and a thread inside an `update` closure may not lock a page of
-    /// this file again (it would wait for itself).
-    fn enter(&self, i: u32, nested: bool) -> Result<Held> {
-        self.os.check().map_err(|e| {
-            Error::io(
-                format!(
-                    "{}: this process was forked and could not open the file anew for its \
-                     own locks; open the store again in the child",
-                    self.path.display()
-                ),
-                e,
-            )
-        })?;
-        Held::take(self.file_id, nested).map_err(|()| Error::Backend {
+    /// this file again (it would wait for itself). Returns the fork generation too.
+    #[inline(always)]
+    fn enter(&self, i: u32, nested: bool) -> Result<(bool, u64)> {
+        let generation = self.os.check().map_err(|e| self.refresh_failed(e))?;
+        let held = Held::take(self.file_id, nested).map_err(|()| Error::Backend {
             context: format!(
                 "page {i} of {}: store called from inside an `update` closure, whose thread \
                  holds a page lock of this file; it would wait for itself (the closure must \
@@ -419,7 +439,21 @@ impl FastMmapStore {
                 self.path.display()
             ),
             source: Box::new(std::io::Error::from(std::io::ErrorKind::WouldBlock)),
-        })
+        })?;
+        Ok((held, generation))
+    }
+
+    /// This process is a forked child whose refresh of the store failed.
+    #[cold]
+    fn refresh_failed(&self, e: std::io::Error) -> Error {
+        Error::io(
+            format!(
+                "{}: this process was forked and could not open the file anew for its own \
+                 locks; open the store again in the child",
+                self.path.display()
+            ),
+            e,
+        )
     }
 
     fn page_range(&self, i: u32) -> (u64, u64) {
@@ -452,6 +486,7 @@ impl FastMmapStore {
     }
 
     /// A locked, checked (and if need be repaired) page.
+    #[inline(always)]
     fn locked(&self, i: u32) -> Result<(PageGuard<'_>, Locked<'_>)> {
         let g = self.lock_page(i, false)?;
         Ok((g, self.checked(i)?))
@@ -459,7 +494,7 @@ impl FastMmapStore {
 
     /// Page `i` as its lock holder sees it: checked against the file header, and
     /// repaired if a writer died in it or its header is impossible.
-    #[inline]
+    #[inline(always)]
     fn checked(&self, i: u32) -> Result<Locked<'_>> {
         // Before touching the page: `init_file` in another process may have given the
         // file another geometry or secret (or died half way); it holds every page lock
@@ -620,81 +655,90 @@ impl FastMmapStore {
     }
 
     /// The lock-free read: seqlock retries, then the locked fallback.
+    #[inline(always)]
     fn read(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
-        let kh = self.hasher.hash(key.as_bytes());
-        let page = self.page(kh.page);
-        for _ in 0..READ_SPINS {
-            match self.read_once(&page, key, kh, buf) {
-                Attempt::Done(r) => return Ok(r),
-                Attempt::Retry => std::hint::spin_loop(),
-                Attempt::Fallback => break,
-            }
+        // A forked child whose refresh failed has no file behind its mapping.
+        self.os.check_read().map_err(|e| self.refresh_failed(e))?;
+        match self.read_spinning(key, buf, READ_SPINS) {
+            Some(r) => Ok(r),
+            None => self.read_locked(key, buf),
         }
-        self.read_locked(&page, key, kh, buf)
     }
 
-    /// One lock-free attempt at reading `key` from its page.
-    #[inline(always)]
-    fn read_once(&self, page: &Page<'_>, key: &Key, kh: KeyHash, buf: &mut Vec<u8>) -> Attempt {
+    /// Up to `spins` lock-free attempts at reading `key` from its page: `None` if none
+    /// got a consistent answer (the page kept changing, or is damaged: a record fails
+    /// its checks), which only a read under the lock can give. Out of line, one copy for
+    /// both callers: the hot path is this call, its hash and its loop (an extra call
+    /// level, or this inlined into `get_into`, made a read of 100 bytes 5 to 15 ns slower
+    /// on the host of BENCHMARKS.md, `--example quickbench`).
+    #[inline(never)]
+    fn read_spinning(&self, key: &Key, buf: &mut Vec<u8>, spins: u32) -> Option<Option<EntryMeta>> {
+        let kh = self.hasher.hash(key.as_bytes());
+        let page = self.page(kh.page);
         let sl = SeqLock::new(page.seq());
-        let Some(stamp) = sl.read_begin() else {
-            return Attempt::Retry;
-        };
-        buf.clear();
-        let mut p = probe(page, key.as_bytes(), kh.tag);
-        // A short value is copied out and its checksum computed in one pass; a long
-        // one is hashed once validated.
-        let mut crc = None;
-        if let Probe::Found(f) = p {
-            let (off, n, r) = (f.off + f.hdr.value_offset(), f.hdr.vlen, page.region());
-            let fields = (kh.raw, f.hdr.version, f.hdr.lens());
-            let copied = if has_crc(n) {
-                crc = r.read_append_crc(off, n, buf, self.hasher.check_key(), fields);
-                crc.is_some()
-            } else {
-                r.read_append(off, n, buf)
+        for _ in 0..spins {
+            let Some(stamp) = sl.read_begin() else {
+                std::hint::spin_loop();
+                continue;
             };
-            if !copied {
-                p = Probe::Bad("value beyond the page end");
+            buf.clear();
+            let mut p = probe(&page, key.as_bytes(), kh.tag);
+            // A short value is copied out and its checksum computed in one pass; a long
+            // one is hashed once validated.
+            let mut crc = None;
+            if let Probe::Found(f) = p {
+                let (off, n, r) = (f.off + f.hdr.value_offset(), f.hdr.vlen, page.region());
+                let fields = (kh.raw, f.hdr.version, f.hdr.lens());
+                let copied = if has_crc(n) {
+                    crc = r.read_append_crc(off, n, buf, self.hasher.check_key(), fields);
+                    crc.is_some()
+                } else {
+                    r.read_append(off, n, buf)
+                };
+                if !copied {
+                    p = Probe::Bad("value beyond the page end");
+                }
+            }
+            if !sl.read_validate(stamp) {
+                std::hint::spin_loop();
+                continue;
+            }
+            match p {
+                Probe::Missing => return Some(None),
+                Probe::Bad(_) => break,
+                Probe::Found(f) => {
+                    let expires_at = decode_expiry(f.hdr.expires);
+                    // Exact, and mostly without a precise clock read (see `time`). First:
+                    // an expired entry is absent whatever its bytes, so its checksum is
+                    // not compared (`expires` is outside it anyway) and a long value is
+                    // not hashed; a short one's CRC was computed during the copy.
+                    if !self.clock.is_live(expires_at) {
+                        return Some(None);
+                    }
+                    let check = crc.unwrap_or_else(|| {
+                        self.hasher
+                            .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), buf)
+                    });
+                    if check != f.hdr.check {
+                        // Damaged by a stray write: the locked path drops the record.
+                        break;
+                    }
+                    // Refresh the LRU stamp only when stale, so readers of a hot page do
+                    // not write its cache lines on every read. A hint: it may land on a
+                    // slot a writer has since reused, which costs only LRU precision.
+                    let tick = page.field(TICK_OFFSET).load(Ordering::Relaxed);
+                    let st = page.stamp(f.slot);
+                    if tick.wrapping_sub(st.load(Ordering::Relaxed)) > STALE_TICKS {
+                        st.store(tick, Ordering::Relaxed);
+                    }
+                    return Some(Some(EntryMeta {
+                        expires_at,
+                        version: version_of(f.hdr.version),
+                    }));
+                }
             }
         }
-        if !sl.read_validate(stamp) {
-            return Attempt::Retry;
-        }
-        match p {
-            Probe::Missing => Attempt::Done(None),
-            Probe::Bad(_) => Attempt::Fallback,
-            Probe::Found(f) => {
-                let expires_at = decode_expiry(f.hdr.expires);
-                // Exact, and mostly without a precise clock read (see `time`). First:
-                // an expired entry is absent whatever its bytes, so its checksum is
-                // not compared (`expires` is outside it anyway) and a long value is
-                // not hashed; a short one's CRC was computed during the copy.
-                if !self.clock.is_live(expires_at) {
-                    return Attempt::Done(None);
-                }
-                let check = crc.unwrap_or_else(|| {
-                    self.hasher
-                        .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), buf)
-                });
-                if check != f.hdr.check {
-                    // Damaged by a stray write: the locked path drops the record.
-                    return Attempt::Fallback;
-                }
-                // Refresh the LRU stamp only when stale, so readers of a hot page do
-                // not write its cache lines on every read. A hint: it may land on a
-                // slot a writer has since reused, which costs only LRU precision.
-                let tick = page.field(TICK_OFFSET).load(Ordering::Relaxed);
-                let st = page.stamp(f.slot);
-                if tick.wrapping_sub(st.load(Ordering::Relaxed)) > STALE_TICKS {
-                    st.store(tick, Ordering::Relaxed);
-                }
-                Attempt::Done(Some(EntryMeta {
-                    expires_at,
-                    version: version_of(f.hdr.version),
-                }))
-            }
-        }
+        None
     }
 
     /// The read's fallback, out of line so that the lock-free path stays small: a writer
@@ -705,13 +749,9 @@ impl FastMmapStore {
     /// stable often enough to read), and gives up after `read_lock_timeout`.
     #[cold]
     #[inline(never)]
-    fn read_locked(
-        &self,
-        page: &Page<'_>,
-        key: &Key,
-        kh: KeyHash,
-        buf: &mut Vec<u8>,
-    ) -> Result<Option<EntryMeta>> {
+    fn read_locked(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+        let kh = self.hasher.hash(key.as_bytes());
+        let page = self.page(kh.page);
         let limit = self.read_lock_timeout;
         let deadline = std::time::Instant::now() + limit;
         // Relaxed: only compared, to tell a stopped writer from busy ones.
@@ -721,7 +761,7 @@ impl FastMmapStore {
             if let Some(g) = self.try_lock_page(kh.page)? {
                 break g;
             }
-            if let Attempt::Done(r) = self.read_once(page, key, kh, buf) {
+            if let Some(r) = self.read_spinning(key, buf, 1) {
                 return Ok(r);
             }
             if std::time::Instant::now() >= deadline {
@@ -914,7 +954,7 @@ impl SessionStore for FastMmapStore {
         // panics the guards release both locks and the page is as it was.
         let action = f(current.as_ref());
         // A fork inside the closure: only the parent holds the lock.
-        g.still_held(&self.path)?;
+        g.still_held()?;
         match action {
             UpdateAction::Keep => Ok(UpdateOutcome::Kept),
             UpdateAction::Delete => {

@@ -138,3 +138,66 @@ fn a_missing_storage_directory_is_created_owner_only() {
         assert_eq!(mode & 0o077, 0, "{d}: {:o}", mode & 0o7777);
     }
 }
+
+/// A umask that takes the owner's own bits (0277) still leaves the owner able to open the
+/// file read-write again (every later open, and a forked child's, needs it).
+#[test]
+fn a_umask_taking_the_owners_bits_leaves_a_file_the_owner_can_reopen() {
+    let fx = Fixture::new();
+    let path = fx.path();
+    let p = path.to_str().unwrap();
+    let run = |umask: &str| {
+        std::process::Command::new("sh")
+            .args(["-c", &format!("umask {umask} && exec \"$0\" \"$@\"")])
+            .arg(worker().get_program())
+            .args(["open", p, "4096", "1", "k"])
+            .output()
+            .unwrap()
+    };
+    let out = run("0277");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o600, "{mode:o}");
+    let again = run("0022");
+    assert!(
+        !again.status.success(),
+        "create-only of the same key fails, after opening: {}",
+        String::from_utf8_lossy(&again.stdout)
+    );
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains("already exists"),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+}
+
+/// A storage directory that is a symbolic link another user planted is refused (one of
+/// this user's or root's, such as `/var/run`, is followed). Needs root to plant it.
+#[test]
+fn a_storage_directory_symlinked_by_another_user_is_refused() {
+    if !is_root() {
+        eprintln!("skipped: needs root to plant a link as another user");
+        return;
+    }
+    let fx = Fixture::new();
+    let real = fx.dir.path().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let link = fx.dir.path().join("link");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    // Ours: followed.
+    FastMmapStore::open(link.join("sessions")).unwrap();
+    let c = std::ffi::CString::new(link.to_str().unwrap()).unwrap();
+    // SAFETY: a valid path string.
+    #[allow(unsafe_code)]
+    let rc = unsafe { libc::lchown(c.as_ptr(), 12345, 12345) };
+    assert_eq!(rc, 0);
+    let err = FastMmapStore::open(link.join("sessions")).unwrap_err();
+    assert!(
+        matches!(err, Error::Incompatible { .. }) && err.to_string().contains("uid 12345"),
+        "{err}"
+    );
+}

@@ -84,6 +84,7 @@ pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
             // the file its group: take the process's own, so the group of the directory
             // (perhaps another user's) cannot read it.
             own_group(path, &f)?;
+            owner_read_write(path, &f)?;
             (f, true)
         }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match open_at(fd, &name, base, 0) {
@@ -102,9 +103,28 @@ pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
 }
 
 /// Opens the directory `dir` (`O_PATH`), creating it and any missing parent owner-only
-/// (0700, as the Catalyst store creates its storage directory).
+/// (0700, as the Catalyst store creates its storage directory). If `dir` itself is a
+/// symbolic link, it must be this user's or root's (`/var/run`, say): one another user
+/// planted in a shared directory would lead the file wherever they chose.
 fn open_dir(dir: &Path) -> Result<OwnedFd, Error> {
     let c = cstring(dir, dir.as_os_str().as_bytes())?;
+    if let Ok(md) = std::fs::symlink_metadata(dir)
+        && md.file_type().is_symlink()
+    {
+        use std::os::unix::fs::MetadataExt;
+        if md.uid() != euid() && md.uid() != 0 {
+            return Err(Error::Incompatible {
+                path: dir.to_owned(),
+                reason: format!(
+                    "the storage directory is a symbolic link owned by uid {}, neither this \
+                     process's uid {} nor root (perhaps planted by another user); remove it \
+                     or use a directory you own",
+                    md.uid(),
+                    euid()
+                ),
+            });
+        }
+    }
     let open = || {
         // SAFETY: `c` is NUL-terminated; open has no other preconditions.
         retry_fd(|| unsafe {
@@ -187,6 +207,23 @@ fn in_group(gid: libc::gid_t) -> bool {
     // SAFETY: `groups` has room for `n` entries.
     let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
     n > 0 && groups[..n as usize].contains(&gid)
+}
+
+/// Gives a file just created back its owner's read and write bits if the umask took
+/// them (every later open, and a forked child's, opens it read-write); nothing else.
+fn owner_read_write(path: &Path, f: &File) -> Result<(), Error> {
+    let mode = fstat(path, f)?.st_mode & 0o7777;
+    if mode & 0o600 == 0o600 {
+        return Ok(());
+    }
+    // SAFETY: `f` is a descriptor we own; fchmod has no other preconditions.
+    if unsafe { libc::fchmod(f.as_raw_fd(), (mode | 0o600) as libc::mode_t) } != 0 {
+        return Err(Error::io(
+            format!("letting the owner read and write {}", path.display()),
+            io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Gives a file just created the process's effective group if its directory gave it one

@@ -27,18 +27,21 @@
 //! Both run in the child of a possibly multi-threaded parent, where only
 //! async-signal-safe code may run: the refresh makes system calls, allocates nothing and
 //! takes only a spin lock that lives in the wiped page (so no parent thread can have left
-//! it held; without the wiped page, a static one a parent thread could have held for the
-//! few instructions of a refresh or a registration). A process refreshes once, before any
-//! of its threads passes [`check`], so a reset never frees a lock a thread of the child
-//! holds. A child that execs at once (`Command` without `posix_spawn`) pays an `open`, an
-//! `mmap`, a `dup3` and a `close` per open store.
+//! it held; without the wiped page, a static one whose holder's pid tells a child that the
+//! holder is not its own). A process refreshes once, before any of its threads passes
+//! [`Epoch::current`], so a reset never frees a lock a thread of the child holds (a page
+//! lock the forking thread took before the fork is then not released by it: see
+//! `store.rs`). A child that execs at once (`Command` without `posix_spawn`) pays an
+//! `open`, an `mmap`, a `dup3` and a `close` per open store.
 //!
 //! What cannot be covered: a child made without the handler that never calls the store
 //! keeps its parent's description (and with it a lock its parent died holding) until it
 //! exits or execs; a store being opened or dropped by another thread at the moment of the
-//! fork is not refreshed in the child (no thread of the child can use it); a refresh that
-//! fails (no descriptor left, say) marks the store broken in the child, whose calls then
-//! fail instead of sharing the parent's locks.
+//! fork is not refreshed in the child (no thread of the child can use it); a fork while
+//! another thread opens the process's very first store can leave the child unable to open
+//! one. A refresh that fails (no descriptor left, say) marks the store broken in the
+//! child, whose calls then fail (a read another thread of the child is in the middle of
+//! may miss), and still lets go of the parent's description.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;
@@ -51,18 +54,20 @@ use std::sync::atomic::{AtomicI32, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize,
 static GENERATION: AtomicU64 = AtomicU64::new(0);
 
 /// The state that must start afresh in every child.
+#[derive(Debug)]
 #[repr(C)]
 struct Fresh {
     /// Nonzero once this process has refreshed (or never forked).
     armed: AtomicU64,
-    /// The refresh lock (0 free, 1 held).
-    lock: AtomicU32,
+    /// The refresh lock: 0 free, else the pid of the process whose thread holds it (a
+    /// child finding its parent's pid there takes it over: see `refresh`).
+    lock: AtomicI32,
 }
 
 /// Stands in for the wiped page where the kernel refuses `MADV_WIPEONFORK`.
 static FALLBACK: Fresh = Fresh {
     armed: AtomicU64::new(0),
-    lock: AtomicU32::new(0),
+    lock: AtomicI32::new(0),
 };
 /// The wiped page, or [`FALLBACK`]; set once by [`install`].
 static FRESH: AtomicPtr<Fresh> = AtomicPtr::new(std::ptr::null_mut());
@@ -89,6 +94,9 @@ struct Entry {
     /// 0, or the OS error number of a refresh that failed in this process.
     broken: AtomicI32,
     fd: AtomicI32,
+    /// A descriptor a refresh opened and has not yet moved onto `fd` (or -1): a fork in
+    /// that window copies it, and the child's refresh closes it.
+    pending: AtomicI32,
     dirfd: AtomicI32,
     /// The file's name in `dirfd` (NUL-terminated, owned by the store).
     name: AtomicPtr<libc::c_char>,
@@ -105,6 +113,7 @@ impl Entry {
             state: AtomicU32::new(FREE),
             broken: AtomicI32::new(0),
             fd: AtomicI32::new(-1),
+            pending: AtomicI32::new(-1),
             dirfd: AtomicI32::new(-1),
             name: AtomicPtr::new(std::ptr::null_mut()),
             base: AtomicPtr::new(std::ptr::null_mut()),
@@ -115,6 +124,9 @@ impl Entry {
         }
     }
 }
+
+/// What a placeholder registration points at (never in the registry).
+static NONE: Entry = Entry::new();
 
 /// Chunks of entries, allocated on demand (never freed) so that the child handler walks
 /// them without allocating.
@@ -139,7 +151,47 @@ pub(super) struct Target<'a> {
 #[derive(Debug)]
 pub(super) struct Registration {
     entry: &'static Entry,
+    epoch: Epoch,
 }
+
+/// What tells this process's fork generation cheaply: the wiped page (or its stand-in)
+/// and whether it is wiped, read once at registration.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Epoch {
+    fresh: &'static Fresh,
+    wiped: bool,
+}
+
+impl Epoch {
+    /// The fork generation, refreshing this process's stores first if it is a child
+    /// that has not yet: a page lock is released only in the generation it was taken in.
+    #[inline(always)]
+    pub(crate) fn current(self) -> u64 {
+        if self.forked() {
+            refresh(self);
+        }
+        // Acquire: pairs with the Release store in `refresh`.
+        GENERATION.load(Ordering::Acquire)
+    }
+
+    /// Whether this process forked since its stores were last refreshed.
+    #[inline(always)]
+    fn forked(self) -> bool {
+        if self.wiped {
+            // Acquire: pairs with the Release store at the end of `refresh`, so the
+            // stores are refreshed for a thread that sees it armed.
+            return self.fresh.armed.load(Ordering::Acquire) == 0;
+        }
+        // SAFETY: getpid has no preconditions.
+        PID.load(Ordering::Acquire) != unsafe { libc::getpid() }
+    }
+}
+
+/// An epoch for a registration of nothing.
+static NONE_FRESH: Fresh = Fresh {
+    armed: AtomicU64::new(1),
+    lock: AtomicI32::new(0),
+};
 
 impl Registration {
     /// Registers a store. Fails if fork detection cannot be installed (a child forked
@@ -185,6 +237,7 @@ impl Registration {
                 {
                     // Relaxed: published by the Release store of LIVE.
                     e.broken.store(0, Ordering::Relaxed);
+                    e.pending.store(-1, Ordering::Relaxed);
                     e.fd.store(t.fd, Ordering::Relaxed);
                     e.dirfd.store(t.dirfd, Ordering::Relaxed);
                     e.name.store(t.name.as_ptr().cast_mut(), Ordering::Relaxed);
@@ -195,7 +248,8 @@ impl Registration {
                     e.nlocks.store(t.nlocks, Ordering::Relaxed);
                     // Release: pairs with the Acquire load in `refresh`.
                     e.state.store(LIVE, Ordering::Release);
-                    return Ok(Registration { entry: e });
+                    let epoch = epoch().expect("installed above");
+                    return Ok(Registration { entry: e, epoch });
                 }
             }
         }
@@ -205,15 +259,44 @@ impl Registration {
         )))
     }
 
-    /// Refreshes the stores if this process is a child that has not yet (see the module
-    /// docs), then fails if this store's refresh failed: its descriptor would still be
-    /// the parent's.
+    /// A registration of nothing (a placeholder until [`Registration::new`] succeeds).
+    pub(super) fn none() -> Registration {
+        Registration {
+            entry: &NONE,
+            epoch: Epoch {
+                fresh: &NONE_FRESH,
+                wiped: true,
+            },
+        }
+    }
+
+    /// This process's fork epoch (see [`Epoch`]).
     #[inline]
-    pub(super) fn check(&self) -> std::io::Result<()> {
-        check();
-        // Relaxed: the refresh that stores it happened before `check` returned.
+    pub(super) fn epoch(&self) -> Epoch {
+        self.epoch
+    }
+
+    /// Fails if this store's refresh failed in this process (its mapping is then no
+    /// longer the file's), without refreshing: for reads, which take no lock.
+    #[inline]
+    pub(super) fn check_broken(&self) -> std::io::Result<()> {
+        // Relaxed: a refresh stores it before its process's stores are used (the
+        // handler), or under the refresh lock, before `armed` is stored (release).
         match self.entry.broken.load(Ordering::Relaxed) {
             0 => Ok(()),
+            errno => Err(std::io::Error::from_raw_os_error(errno)),
+        }
+    }
+
+    /// Refreshes the stores if this process is a child that has not yet (see the module
+    /// docs), then fails if this store's refresh failed: its descriptor would still be
+    /// the parent's. Returns the current [`generation`].
+    #[inline(always)]
+    pub(super) fn check(&self) -> std::io::Result<u64> {
+        let generation = self.epoch.current();
+        // Relaxed: the refresh that stores it happened before `current` returned.
+        match self.entry.broken.load(Ordering::Relaxed) {
+            0 => Ok(generation),
             errno => Err(std::io::Error::from_raw_os_error(errno)),
         }
     }
@@ -221,21 +304,15 @@ impl Registration {
 
 impl Drop for Registration {
     fn drop(&mut self) {
+        if std::ptr::eq(self.entry, &NONE) {
+            return;
+        }
         // A refresh in progress (a child's first store call on another thread) finishes
         // before this store's descriptor and mapping go away.
         check();
         // Release: the next registrant sees this entry's fields as done with.
         self.entry.state.store(FREE, Ordering::Release);
     }
-}
-
-/// The generation of this process's stores: a page lock taken in it is released only if
-/// it is still current (a child must not release its parent's lock).
-#[inline]
-pub(crate) fn generation() -> u64 {
-    check();
-    // Acquire: pairs with the Release store in `refresh`.
-    GENERATION.load(Ordering::Acquire)
 }
 
 /// Installs the fork handler and the wiped page (once per process).
@@ -306,51 +383,59 @@ extern "C" fn in_child() {
     check();
 }
 
-fn fresh() -> Option<&'static Fresh> {
+/// This process's epoch, once [`install`] ran.
+fn epoch() -> Option<Epoch> {
     // Acquire: pairs with the Release store in `install`.
     let p = FRESH.load(Ordering::Acquire);
-    // SAFETY: set once to a `Fresh` that lives for the process.
-    (!p.is_null()).then(|| unsafe { &*p })
-}
-
-/// Whether this process forked since its stores were last refreshed.
-#[inline]
-fn forked(f: &Fresh) -> bool {
-    // Relaxed: a hint read on every call; `refresh` re-reads under its lock.
-    if WIPED.load(Ordering::Relaxed) == 1 {
-        // Acquire: pairs with the Release store at the end of `refresh`, so the stores
-        // are refreshed for a thread that sees it armed.
-        return f.armed.load(Ordering::Acquire) == 0;
-    }
-    // SAFETY: getpid has no preconditions.
-    PID.load(Ordering::Acquire) != unsafe { libc::getpid() }
+    (!p.is_null()).then(|| Epoch {
+        // SAFETY: set once to a `Fresh` that lives for the process.
+        fresh: unsafe { &*p },
+        // Relaxed: stored before `FRESH` was published (release).
+        wiped: WIPED.load(Ordering::Relaxed) == 1,
+    })
 }
 
 /// Refreshes the stores if this process forked and has not done so yet.
 #[inline]
 fn check() {
-    if let Some(f) = fresh()
-        && forked(f)
-    {
-        refresh(f);
+    if let Some(e) = epoch() {
+        e.current();
     }
 }
 
 /// Gives every registered store a descriptor and mapping of its own, and resets its
 /// in-process locks (see the module docs). Async-signal-safe.
 #[cold]
-fn refresh(f: &Fresh) {
-    // Acquire: pairs with the Release store that frees the lock.
-    while f
-        .lock
-        .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-        .is_err()
-    {
-        // SAFETY: sched_yield has no preconditions.
-        unsafe { libc::sched_yield() };
+fn refresh(e: Epoch) {
+    let f = e.fresh;
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    loop {
+        // Acquire: pairs with the Release store that frees the lock.
+        match f
+            .lock
+            .compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed)
+        {
+            Ok(_) => break,
+            // Held by a thread of another process: this is a child forked while its
+            // parent refreshed (only possible without the wiped page), and that thread
+            // does not exist here.
+            Err(holder)
+                if holder != me
+                    && f.lock
+                        .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok() =>
+            {
+                break;
+            }
+            // SAFETY: sched_yield has no preconditions.
+            Err(_) => unsafe {
+                libc::sched_yield();
+            },
+        }
     }
-    if forked(f) {
-        // Release: pairs with the Acquire load in `generation`.
+    if e.forked() {
+        // Release: pairs with the Acquire load in `Epoch::current`.
         GENERATION.fetch_add(1, Ordering::Release);
         for c in &REGISTRY {
             // Acquire: pairs with the publishing compare-exchange in `Registration::new`.
@@ -359,14 +444,14 @@ fn refresh(f: &Fresh) {
                 break;
             }
             // SAFETY: chunks are never freed once published.
-            for e in unsafe { &*chunk } {
+            for entry in unsafe { &*chunk } {
                 // Acquire: pairs with the Release store of LIVE.
-                if e.state.load(Ordering::Acquire) == LIVE {
-                    refresh_entry(e);
+                if entry.state.load(Ordering::Acquire) == LIVE {
+                    refresh_entry(entry);
                 }
             }
         }
-        if WIPED.load(Ordering::Relaxed) == 1 {
+        if e.wiped {
             // Release: publishes the refresh to every thread that sees it armed.
             f.armed.store(1, Ordering::Release);
         } else {
@@ -378,19 +463,26 @@ fn refresh(f: &Fresh) {
     f.lock.store(0, Ordering::Release);
 }
 
-/// One store's refresh; on failure records the error in the entry.
+/// One store's refresh; on failure records the error in the entry and lets go of the
+/// parent's description anyway (see [`abandon`]).
 fn refresh_entry(e: &Entry) {
-    // Relaxed: published by the Acquire load of LIVE.
+    // A descriptor a refresh in the parent had opened when this process forked.
+    // Relaxed: published by the Acquire load of LIVE, or stored by this thread.
+    let stale = e.pending.swap(-1, Ordering::Relaxed);
+    if stale >= 0 {
+        // SAFETY: a descriptor only that refresh used, copied into this process.
+        unsafe { libc::close(stale) };
+    }
     let fd = e.fd.load(Ordering::Relaxed);
-    let fail = |errno: libc::c_int| e.broken.store(errno.max(1), Ordering::Relaxed);
-    let new = match reopen(e, fd) {
-        Ok(new) => new,
-        Err(errno) => return fail(errno),
-    };
     let (base, len) = (
         e.base.load(Ordering::Relaxed),
         e.len.load(Ordering::Relaxed),
     );
+    let new = match reopen(e, fd) {
+        Ok(new) => new,
+        Err(errno) => return abandon(e, fd, base, len, errno),
+    };
+    e.pending.store(new, Ordering::Relaxed);
     // SAFETY: `base`/`len` are the store's live mapping of this very file (the
     // registration's contract), replaced by a mapping of the same file at the same
     // address and length: every view into it stays valid.
@@ -404,16 +496,23 @@ fn refresh_entry(e: &Entry) {
             0,
         )
     };
-    let mapped = p == base;
-    let map_err = errno();
-    // SAFETY: `new` is the descriptor opened above and `fd` the store's own; `dup3`
-    // closes the old description's descriptor and puts the new one in its place.
-    let moved = mapped && unsafe { libc::dup3(new, fd, libc::O_CLOEXEC) } == fd;
-    let err = if mapped { errno() } else { map_err };
-    // SAFETY: `new` was opened above and is no longer needed (`fd` refers to it now).
+    let err = if p == base {
+        // SAFETY: `new` was opened above and `fd` is the store's own; `dup3` closes the
+        // old description's descriptor and puts the new one in its place.
+        if unsafe { libc::dup3(new, fd, libc::O_CLOEXEC) } == fd {
+            0
+        } else {
+            errno()
+        }
+    } else {
+        errno()
+    };
+    // SAFETY: `new` was opened above; `fd` refers to its description now (or the store
+    // is abandoned below), so this copy is no longer needed.
     unsafe { libc::close(new) };
-    if !moved {
-        return fail(err);
+    e.pending.store(-1, Ordering::Relaxed);
+    if err != 0 {
+        return abandon(e, fd, base, len, err);
     }
     let (locks, stride, n) = (
         e.locks.load(Ordering::Relaxed),
@@ -421,13 +520,40 @@ fn refresh_entry(e: &Entry) {
         e.nlocks.load(Ordering::Relaxed),
     );
     for i in 0..n {
-        // SAFETY: the registration's contract: `n` lock words `stride` bytes apart.
+        // SAFETY: the registration's contract: `n` lock words `stride` bytes apart,
+        // reached from a pointer to the whole array.
         let word = unsafe { &*locks.cast::<u8>().add(i * stride).cast::<AtomicU32>() };
         // Relaxed: this thread is the only one in the store (see the module docs).
         word.store(0, Ordering::Relaxed);
     }
     // A grandchild whose parent's refresh failed starts sound again.
     e.broken.store(0, Ordering::Relaxed);
+}
+
+/// A store whose refresh failed: marked broken (its calls fail in this process), and
+/// made to hold nothing of the parent's description, so that a lock the parent dies
+/// holding is released. The mapping becomes anonymous zero pages at the same address
+/// (no file behind it, so the store's views stay valid memory; reads check `broken`
+/// first), and the descriptor number is pointed at the store's directory (`dup3`, which
+/// needs no free descriptor), on which every lock fails.
+fn abandon(e: &Entry, fd: RawFd, base: *mut libc::c_void, len: usize, errno: libc::c_int) {
+    e.broken.store(errno.max(1), Ordering::Relaxed);
+    // SAFETY: `base`/`len` are the store's mapping (the registration's contract), which
+    // nothing reads as the file any more: the store's reads fail on `broken`.
+    unsafe {
+        libc::mmap(
+            base,
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
+            -1,
+            0,
+        )
+    };
+    let dirfd = e.dirfd.load(Ordering::Relaxed);
+    // SAFETY: both are the store's descriptors; `fd` stays open (now on the directory),
+    // so the store closes it exactly once, as before.
+    unsafe { libc::dup3(dirfd, fd, libc::O_CLOEXEC) };
 }
 
 /// A new open file description of the store's file, opened read-write.
@@ -531,6 +657,6 @@ mod tests {
     fn this_kernel_wipes_the_page_on_fork() {
         install().unwrap();
         assert_eq!(WIPED.load(Ordering::Relaxed), 1, "MADV_WIPEONFORK refused");
-        assert!(!forked(fresh().unwrap()));
+        assert!(!epoch().unwrap().forked());
     }
 }

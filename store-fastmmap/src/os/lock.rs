@@ -107,7 +107,7 @@ pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
 /// How long [`release`] retries a transient unlock failure before it gives up.
 const RELEASE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// Unlock failures that a retry then fixed, in this process.
+/// Unlock attempts that failed (and were retried, or gave up), in this process.
 static RELEASE_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Releases a lock this description holds on `[start, start + len)`, and never leaves it
@@ -117,7 +117,17 @@ static RELEASE_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::Atomic
 /// second, and if the lock still cannot be released the process aborts. A lock nobody
 /// releases hangs every writer of its range in every process for as long as this one
 /// lives; a process that dies has all its locks released by the kernel.
+#[inline]
 pub(crate) fn release(fd: RawFd, start: u64, len: u64) {
+    if unlock_range(fd, start, len).is_ok() {
+        return;
+    }
+    release_slowly(fd, start, len);
+}
+
+#[cold]
+#[inline(never)]
+fn release_slowly(fd: RawFd, start: u64, len: u64) {
     release_with(
         || unlock_range(fd, start, len),
         RELEASE_PATIENCE,
@@ -135,7 +145,7 @@ pub(crate) fn release(fd: RawFd, start: u64, len: u64) {
     );
 }
 
-/// Unlock failures that a retry then fixed, in this process.
+/// Unlock attempts that failed, in this process.
 pub(crate) fn release_retries() -> u64 {
     RELEASE_RETRIES.load(std::sync::atomic::Ordering::Relaxed)
 }
