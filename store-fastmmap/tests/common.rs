@@ -174,3 +174,17 @@ pub fn stop_worker_at_or_exit(fp: store_fastmmap::Failpoint, args: &[&str]) -> b
     let _ = child.wait();
     reached
 }
+
+/// Skips a test that needs root (printing why), unless `FASTMMAP_REQUIRE_ROOT` is set (CI,
+/// which runs as root, sets it): then a missing capability fails the test.
+pub fn skip_without_root(capable: bool, why: &str) -> bool {
+    if capable {
+        return false;
+    }
+    assert!(
+        std::env::var_os("FASTMMAP_REQUIRE_ROOT").is_none(),
+        "FASTMMAP_REQUIRE_ROOT is set but this test cannot run: {why}"
+    );
+    eprintln!("skipped: {why}");
+    true
+}

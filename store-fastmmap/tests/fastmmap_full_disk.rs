@@ -30,8 +30,7 @@ impl Tmpfs {
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
-        if !ok {
-            eprintln!("skipped: cannot mount a tmpfs here (needs root)");
+        if common::skip_without_root(ok, "cannot mount a tmpfs here (needs root)") {
             return None;
         }
         Some(Tmpfs { dir })
