@@ -806,8 +806,8 @@ impl FastMmapStore {
         } else {
             format!(
                 "page {i} of {}: a writer has held its lock for more than {limit:?} without \
-                 changing it (a process stopped or stuck mid-write, for example by SIGSTOP \
-                 or a debugger); continue or kill that process, then retry",
+                 changing it (a process stopped, stuck or starved of CPU mid-write, for \
+                 example by SIGSTOP or a debugger); continue or kill that process, then retry",
                 self.path.display()
             )
         };

@@ -121,8 +121,12 @@ impl Drop for Stopped {
     }
 }
 
-/// Spawns the worker with `FASTMMAP_FAILPOINT=fp` and waits until it stops there.
-pub fn stop_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) -> Stopped {
+/// Spawns the worker with `FASTMMAP_FAILPOINT=fp`; the receiver gets the failpoint line
+/// when it stops there, and is dropped unanswered if it exits first.
+fn spawn_armed(
+    fp: store_fastmmap::Failpoint,
+    args: &[&str],
+) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
     use std::io::BufRead;
     let mut child = worker()
         .args(args)
@@ -142,6 +146,12 @@ pub fn stop_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) -> Stopped {
             }
         }
     });
+    (child, rx)
+}
+
+/// Spawns the worker with `FASTMMAP_FAILPOINT=fp` and waits until it stops there.
+pub fn stop_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) -> Stopped {
+    let (child, rx) = spawn_armed(fp, args);
     let got = rx.recv_timeout(std::time::Duration::from_secs(60));
     let stopped = Stopped(child);
     let line =
@@ -153,26 +163,26 @@ pub fn stop_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) -> Stopped {
 /// Spawns the worker with `FASTMMAP_FAILPOINT=fp`; if it stops there, SIGKILLs it and
 /// returns true; if it exits first (it never reached `fp`), returns false.
 pub fn stop_worker_at_or_exit(fp: store_fastmmap::Failpoint, args: &[&str]) -> bool {
-    use std::io::BufRead;
-    let mut child = worker()
-        .args(args)
-        .env("FASTMMAP_FAILPOINT", fp.name())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let mut reached = false;
-    for line in std::io::BufReader::new(stderr).lines() {
-        let Ok(line) = line else { break };
-        if line.starts_with("FAILPOINT") {
-            reached = true;
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    let (child, rx) = spawn_armed(fp, args);
+    let reached = rx.recv_timeout(std::time::Duration::from_secs(60)).is_ok();
+    drop(Stopped(child));
     reached
+}
+
+/// Spawns `n` workers that upsert one key of `path` in a loop until killed.
+pub fn hot_writers(path: &str, n: usize) -> Vec<Stopped> {
+    (0..n)
+        .map(|_| {
+            Stopped(
+                worker()
+                    .args(["write", path, "hot", "1", "1000000000", "100"])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect()
 }
 
 /// Skips a test that needs root (printing why), unless `FASTMMAP_REQUIRE_ROOT` is set (CI,
