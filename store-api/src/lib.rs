@@ -47,7 +47,7 @@ pub use codec::{Bincode, Codec};
 pub use entry::{Entry, EntryMeta, Version};
 pub use error::{BoxError, Error, Result};
 pub use key::{Key, KeyRule, MAX_KEY_LEN};
-pub use stats::{Capabilities, EvictionPolicy, Stats, UpdateAtomicity};
+pub use stats::{Blocking, Capabilities, EvictionPolicy, Stats, UpdateAtomicity};
 pub use store::{SessionStore, SessionStoreExt};
 pub use time::{Clock, Expiry, ManualClock, SystemClock, Timestamp, is_live};
 pub use typed::{Typed, TypedUpdate};

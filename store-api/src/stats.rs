@@ -74,6 +74,9 @@ pub struct Capabilities {
     pub expires_itself: bool,
     /// How `update` runs its closure.
     pub update: UpdateAtomicity,
+    /// How long a call may hold the calling thread: whether async callers may call
+    /// the engine inline or must move the call off their runtime's worker threads.
+    pub blocking: Blocking,
 }
 
 impl Capabilities {
@@ -89,8 +92,26 @@ impl Capabilities {
             max_value_len,
             expires_itself: false,
             update: UpdateAtomicity::Locked,
+            blocking: Blocking::Brief,
         }
     }
+}
+
+/// How long an engine's calls may hold the calling thread, for async callers (a web
+/// framework's runtime) deciding whether to call it inline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Blocking {
+    /// Calls finish in microseconds and wait on no I/O (an in-process map, a shared
+    /// mapping of a local file): call them inline from async code, where a hop to a
+    /// blocking pool would cost more than the call. A call may still wait for a lock
+    /// another thread or process holds; an engine of this kind bounds that wait or
+    /// documents how to.
+    Brief,
+    /// Calls wait on the network or a device (a server, a disk): run them off the
+    /// runtime's worker threads (`tokio::task::spawn_blocking`), or a stalled backend
+    /// stalls every request the worker serves.
+    Io,
 }
 
 /// What a bounded engine does when a write needs room and no expired entry is left to

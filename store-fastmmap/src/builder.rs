@@ -49,6 +49,7 @@ pub struct FastMmapBuilder {
     pub(crate) clock: TimeSource,
     pub(crate) mode: u32,
     pub(crate) read_lock_timeout: Duration,
+    pub(crate) write_lock_timeout: Option<Duration>,
 }
 
 impl Default for FastMmapBuilder {
@@ -65,6 +66,7 @@ impl Default for FastMmapBuilder {
             clock: TimeSource::system(),
             mode: DEFAULT_MODE,
             read_lock_timeout: DEFAULT_READ_LOCK_TIMEOUT,
+            write_lock_timeout: None,
         }
     }
 }
@@ -162,6 +164,23 @@ impl FastMmapBuilder {
         self
     }
 
+    /// How long a write (and `purge_expired`, `stats`, `rotate`) waits for a page's
+    /// locks before failing with [`Error::Backend`] naming the page (an
+    /// [`std::io::ErrorKind::TimedOut`] source); nothing is written. By default writes
+    /// wait without a limit, as the Perl original does. A lock is held for
+    /// microseconds, and a writer that dies releases it at once; only a process stopped
+    /// or stuck while holding it (`SIGSTOP`, a debugger, a hung disk) makes writers
+    /// wait longer. Set this before calling the store from an async runtime, where a
+    /// waiting write holds a worker thread.
+    ///
+    /// With a limit, a busy page's lock is polled (first spinning, then sleeping up to
+    /// 1 ms between tries) instead of queueing in the kernel, so writers of one hot page
+    /// are served in no particular order. A zero limit is refused by `open`.
+    pub fn write_lock_timeout(mut self, timeout: Duration) -> Self {
+        self.write_lock_timeout = Some(timeout);
+        self
+    }
+
     /// Opens (creating or initialising) the store. See [`FastMmapStore::open`] for the
     /// hazards of a shared mapping.
     ///
@@ -234,6 +253,25 @@ impl FastMmapBuilder {
         }
         g.check().map_err(|r| bad("cache_size", r))?;
         Ok(g)
+    }
+
+    /// Checks the lock timeouts: a zero limit would fail every contended call.
+    pub(crate) fn check_timeouts(&self) -> Result<()> {
+        let zero = [
+            ("read_lock_timeout", Some(self.read_lock_timeout)),
+            ("write_lock_timeout", self.write_lock_timeout),
+        ]
+        .into_iter()
+        .find(|(_, t)| *t == Some(Duration::ZERO));
+        match zero {
+            Some((option, _)) => Err(Error::InvalidConfig {
+                option,
+                reason: "a zero timeout fails every call that meets a busy page; use a \
+                         positive duration (a few seconds)"
+                    .into(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Checks the file mode.
@@ -318,6 +356,20 @@ mod tests {
             })
         ));
         assert!(b().num_pages(0).geometry().is_err());
+        for (b, name) in [
+            (b().write_lock_timeout(Duration::ZERO), "write_lock_timeout"),
+            (b().read_lock_timeout(Duration::ZERO), "read_lock_timeout"),
+        ] {
+            assert!(matches!(
+                b.check_timeouts(),
+                Err(Error::InvalidConfig { option, .. }) if option == name
+            ));
+        }
+        assert!(
+            b().write_lock_timeout(Duration::from_millis(1))
+                .check_timeouts()
+                .is_ok()
+        );
         assert!(b().cache_size(0).geometry().is_err());
         assert!(
             b().cache_size(1 << 20)

@@ -60,6 +60,7 @@ impl Drop for RangeLock<'_> {
 pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     let path = b.path();
     let mode = b.checked_mode()?;
+    b.check_timeouts()?;
     let wanted = b.geometry()?;
     let opened = open_store_file(&path, mode)?;
     let (header, map, identity) = {
@@ -86,6 +87,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
         default_ttl: b.expires,
         policy: b.policy,
         read_lock_timeout: b.read_lock_timeout,
+        write_lock_timeout: b.write_lock_timeout,
         fail: Armed::from_env(),
     };
     FastMmapStore::from_parts(parts)

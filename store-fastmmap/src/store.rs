@@ -100,6 +100,8 @@ pub struct FastMmapStore {
     default_ttl: Option<Duration>,
     policy: EvictionPolicy,
     read_lock_timeout: Duration,
+    /// `None`: writes wait for page locks without a limit.
+    write_lock_timeout: Option<Duration>,
     counters: Counters,
     fail: Armed,
     /// The header words this store's view depends on (see `Header::identity`).
@@ -117,6 +119,7 @@ pub(crate) struct Parts {
     pub(crate) default_ttl: Option<Duration>,
     pub(crate) policy: EvictionPolicy,
     pub(crate) read_lock_timeout: Duration,
+    pub(crate) write_lock_timeout: Option<Duration>,
     pub(crate) fail: Armed,
     pub(crate) identity: [u64; 3],
 }
@@ -354,6 +357,7 @@ impl FastMmapStore {
             default_ttl: p.default_ttl,
             policy: p.policy,
             read_lock_timeout: p.read_lock_timeout,
+            write_lock_timeout: p.write_lock_timeout,
             counters: Counters::default(),
             fail: p.fail,
             identity: p.identity,
@@ -371,22 +375,87 @@ impl FastMmapStore {
         let (held, generation) = self.enter(i, nested)?;
         // From here the guard releases what is taken (the in-process lock is kept past
         // its own guard and released by the page guard).
-        let inproc = PageLock::new(&self.os.locks()[i as usize].lock).lock();
-        let (start, len) = self.page_range(i);
-        if let Err(e) = lock_range(self.os.fd(), start, len) {
-            drop(inproc);
+        let taken = match self.write_lock_timeout {
+            None => {
+                let inproc = PageLock::new(&self.os.locks()[i as usize].lock).lock();
+                let (start, len) = self.page_range(i);
+                match lock_range(self.os.fd(), start, len) {
+                    Ok(()) => {
+                        inproc.keep();
+                        Ok(())
+                    }
+                    Err(e) => {
+                        drop(inproc);
+                        Err(self.lock_error(i, e))
+                    }
+                }
+            }
+            Some(limit) => self.lock_page_within(i, limit),
+        };
+        if let Err(e) = taken {
             if held {
                 Held::release(self.file_id);
             }
-            return Err(self.lock_error(i, e));
+            return Err(e);
         }
-        inproc.keep();
         Ok(PageGuard {
             store: self,
             page: i,
             held,
             generation,
         })
+    }
+
+    /// Both locks of page `i`, polled for at most `limit` (`write_lock_timeout`): the
+    /// first try is the uncontended path's one system call; then spinning, then sleeps
+    /// of up to 1 ms. On success the in-process lock is kept for the page guard.
+    #[inline(never)]
+    fn lock_page_within(&self, i: u32, limit: Duration) -> Result<()> {
+        let (start, len) = self.page_range(i);
+        let lock = PageLock::new(&self.os.locks()[i as usize].lock);
+        let mut deadline = None;
+        let mut round = 0u32;
+        loop {
+            if let Some(inproc) = lock.try_lock() {
+                match try_lock_range(self.os.fd(), start, len) {
+                    Ok(true) => {
+                        inproc.keep();
+                        return Ok(());
+                    }
+                    Ok(false) => drop(inproc),
+                    Err(e) => {
+                        drop(inproc);
+                        return Err(self.lock_error(i, e));
+                    }
+                }
+            }
+            let now = std::time::Instant::now();
+            let end = *deadline.get_or_insert(now + limit);
+            if now >= end {
+                return Err(self.write_timed_out(i, limit));
+            }
+            round = round.saturating_add(1);
+            if round < 64 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::sleep(Duration::from_micros(u64::from(round.min(1_000))));
+            }
+        }
+    }
+
+    /// A write that waited `limit` for page `i`'s locks.
+    #[cold]
+    fn write_timed_out(&self, i: u32, limit: Duration) -> Error {
+        Error::Backend {
+            context: format!(
+                "page {i} of {}: its lock was held by another thread or process for more than \
+                 {limit:?} (write_lock_timeout), nothing was written; a process stopped or \
+                 stuck mid-write (SIGSTOP, a debugger, a hung disk) or an `update` closure \
+                 that does not return holds it; retry, or continue or kill that process",
+                self.path.display()
+            ),
+            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
+        }
     }
 
     /// As [`Self::lock_page`] without waiting: `None` if another thread or process holds

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use redis::RedisError;
 use store_api::{
-    Capabilities, Clock, Entry, EntryMeta, Error, Evictions, Expiry, Key, MAX_KEY_LEN, Result,
-    SessionStore, Stats, Timestamp, UpdateAction, UpdateAtomicity, UpdateOutcome, Version,
+    Blocking, Capabilities, Clock, Entry, EntryMeta, Error, Evictions, Expiry, Key, MAX_KEY_LEN,
+    Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateAtomicity, UpdateOutcome, Version,
     WriteMode, WriteOutcome, is_live,
 };
 
@@ -598,6 +598,7 @@ impl SessionStore for RedisStore {
         caps.update = UpdateAtomicity::Optimistic {
             max_attempts: self.max_update_attempts,
         };
+        caps.blocking = Blocking::Io;
         caps
     }
 }
