@@ -24,3 +24,9 @@ mod os;
 pub mod stores;
 pub mod supervisor;
 pub mod worker;
+
+/// The workspace README's examples (the engines' and the web app's), compiled and run
+/// as doctests here, where every crate they use is a dependency.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

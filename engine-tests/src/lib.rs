@@ -17,8 +17,3 @@ mod memory;
 
 pub use fastmmap::{FastMmap, FastMmapHarness, FastMmapSmallPages};
 pub use memory::MemoryHarness;
-
-/// The workspace README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -283,9 +283,11 @@ impl<S: SessionStore + ?Sized + 'static> session_store::SessionStore for TowerSt
 
 #[async_trait]
 impl<S: SessionStore + ?Sized + 'static> ExpiredDeletion for TowerStore<S> {
-    /// Runs the engine's `purge_expired` on the blocking pool. Engines that expire
-    /// entries themselves (Redis) do nothing. With several worker processes on one
-    /// host sharing `store-fastmmap`, run it in one of them.
+    /// Runs the engine's `purge_expired` on the blocking pool: it removes every expired
+    /// entry of the engine, this adapter's sessions and anything else stored in it.
+    /// Engines that expire entries themselves (Redis) do nothing. With several worker
+    /// processes on one host sharing `store-fastmmap`, run it in one of them (or in a
+    /// supervisor, as `demo-server` does), not in each.
     async fn delete_expired(&self) -> session_store::Result<()> {
         let removed = self.store.purge_expired().await.map_err(backend)?;
         tracing::debug!(removed, "purged expired sessions");
