@@ -57,7 +57,12 @@ fn parse() -> Result<Opts, String> {
             other => return Err(format!("unknown argument {other:?}")),
         }
     }
-    if o.rounds == 0 || o.connections == 0 || o.workers == 0 || !(o.seconds > 0.0) {
+    if o.rounds == 0
+        || o.connections == 0
+        || o.workers == 0
+        || !o.seconds.is_finite()
+        || o.seconds <= 0.0
+    {
         return Err("rounds, seconds, connections and workers must be positive".into());
     }
     Ok(o)
@@ -207,6 +212,9 @@ impl Conn {
     }
 }
 
+/// A measured configuration: store, workers, endpoint.
+type Config = (String, usize, &'static str);
+
 struct Sample {
     rps: f64,
     p50_us: f64,
@@ -315,8 +323,8 @@ fn main() {
         ("read", "GET", "/api/session"),
         ("write", "POST", "/api/incr"),
     ];
-    // configuration -> (rps, p50, p99) per round
-    let mut results: Vec<((String, usize, &str), Vec<Sample>)> = Vec::new();
+    // (store, workers, endpoint) -> one sample per round
+    let mut results: Vec<(Config, Vec<Sample>)> = Vec::new();
     for &(ep, _, _) in &endpoints {
         for &w in &worker_counts {
             for (name, _) in &stores {
