@@ -2,7 +2,7 @@
 //!
 //! Web frameworks are async; the engines of this workspace are synchronous. An
 //! [`AsyncStore`] wraps any engine and runs each call the way its
-//! [`Capabilities::blocking`] says:
+//! [`Capabilities::blocking`](store_api::Capabilities::blocking) says:
 //!
 //! - [`Blocking::Brief`] engines (`store-memory`, `store-fastmmap`) answer in
 //!   microseconds, so their calls run inline on the task that awaits them: a hop to the
