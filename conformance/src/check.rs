@@ -5,6 +5,38 @@ use std::time::Duration;
 
 use store_api::{Entry, Expiry, Key, SessionStore, WriteMode, WriteOutcome};
 
+/// An error and its `source()` chain, one line: a backend's own message (SQLite's
+/// "database is locked", an `io::Error`) is often only in the sources.
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = cause.source();
+    }
+    s
+}
+
+/// Joins a thread of a behaviour, re-raising its panic with its own message (a bare
+/// `join().expect()` prints `Any { .. }` and hides what went wrong).
+pub fn join<T>(h: std::thread::JoinHandle<T>, what: &str) -> T {
+    match h.join() {
+        Ok(v) => v,
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| payload.downcast_ref::<&str>().copied())
+                .unwrap_or("(a panic without a message)");
+            panic!("{what}: {msg}")
+        }
+    }
+}
+
 /// A key from a string the suite knows is valid.
 pub fn key(s: impl Into<String>) -> Key {
     let s = s.into();
@@ -114,7 +146,7 @@ pub fn within<T: Send + 'static>(
 pub fn get(store: &dyn SessionStore, k: &Key) -> Option<Entry> {
     store
         .get(k)
-        .unwrap_or_else(|e| panic!("get({k}) failed: {e}"))
+        .unwrap_or_else(|e| panic!("get({k}) failed: {}", crate::check::chain(&e)))
 }
 
 /// The live value of `k`, failing the behaviour on an error.
@@ -137,7 +169,7 @@ pub fn put_with(
 ) -> WriteOutcome {
     store.put(k, v, expiry, mode).unwrap_or_else(|e| {
         panic!(
-            "put({k}, {} bytes, {expiry:?}, {mode:?}) failed: {e}",
+            "put({k}, {} bytes, {expiry:?}, {mode:?}) failed: {}", crate::check::chain(&e),
             v.len()
         )
     })
@@ -147,7 +179,7 @@ pub fn put_with(
 pub fn delete(store: &dyn SessionStore, k: &Key) -> bool {
     store
         .delete(k)
-        .unwrap_or_else(|e| panic!("delete({k}) failed: {e}"))
+        .unwrap_or_else(|e| panic!("delete({k}) failed: {}", crate::check::chain(&e)))
 }
 
 /// A counter value as stored by the increment behaviours.

@@ -87,7 +87,7 @@ impl Ctx {
         let harness = H::create(spec)?;
         let store = harness
             .open()
-            .unwrap_or_else(|e| panic!("opening a fresh store failed: {e}"));
+            .unwrap_or_else(|e| panic!("opening a fresh store failed: {}", crate::check::chain(&e)));
         Ok((harness, store))
     }
 }

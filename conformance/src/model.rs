@@ -87,6 +87,31 @@ pub enum ExpirySpec {
     AfterMs(u16),
     /// [`Expiry::At`] now plus this many milliseconds (negative: in the past).
     AtOffsetMs(i32),
+    /// One of [`FAR_FUTURE`]'s expiries, beyond any session's life: an engine that
+    /// stores timestamps in a signed or narrower type must still take them for live.
+    FarFuture(u8),
+}
+
+/// Far-future expiries the model writes: `After(Duration::MAX)`, a thousand years,
+/// `At(2^53)`, `At(2^63 - 1)`, `At(2^63)` and `At(u64::MAX)`.
+pub const FAR_FUTURE: [Expiry; 6] = [
+    Expiry::After(Duration::MAX),
+    Expiry::After(Duration::from_secs(1_000 * 365 * 86_400)),
+    Expiry::At(Timestamp::from_millis(1 << 53)),
+    Expiry::At(Timestamp::from_millis(i64::MAX as u64)),
+    Expiry::At(Timestamp::from_millis(1 << 63)),
+    Expiry::At(Timestamp::from_millis(u64::MAX)),
+];
+
+/// A century: expiries further than this from now are "far future", and an engine may
+/// store them clamped (to its largest timestamp, or as "never").
+pub const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+/// Whether the engine's expiry `got` stands for the model's `want` at `now`: equal, or
+/// both more than a [`CENTURY`] away (or never).
+pub fn same_expiry(want: Option<Timestamp>, got: Option<Timestamp>, now: Timestamp) -> bool {
+    let far = |t: Option<Timestamp>| t.is_none_or(|t| t > now.saturating_add(CENTURY));
+    want == got || (far(want) && far(got))
 }
 
 impl ExpirySpec {
@@ -98,6 +123,7 @@ impl ExpirySpec {
             ExpirySpec::AtOffsetMs(off) => Expiry::At(Timestamp::from_millis(
                 now.as_millis().saturating_add_signed(i64::from(off)),
             )),
+            ExpirySpec::FarFuture(i) => FAR_FUTURE[usize::from(i) % FAR_FUTURE.len()],
         }
     }
 }
@@ -290,7 +316,7 @@ impl Model {
                         &m.value[..m.value.len().min(16)]
                     ));
                 }
-                if m.expires_at != e.expires_at {
+                if !same_expiry(m.expires_at, e.expires_at, self.now()) {
                     return Err(format!(
                         "{k}: engine says it expires {:?}, model {:?}",
                         e.expires_at, m.expires_at
@@ -423,20 +449,19 @@ impl Model {
             }
         }
         if too_large {
-            // Either TooLarge or the mode's own error may win; never success.
+            // TooLarge is checked before the write mode (the contract's order: the value
+            // can never fit, whatever the key's state), and a too-large write never
+            // succeeds.
             return match observed {
                 Ok(()) => Err(format!(
                     "a value of {} bytes (max {}) was accepted",
                     bytes.len(),
                     self.caps.max_value_len
                 )),
-                Err(kind)
-                    if kind == "TooLarge"
-                        || Err(kind.clone()) == self.predict_put(k, false, mode) =>
-                {
-                    Ok(())
-                }
-                Err(kind) => Err(format!("too-large value: expected TooLarge, got {kind}")),
+                Err(kind) if kind == "TooLarge" => Ok(()),
+                Err(kind) => Err(format!(
+                    "too-large value with {mode:?}: expected TooLarge (checked before the mode), got {kind}"
+                )),
             };
         }
         match (&got, &expected) {
@@ -483,7 +508,7 @@ impl Model {
         let Some(saw) = saw else {
             return match got {
                 Err(e) => Err(format!(
-                    "update({k}) failed without calling the closure: {e}"
+                    "update({k}) failed without calling the closure: {}", crate::check::chain(&e)
                 )),
                 Ok(o) => Err(format!(
                     "update({k}) answered {o:?} without calling the closure"
@@ -536,12 +561,12 @@ impl Model {
         let before = store
             .stats()
             .map(|s| s.evicted_live)
-            .map_err(|e| format!("stats: {e}"))?;
+            .map_err(|e| format!("stats: {}", crate::check::chain(&e)))?;
         let got = store.rotate(from, to);
         let after = store
             .stats()
             .map(|s| s.evicted_live)
-            .map_err(|e| format!("stats: {e}"))?;
+            .map_err(|e| format!("stats: {}", crate::check::chain(&e)))?;
         // rotate does not report its write's evictions; learn them from the counter.
         let evicted = after.saturating_sub(before);
         self.unreported += evicted;
@@ -580,7 +605,7 @@ impl Model {
                     // rotate does not say the version it wrote; read it back.
                     let moved = store
                         .get(to)
-                        .map_err(|e| format!("get({to}) after rotate failed: {e}"))?
+                        .map_err(|e| format!("get({to}) after rotate failed: {}", crate::check::chain(&e)))?
                         .ok_or_else(|| {
                             format!("rotate({from}, {to}) answered true but {to} is absent")
                         })?;
@@ -626,7 +651,7 @@ impl Model {
         match op {
             Op::Get(k) => {
                 let k = model_key(*k);
-                let got = store.get(&k).map_err(|e| format!("get({k}) failed: {e}"))?;
+                let got = store.get(&k).map_err(|e| format!("get({k}) failed: {}", crate::check::chain(&e)))?;
                 self.check_read(&k, got)
             }
             Op::GetInto(k) => {
@@ -634,7 +659,7 @@ impl Model {
                 let mut buf = vec![0xAB; 7];
                 let got = store
                     .get_into(&k, &mut buf)
-                    .map_err(|e| format!("get_into({k}) failed: {e}"))?;
+                    .map_err(|e| format!("get_into({k}) failed: {}", crate::check::chain(&e)))?;
                 let entry = got.map(|m| Entry {
                     value: buf,
                     expires_at: m.expires_at,
@@ -652,7 +677,7 @@ impl Model {
                 let k = model_key(*k);
                 let got = store
                     .delete(&k)
-                    .map_err(|e| format!("delete({k}) failed: {e}"))?;
+                    .map_err(|e| format!("delete({k}) failed: {}", crate::check::chain(&e)))?;
                 let expected = self.live(&k).is_some();
                 if got == expected || (!got && self.absorb_vanish(&k)) {
                     self.entries.remove(&k);
@@ -666,7 +691,7 @@ impl Model {
                 let expiry = e.expiry(self.now());
                 let got = store
                     .touch(&k, expiry)
-                    .map_err(|e| format!("touch({k}) failed: {e}"))?;
+                    .map_err(|e| format!("touch({k}) failed: {}", crate::check::chain(&e)))?;
                 let expected = self.live(&k).is_some();
                 if got && expected {
                     let at = self.resolve(expiry);
@@ -685,7 +710,7 @@ impl Model {
             Op::Purge => {
                 let n = store
                     .purge_expired()
-                    .map_err(|e| format!("purge_expired failed: {e}"))?;
+                    .map_err(|e| format!("purge_expired failed: {}", crate::check::chain(&e)))?;
                 let now = self.now();
                 let could_be_expired = self
                     .versions
@@ -705,7 +730,7 @@ impl Model {
                 Ok(())
             }
             Op::Stats => {
-                let s = store.stats().map_err(|e| format!("stats failed: {e}"))?;
+                let s = store.stats().map_err(|e| format!("stats failed: {}", crate::check::chain(&e)))?;
                 let counted = s.evicted_live.saturating_sub(self.stats_base);
                 if !self.unknown && counted != self.reported_live {
                     return Err(format!(
@@ -745,7 +770,7 @@ impl Model {
 pub mod strategy {
     use proptest::prelude::*;
 
-    use super::{ExpirySpec, KEYS, ModeSpec, Op, UpdateSpec, Value};
+    use super::{ExpirySpec, FAR_FUTURE, KEYS, ModeSpec, Op, UpdateSpec, Value};
 
     fn key() -> impl Strategy<Value = u8> {
         0..KEYS
@@ -769,6 +794,7 @@ pub mod strategy {
             4 => prop_oneof![Just(0u16), Just(1), Just(999), Just(1000), Just(1001), 0..5000u16]
                 .prop_map(ExpirySpec::AfterMs),
             1 => prop_oneof![Just(-1i32), Just(0), Just(1), -5000..5000i32].prop_map(ExpirySpec::AtOffsetMs),
+            1 => (0..FAR_FUTURE.len() as u8).prop_map(ExpirySpec::FarFuture),
         ]
     }
 

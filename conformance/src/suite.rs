@@ -41,6 +41,7 @@ macro_rules! __behaviours {
                 invalid_keys_are_rejected
                 delete_is_idempotent
                 two_handles_see_each_others_writes
+                stats_count_reads_hits_and_writes
             ]
             write_modes [
                 create_only_on_live_key_fails
@@ -49,6 +50,7 @@ macro_rules! __behaviours {
                 stale_compare_and_set_fails
                 versions_are_never_reused
                 concurrent_creates_one_wins
+                create_only_after_touch_fails
             ]
             expiry [
                 exact_boundary
@@ -59,6 +61,8 @@ macro_rules! __behaviours {
                 touch_extends_and_shortens
                 purge_counts
                 keep_in_update_preserves_expiry
+                far_future_expiries_stay_live
+                purge_keeps_entries_until_their_expiry
             ]
             update [
                 concurrent_increments_through_update
@@ -73,11 +77,13 @@ macro_rules! __behaviours {
                 live_evictions_are_reported
                 never_evict_live_gives_no_space
                 values_are_never_torn_under_eviction
+                too_large_is_checked_before_the_mode
             ]
             concurrency [
                 no_interference_between_keys
                 no_torn_reads
                 delete_racing_update_never_resurrects
+                two_handles_increment_exactly
             ]
             processes [
                 children_see_parent_writes

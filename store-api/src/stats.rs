@@ -1,9 +1,17 @@
 //! Counters and capabilities every engine reports.
 
-/// Counters an engine keeps. Counters are cumulative since the store was opened
-/// (per process for engines shared across processes); `entries` and `bytes_used` are the
+/// Counters an engine keeps.
+///
+/// The counters (`reads`, `hits`, `writes`, evictions, `purged`, `recovered`,
+/// `lost_in_repair`) are **per handle**: they count what was done through this store
+/// object since it was opened (clones of an `Arc` are one object). Two handles on one
+/// shared store, in one process or several, count separately; add them up for a
+/// process-wide or host-wide figure. `entries`, `capacity` and `bytes_used` are the
 /// current state of the whole store (for a shared server, the server's figures). An
 /// engine that deviates from this documents it.
+///
+/// The struct is `#[non_exhaustive]`; an engine outside this crate builds one from the
+/// default: `let mut s = Stats::default(); s.reads = 3;`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct Stats {

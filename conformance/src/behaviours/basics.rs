@@ -169,19 +169,63 @@ pub fn two_handles_see_each_others_writes<H: Harness>(ctx: &Ctx) -> Outcome {
     let (h, a) = ctx.store::<H>(&Spec::new())?;
     let b = h
         .open()
-        .unwrap_or_else(|e| panic!("second open failed: {e}"));
+        .unwrap_or_else(|e| panic!("second open failed: {}", crate::check::chain(&e)));
     let k = key("shared");
     let w = put(&a, &k, b"from a");
+    assert_eq!(value(&a, &k), Some(b"from a".to_vec()), "a reads its own write");
     let e = get(&b, &k).expect("handle b must see a's write");
     assert_eq!((e.value.as_slice(), e.version), (&b"from a"[..], w.version));
     b.put(&k, b"from b", Expiry::Never, WriteMode::ReplaceOnly)
         .expect("replace through b");
+    // a read the key before b changed it: a per-handle read cache would answer stale.
     assert_eq!(
         value(&a, &k),
         Some(b"from b".to_vec()),
-        "handle a must see b's write"
+        "handle a must see b's write to a key a had read before"
     );
     assert!(delete(&a, &k));
-    assert_eq!(value(&b, &k), None, "handle b must see a's delete");
+    assert_eq!(value(&b, &k), None, "handle b must see a's delete of a key b had read");
+    put(&b, &k, b"again from b");
+    assert_eq!(
+        value(&a, &k),
+        Some(b"again from b".to_vec()),
+        "handle a must see b's re-creation of a key a saw deleted"
+    );
+    Ok(())
+}
+
+/// `stats` counts this handle's reads, hits and writes: three reads (two hits, one
+/// miss) add 3 reads and 2 hits; two puts, a touch and a delete of live entries add 4
+/// writes. (Counters are per handle: see [`Stats`](store_api::Stats).)
+pub fn stats_count_reads_hits_and_writes<H: Harness>(ctx: &Ctx) -> Outcome {
+    let (_h, store) = ctx.store::<H>(&Spec::new())?;
+    let (a, b) = (key("stats:a"), key("stats:b"));
+    let before = store.stats().expect("stats");
+    put(&store, &a, b"1");
+    put(&store, &b, b"2");
+    assert!(store.touch(&a, Expiry::Never).expect("touch"), "touch of a live key");
+    assert!(delete(&store, &b), "delete of a live key");
+    let writes = store.stats().expect("stats");
+    assert_eq!(
+        writes.writes - before.writes,
+        4,
+        "two puts, a touch and a delete must count 4 writes (before {before:?}, after {writes:?})"
+    );
+    assert_eq!(writes.reads, before.reads, "writes must not count as reads");
+    assert!(get(&store, &a).is_some());
+    assert!(get(&store, &a).is_some());
+    assert!(get(&store, &b).is_none());
+    let reads = store.stats().expect("stats");
+    assert_eq!(
+        reads.reads - writes.reads,
+        3,
+        "three gets must count 3 reads (before {writes:?}, after {reads:?})"
+    );
+    assert_eq!(
+        reads.hits - writes.hits,
+        2,
+        "two gets of a live key and one of a deleted key must count 2 hits (before {writes:?}, after {reads:?})"
+    );
+    assert_eq!(reads.writes, writes.writes, "reads must not count as writes");
     Ok(())
 }

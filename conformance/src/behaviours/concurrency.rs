@@ -29,26 +29,33 @@ pub fn no_interference_between_keys<H: Harness>(ctx: &Ctx) -> Outcome {
                     assert_eq!(
                         value(&*store, k),
                         Some(v.clone().into_bytes()),
-                        "thread {t} read another thread's write"
+                        "thread {t}, key {k}: read another thread's write, or the key vanished"
                     );
                     store
                         .update(k, &mut |e| {
-                            let mut v = e.expect("own key is live").value.clone();
+                            let mut v = e
+                                .unwrap_or_else(|| panic!("thread {t}: own key {k} vanished before its update"))
+                                .value
+                                .clone();
                             v.push(b'+');
                             UpdateAction::set(v, Expiry::Never)
                         })
                         .expect("update");
-                    assert_eq!(value(&*store, k), Some(format!("{v}+").into_bytes()));
+                    assert_eq!(
+                        value(&*store, k),
+                        Some(format!("{v}+").into_bytes()),
+                        "thread {t}, key {k}: the update's result is not what was read back"
+                    );
                     if round % 3 == 0 {
-                        assert!(delete(&*store, k), "thread {t}: own key vanished");
-                        assert_eq!(value(&*store, k), None);
+                        assert!(delete(&*store, k), "thread {t}: own key {k} vanished before its delete");
+                        assert_eq!(value(&*store, k), None, "thread {t}: key {k} outlived its delete");
                     }
                 }
             })
         })
         .collect();
     for h in handles {
-        h.join().expect("worker thread panicked");
+        crate::check::join(h, "worker thread panicked");
     }
     Ok(())
 }
@@ -85,7 +92,7 @@ fn torn_reads(store: Arc<impl SessionStore + 'static>, same_length: bool, writes
                             Expiry::Never,
                             WriteMode::Upsert,
                         )
-                        .unwrap_or_else(|e| panic!("write failed: {e}"));
+                        .unwrap_or_else(|e| panic!("write failed: {}", crate::check::chain(&e)));
                 }
             })
         })
@@ -195,7 +202,7 @@ pub fn delete_racing_update_never_resurrects<H: Harness>(ctx: &Ctx) -> Outcome {
         let deleted = store.delete(&k);
         done.wait();
         let outcome = match deleted {
-            Err(e) => Some(format!("round {round}: delete failed: {e}")),
+            Err(e) => Some(format!("round {round}: delete failed: {}", crate::check::chain(&e))),
             Ok(false) => Some(format!(
                 "round {round}: delete must find the key live (updates only set what they saw)"
             )),
@@ -213,9 +220,74 @@ pub fn delete_racing_update_never_resurrects<H: Harness>(ctx: &Ctx) -> Outcome {
     updater
         .join()
         .expect("updater panicked")
-        .unwrap_or_else(|e| panic!("update or replace failed: {e}"));
+        .unwrap_or_else(|e| panic!("update or replace failed: {}", crate::check::chain(&e)));
     if let Some(f) = failure {
         panic!("{f}");
+    }
+    Ok(())
+}
+
+/// The in-process counterpart of `processes::processes_increment_exactly`, for engines
+/// whose handles are separate connections to one backend: threads incrementing one
+/// counter through `update` on **two handles** end at exactly their total. It catches
+/// an update that reads outside the backend's transaction or lock, a transaction that
+/// fails when it upgrades from read to write, and a backend without a busy timeout,
+/// without a worker binary. (A shared engine must still wire its worker: other
+/// processes are another matter.)
+pub fn two_handles_increment_exactly<H: Harness>(ctx: &Ctx) -> Outcome {
+    const THREADS_PER_HANDLE: u64 = 2;
+    let (h, a) = ctx.store::<H>(&Spec::new())?;
+    let b = h
+        .open()
+        .unwrap_or_else(|e| panic!("second open failed: {}", crate::check::chain(&e)));
+    let k = key("counter:two-handles");
+    let m = 100 * u64::from(ctx.scale());
+    let handles: Vec<_> = [Arc::new(a), Arc::new(b)]
+        .into_iter()
+        .flat_map(|store| (0..THREADS_PER_HANDLE).map(move |_| store.clone()))
+        .enumerate()
+        .map(|(t, store)| {
+            let k = k.clone();
+            std::thread::spawn(move || {
+                for i in 0..m {
+                    let mut tries = 0;
+                    loop {
+                        let r = store.update(&k, &mut |e| {
+                            let n = e.map_or(0, |e| {
+                                u64::from_le_bytes(e.value.as_slice().try_into().unwrap_or([0; 8]))
+                            });
+                            UpdateAction::set((n + 1).to_le_bytes().to_vec(), Expiry::Never)
+                        });
+                        match r {
+                            Ok(_) => break,
+                            Err(Error::Contention { .. }) if tries < 100 => {
+                                tries += 1;
+                                std::thread::yield_now();
+                            }
+                            Err(e) => panic!(
+                                "thread {t}, increment {i}: update through two handles failed: {}",
+                                crate::check::chain(&e)
+                            ),
+                        }
+                    }
+                }
+                store
+            })
+        })
+        .collect();
+    let stores: Vec<_> = handles
+        .into_iter()
+        .map(|h| crate::check::join(h, "incrementing thread"))
+        .collect();
+    let total = 2 * THREADS_PER_HANDLE * m;
+    for (i, s) in stores.iter().enumerate().step_by(THREADS_PER_HANDLE as usize) {
+        let got = get(&**s, &k).map(|e| u64::from_le_bytes(e.value.as_slice().try_into().unwrap_or([0; 8])));
+        assert_eq!(
+            got,
+            Some(total),
+            "{total} increments through two handles (read back through handle {}): increments were lost",
+            i / THREADS_PER_HANDLE as usize
+        );
     }
     Ok(())
 }

@@ -87,7 +87,8 @@ pub fn default_ttl_applies<H: Harness>(ctx: &Ctx) -> Outcome {
     let e = get(&store, &k).expect("live");
     assert_eq!(
         e.expires_at,
-        Some(Timestamp::from_millis(clock.now_ms() + 60_000))
+        Some(Timestamp::from_millis(clock.now_ms() + 60_000)),
+        "a write with Expiry::Default must expire after the store's default TTL (60 s here)"
     );
     clock.advance(Duration::from_secs(60));
     assert_eq!(get(&store, &k), None, "expired after the default TTL");
@@ -115,7 +116,7 @@ pub fn past_expiry<H: Harness>(ctx: &Ctx) -> Outcome {
         let k = key(format!("past:{i}"));
         store
             .put(&k, b"v", expiry, WriteMode::Upsert)
-            .unwrap_or_else(|e| panic!("writing with {what} must succeed: {e}"));
+            .unwrap_or_else(|e| panic!("writing with {what} must succeed: {}", crate::check::chain(&e)));
         assert_eq!(
             get(&store, &k),
             None,
@@ -368,4 +369,63 @@ impl NowMs for store_api::ManualClock {
     fn now_ms(&self) -> u64 {
         store_api::Clock::now(self).as_millis()
     }
+}
+
+/// Expiries far in the future (`After(Duration::MAX)`, a thousand years, `At(2^53)`,
+/// `At(2^63 - 1)`, `At(2^63)`, `At(u64::MAX)`) are live: an engine that casts timestamps to
+/// a signed or narrower type must not take them for the past. Purge keeps them, and they
+/// are still live, and still block a create-only write, a century later.
+pub fn far_future_expiries_stay_live<H: Harness>(ctx: &Ctx) -> Outcome {
+    use crate::model::{CENTURY, FAR_FUTURE};
+    let (spec, clock) = Spec::new().with_manual_clock();
+    let (_h, store) = ctx.store::<H>(&spec)?;
+    let keys: Vec<_> = (0..FAR_FUTURE.len()).map(|i| key(format!("far:{i}"))).collect();
+    for (expiry, k) in FAR_FUTURE.iter().zip(&keys) {
+        store
+            .put(k, b"far", *expiry, WriteMode::Upsert)
+            .unwrap_or_else(|e| panic!("writing with {expiry:?} must succeed: {}", crate::check::chain(&e)));
+        let e = get(&store, k)
+            .unwrap_or_else(|| panic!("{expiry:?}: the entry must be live right after the write"));
+        let horizon = Timestamp::from_millis(clock.now_ms()).saturating_add(CENTURY);
+        assert!(
+            e.expires_at.is_none_or(|t| t > horizon),
+            "{expiry:?}: stored as expiring at {:?}, within a century",
+            e.expires_at
+        );
+    }
+    let purged = store.purge_expired().expect("purge_expired");
+    assert_eq!(purged, 0, "purge_expired removed far-future entries: it took them for expired");
+    clock.advance(CENTURY);
+    for (expiry, k) in FAR_FUTURE.iter().zip(&keys) {
+        assert!(get(&store, k).is_some(), "{expiry:?}: expired within a century");
+        assert!(
+            matches!(
+                store.put(k, b"other", Expiry::Never, WriteMode::CreateOnly),
+                Err(Error::AlreadyExists { .. })
+            ),
+            "{expiry:?}: a create-only write went through over the live entry"
+        );
+    }
+    assert_eq!(store.purge_expired().expect("purge_expired"), 0, "purge a century later");
+    Ok(())
+}
+
+/// `purge_expired` keeps an entry until its expiry: one millisecond before, it stays
+/// (and stays readable); at the expiry, purge removes it and counts it.
+pub fn purge_keeps_entries_until_their_expiry<H: Harness>(ctx: &Ctx) -> Outcome {
+    let (spec, clock) = Spec::new().with_manual_clock();
+    let (_h, store) = ctx.store::<H>(&spec)?;
+    let k = key("purge:boundary");
+    put_with(&store, &k, b"v", Expiry::After(Duration::from_millis(1_000)), WriteMode::Upsert);
+    clock.advance(Duration::from_millis(999));
+    let purged = store.purge_expired().expect("purge_expired");
+    assert_eq!(purged, 0, "purge at expires_at - 1 ms removed a live entry");
+    assert!(get(&store, &k).is_some(), "the entry is live at expires_at - 1 ms");
+    clock.advance(Duration::from_millis(1));
+    let purged = store.purge_expired().expect("purge_expired");
+    if !store.capabilities().expires_itself {
+        assert_eq!(purged, 1, "purge at expires_at must remove the expired entry");
+    }
+    assert_eq!(get(&store, &k), None, "expired at expires_at");
+    Ok(())
 }

@@ -34,7 +34,7 @@ fn shared<H: Harness>(
     let store = if open_first {
         let store = harness
             .open()
-            .unwrap_or_else(|e| panic!("opening a fresh store failed: {e}"));
+            .unwrap_or_else(|e| panic!("opening a fresh store failed: {}", crate::check::chain(&e)));
         if !store.capabilities().shared_across_processes {
             return Err(Unsupported::new(
                 "the engine is not shared across processes",
@@ -156,7 +156,7 @@ pub fn simultaneous_first_open_initialises_once<H: Harness>(ctx: &Ctx) -> Outcom
     let store = s
         .harness
         .open()
-        .unwrap_or_else(|e| panic!("opening after the workers: {e}"));
+        .unwrap_or_else(|e| panic!("opening after the workers: {}", crate::check::chain(&e)));
     if !store.capabilities().shared_across_processes {
         return Err(Unsupported::new(
             "the engine is not shared across processes",
@@ -280,7 +280,7 @@ pub fn data_survives_reopen<H: Harness>(ctx: &Ctx) -> Outcome {
         written.push((k.clone(), get(&store, &k).expect("live")));
     }
     drop(store);
-    let store = h.open().unwrap_or_else(|e| panic!("reopening: {e}"));
+    let store = h.open().unwrap_or_else(|e| panic!("reopening: {}", crate::check::chain(&e)));
     for (k, before) in &written {
         assert_eq!(
             get(&store, k).as_ref(),
@@ -325,7 +325,7 @@ pub fn corrupt_or_incompatible_file_is_an_error<H: Harness>(ctx: &Ctx) -> Outcom
                         && !matches!(e, Error::Incompatible { .. } | Error::Corrupted { .. })
                     {
                         return Err(format!(
-                            "an incompatible store must be refused as Incompatible or Corrupted, got {e}"
+                            "an incompatible store must be refused as Incompatible or Corrupted, got {}", crate::check::chain(&e)
                         ));
                     }
                     return Ok(());

@@ -31,7 +31,7 @@ pub(crate) fn update_retrying(
         match store.update(k, f) {
             Ok(out) => return out,
             Err(Error::Contention { .. }) => std::thread::yield_now(),
-            Err(e) => panic!("update({k}) failed: {e}"),
+            Err(e) => panic!("update({k}) failed: {}", crate::check::chain(&e)),
         }
     }
 }
@@ -53,7 +53,7 @@ pub fn concurrent_increments_through_update<H: Harness>(ctx: &Ctx) -> Outcome {
         })
         .collect();
     for h in handles {
-        h.join().expect("incrementing thread panicked");
+        crate::check::join(h, "incrementing thread panicked");
     }
     let total = counter(get(&*store, &k).map(|e| e.value).as_deref());
     assert_eq!(
@@ -83,7 +83,7 @@ pub fn concurrent_increments_through_compare_and_set<H: Harness>(ctx: &Ctx) -> O
                         match store.put(&k, &next, Expiry::Never, WriteMode::IfVersion(e.version)) {
                             Ok(_) => break,
                             Err(Error::VersionMismatch { .. }) => std::thread::yield_now(),
-                            Err(e) => panic!("compare-and-set failed: {e}"),
+                            Err(e) => panic!("compare-and-set failed: {}", crate::check::chain(&e)),
                         }
                     }
                 }
@@ -91,7 +91,7 @@ pub fn concurrent_increments_through_compare_and_set<H: Harness>(ctx: &Ctx) -> O
         })
         .collect();
     for h in handles {
-        h.join().expect("incrementing thread panicked");
+        crate::check::join(h, "incrementing thread panicked");
     }
     let total = counter(get(&*store, &k).map(|e| e.value).as_deref());
     assert_eq!(
@@ -136,7 +136,7 @@ pub fn invocation_count_honours_capability<H: Harness>(ctx: &Ctx) -> Outcome {
                 calls += 1;
                 action.clone()
             })
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
+            .unwrap_or_else(|e| panic!("{what}: {}", crate::check::chain(&e)));
         assert_eq!(
             calls, 1,
             "{what}: an uncontended update must call its closure exactly once ({atomicity:?})"
@@ -157,7 +157,7 @@ pub fn invocation_count_honours_capability<H: Harness>(ctx: &Ctx) -> Outcome {
                     });
                     match out {
                         Ok(_) | Err(Error::Contention { .. }) => {}
-                        Err(e) => panic!("update failed: {e}"),
+                        Err(e) => panic!("update failed: {}", crate::check::chain(&e)),
                     }
                     worst.fetch_max(calls, Ordering::Relaxed);
                 }
@@ -165,7 +165,7 @@ pub fn invocation_count_honours_capability<H: Harness>(ctx: &Ctx) -> Outcome {
         })
         .collect();
     for h in handles {
-        h.join().expect("updating thread panicked");
+        crate::check::join(h, "updating thread panicked");
     }
     let worst = worst.load(Ordering::Relaxed);
     assert!(
@@ -185,6 +185,10 @@ pub fn panic_in_closure_leaves_key_unchanged<H: Harness>(ctx: &Ctx) -> Outcome {
     let before = get(&*store, &k).expect("live");
     let s = store.clone();
     let k2 = k.clone();
+    eprintln!(
+        "conformance: update::panic_in_closure_leaves_key_unchanged: the next panic printed \
+         (\"closure panics on purpose\") is deliberate"
+    );
     let caught = within(
         "an update whose closure panics",
         Duration::from_secs(10),
@@ -262,7 +266,7 @@ pub fn optimistic_retries_are_bounded<H: Harness>(ctx: &Ctx) -> Outcome {
         UpdateAction::set(b"mine".to_vec(), Expiry::Never)
     });
     drop(ask);
-    interferer.join().expect("interferer panicked");
+    crate::check::join(interferer, "interferer panicked");
     match result {
         Err(Error::Contention { attempts, .. }) => {
             assert!(

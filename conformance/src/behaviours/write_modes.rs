@@ -46,7 +46,7 @@ pub fn create_only_over_expired_key_succeeds<H: Harness>(ctx: &Ctx) -> Outcome {
     clock.advance(Duration::from_secs(10));
     let new = store
         .put(&k, b"new", Expiry::Never, WriteMode::CreateOnly)
-        .unwrap_or_else(|e| panic!("create-only over an expired key must succeed: {e}"));
+        .unwrap_or_else(|e| panic!("create-only over an expired key must succeed: {}", crate::check::chain(&e)));
     assert_ne!(
         new.version, old.version,
         "a new write must get a new version"
@@ -225,10 +225,10 @@ pub fn concurrent_creates_one_wins<H: Harness>(ctx: &Ctx) -> Outcome {
             .collect();
         let mut winners = Vec::new();
         for h in handles {
-            match h.join().expect("creator thread panicked") {
+            match crate::check::join(h, "creator thread panicked") {
                 Ok(t) => winners.push(t),
                 Err(Error::AlreadyExists { .. }) => {}
-                Err(e) => panic!("a losing create must be AlreadyExists, got {e}"),
+                Err(e) => panic!("a losing create must be AlreadyExists, got {}", crate::check::chain(&e)),
             }
         }
         assert_eq!(
@@ -242,5 +242,35 @@ pub fn concurrent_creates_one_wins<H: Harness>(ctx: &Ctx) -> Outcome {
             Some(format!("thread {}", winners[0]).into_bytes())
         );
     }
+    Ok(())
+}
+
+/// A touched session keeps blocking create-only writes for its new life: put with a
+/// 10 s TTL, touch it to 60 s, and 30 s later a create-only write of the key must fail
+/// with `AlreadyExists` (an engine whose create-only check reads an expiry recorded at
+/// put time would overwrite the live session).
+pub fn create_only_after_touch_fails<H: Harness>(ctx: &Ctx) -> Outcome {
+    let (spec, clock) = Spec::new().with_manual_clock();
+    let (_h, store) = ctx.store::<H>(&spec)?;
+    let k = key("touched");
+    put_with(&store, &k, b"mine", Expiry::After(Duration::from_secs(10)), WriteMode::Upsert);
+    assert!(
+        store.touch(&k, Expiry::After(Duration::from_secs(60))).expect("touch"),
+        "touch of a live entry must report it"
+    );
+    clock.advance(Duration::from_secs(30));
+    match store.put(&k, b"theirs", Expiry::Never, WriteMode::CreateOnly) {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => panic!(
+            "create-only over an entry touched to 60 s, 30 s later (past its first 10 s): \
+             expected AlreadyExists, got {other:?}"
+        ),
+    }
+    assert_eq!(value(&store, &k), Some(b"mine".to_vec()), "the touched entry was overwritten");
+    // And replace-only / compare-and-set see it as live too.
+    let v = get(&store, &k).expect("live").version;
+    store
+        .put(&k, b"again", Expiry::After(Duration::from_secs(60)), WriteMode::IfVersion(v))
+        .expect("compare-and-set on the touched entry's version");
     Ok(())
 }

@@ -37,6 +37,22 @@ pub enum Defect {
     UpdateTwice,
     /// Overwrites of an equal-length value are copied in place without the lock.
     TornWrites,
+    /// Expiries are compared as `i64` after a plain cast: `At(2^63)` and beyond are past.
+    FarFutureIsPast,
+    /// Every read counts as a hit.
+    EveryReadAHit,
+    /// Create-only checks an expiry recorded at put time, which `touch` does not update.
+    StaleExpiryIndex,
+    /// The write mode is checked before the value's size.
+    ModeBeforeSize,
+    /// `purge_expired` removes entries one millisecond before their expiry.
+    PurgeOffByOne,
+    /// `update` is atomic within a handle only (a per-handle lock around a read and a
+    /// later write of the shared data), like a read outside the backend's transaction.
+    HandleLocalLock,
+    /// Each handle caches what it read and answers from the cache, missing other
+    /// handles' writes.
+    StaleReadCache,
 }
 
 impl Defect {
@@ -51,6 +67,13 @@ impl Defect {
             7 => Defect::ReusesVersions,
             8 => Defect::UpdateTwice,
             9 => Defect::TornWrites,
+            10 => Defect::FarFutureIsPast,
+            11 => Defect::EveryReadAHit,
+            12 => Defect::StaleExpiryIndex,
+            13 => Defect::ModeBeforeSize,
+            14 => Defect::PurgeOffByOne,
+            15 => Defect::HandleLocalLock,
+            16 => Defect::StaleReadCache,
             _ => Defect::None,
         }
     }
@@ -74,6 +97,8 @@ struct State {
     bytes: usize,
     tick: u64,
     per_key: HashMap<Key, u64>,
+    /// The expiry each key was put with (`StaleExpiryIndex` reads it).
+    put_expiry: HashMap<Key, Option<Timestamp>>,
     stats: Stats,
 }
 
@@ -123,6 +148,7 @@ impl ScratchStore {
         match (self.defect, expires_at) {
             (_, None) => true,
             (Defect::BoundaryLive, Some(t)) => now <= t,
+            (Defect::FarFutureIsPast, Some(t)) => (now.as_millis() as i64) < (t.as_millis() as i64),
             (_, Some(t)) => now < t,
         }
     }
@@ -244,6 +270,7 @@ impl ScratchStore {
         if let Some(old) = st.map.insert(k.clone(), slot) {
             st.bytes -= cost(k, old.value.len());
         }
+        st.put_expiry.insert(k.clone(), expires_at);
         st.bytes += cost(k, value.len());
         st.stats.writes += 1;
         Ok(WriteOutcome {
@@ -273,7 +300,7 @@ impl SessionStore for ScratchStore {
         let mut st = self.lock();
         st.stats.reads += 1;
         let e = self.entry(&mut st, key, now);
-        st.stats.hits += u64::from(e.is_some());
+        st.stats.hits += u64::from(e.is_some() || self.defect == Defect::EveryReadAHit);
         Ok(e)
     }
 
@@ -287,7 +314,9 @@ impl SessionStore for ScratchStore {
         if self.failing {
             return Err(self.outage());
         }
-        if let Err(e) = self.check_len(key, value.len()) {
+        if self.defect != Defect::ModeBeforeSize
+            && let Err(e) = self.check_len(key, value.len())
+        {
             if self.defect == Defect::DropsTooLarge {
                 let mut st = self.lock();
                 let version = self.version(&mut st, key);
@@ -310,8 +339,15 @@ impl SessionStore for ScratchStore {
             (Defect::ReplaceResurrects, WriteMode::ReplaceOnly) => st.map.contains_key(key),
             _ => current.is_some(),
         };
+        let blocks_create = match self.defect {
+            Defect::StaleExpiryIndex => st
+                .put_expiry
+                .get(key)
+                .is_some_and(|&at| st.map.contains_key(key) && self.live(at, now)),
+            _ => current.is_some(),
+        };
         match mode {
-            WriteMode::CreateOnly if current.is_some() => {
+            WriteMode::CreateOnly if blocks_create => {
                 return Err(Error::AlreadyExists { key: key.clone() });
             }
             WriteMode::ReplaceOnly if !present => {
@@ -325,6 +361,9 @@ impl SessionStore for ScratchStore {
                 });
             }
             _ => {}
+        }
+        if self.defect == Defect::ModeBeforeSize {
+            self.check_len(key, value.len())?;
         }
         if self.defect == Defect::TornWrites
             && let Some(slot) = st.map.get_mut(key).filter(|s| s.value.len() == value.len())
@@ -430,7 +469,10 @@ impl SessionStore for ScratchStore {
         if self.failing {
             return Err(self.outage());
         }
-        let now = self.clock.now();
+        let mut now = self.clock.now();
+        if self.defect == Defect::PurgeOffByOne {
+            now = now.saturating_add(Duration::from_millis(1));
+        }
         let mut st = self.lock();
         let dead: Vec<Key> = st
             .map
@@ -464,12 +506,113 @@ impl SessionStore for ScratchStore {
     }
 }
 
+/// A handle onto a scratch engine, as `Harness::open` hands them out: the handles of
+/// one engine share its data; each has its own lock and read cache, which only the
+/// defects that misuse them touch.
+#[derive(Debug)]
+pub struct Handle {
+    engine: Arc<ScratchStore>,
+    local: Mutex<()>,
+    cache: Mutex<HashMap<Key, Option<Entry>>>,
+}
+
+impl Handle {
+    fn new(engine: Arc<ScratchStore>) -> Self {
+        Handle {
+            engine,
+            local: Mutex::new(()),
+            cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn cache(&self) -> MutexGuard<'_, HashMap<Key, Option<Entry>>> {
+        self.cache.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// This handle's own write of `k`: its cache forgets the key.
+    fn forget(&self, k: &Key) {
+        self.cache().remove(k);
+    }
+}
+
+impl SessionStore for Handle {
+    fn get(&self, key: &Key) -> Result<Option<Entry>> {
+        if self.engine.defect != Defect::StaleReadCache {
+            return self.engine.get(key);
+        }
+        if let Some(e) = self.cache().get(key) {
+            return Ok(e.clone());
+        }
+        let e = self.engine.get(key)?;
+        self.cache().insert(key.clone(), e.clone());
+        Ok(e)
+    }
+
+    fn put(&self, key: &Key, value: &[u8], expiry: Expiry, mode: WriteMode) -> Result<WriteOutcome> {
+        self.forget(key);
+        self.engine.put(key, value, expiry, mode)
+    }
+
+    fn delete(&self, key: &Key) -> Result<bool> {
+        self.forget(key);
+        self.engine.delete(key)
+    }
+
+    fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
+        self.forget(key);
+        self.engine.touch(key, expiry)
+    }
+
+    fn update(
+        &self,
+        key: &Key,
+        f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
+    ) -> Result<UpdateOutcome> {
+        self.forget(key);
+        if self.engine.defect != Defect::HandleLocalLock {
+            return self.engine.update(key, f);
+        }
+        let _local = self.local.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.engine.get(key)?;
+        std::thread::yield_now();
+        match f(current.as_ref()) {
+            UpdateAction::Keep => Ok(UpdateOutcome::Kept),
+            UpdateAction::Delete => Ok(UpdateOutcome::Deleted {
+                existed: self.engine.delete(key)?,
+            }),
+            UpdateAction::Set { value, expiry } => self
+                .engine
+                .put(key, &value, expiry, WriteMode::Upsert)
+                .map(UpdateOutcome::Written),
+        }
+    }
+
+    fn purge_expired(&self) -> Result<u64> {
+        self.cache().clear();
+        self.engine.purge_expired()
+    }
+
+    fn stats(&self) -> Result<Stats> {
+        self.engine.stats()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        self.engine.capabilities()
+    }
+
+    fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
+        self.forget(from);
+        self.forget(to);
+        self.engine.rotate(from, to)
+    }
+}
+
 /// The harness of a scratch engine carrying defect number `D` (0: none).
 #[derive(Debug)]
 pub struct Scratch<const D: u8>(Arc<ScratchStore>);
 
 impl<const D: u8> Harness for Scratch<D> {
-    type Store = Arc<ScratchStore>;
+    type Store = Handle;
 
     fn create(spec: &Spec) -> Result<Self, Unsupported> {
         Ok(Scratch(Arc::new(ScratchStore::new(
@@ -480,15 +623,15 @@ impl<const D: u8> Harness for Scratch<D> {
     }
 
     fn open(&self) -> Result<Self::Store> {
-        Ok(self.0.clone())
+        Ok(Handle::new(self.0.clone()))
     }
 
     fn unreachable(spec: &Spec) -> Result<Result<Self::Store>, Unsupported> {
-        Ok(Ok(Arc::new(ScratchStore::new(
+        Ok(Ok(Handle::new(Arc::new(ScratchStore::new(
             Defect::from_id(D),
             spec,
             true,
-        ))))
+        )))))
     }
 }
 
@@ -503,3 +646,10 @@ pub type OkNoneOnFailure = Scratch<6>;
 pub type ReusesVersions = Scratch<7>;
 pub type UpdateTwice = Scratch<8>;
 pub type TornWrites = Scratch<9>;
+pub type FarFutureIsPast = Scratch<10>;
+pub type EveryReadAHit = Scratch<11>;
+pub type StaleExpiryIndex = Scratch<12>;
+pub type ModeBeforeSize = Scratch<13>;
+pub type PurgeOffByOne = Scratch<14>;
+pub type HandleLocalLock = Scratch<15>;
+pub type StaleReadCache = Scratch<16>;
