@@ -169,7 +169,8 @@ pub fn put_with(
 ) -> WriteOutcome {
     store.put(k, v, expiry, mode).unwrap_or_else(|e| {
         panic!(
-            "put({k}, {} bytes, {expiry:?}, {mode:?}) failed: {}", crate::check::chain(&e),
+            "put({k}, {} bytes, {expiry:?}, {mode:?}) failed: {}",
+            crate::check::chain(&e),
             v.len()
         )
     })

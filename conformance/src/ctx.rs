@@ -85,9 +85,9 @@ impl Ctx {
     /// When opening the fresh store fails.
     pub fn store<H: Harness>(&self, spec: &Spec) -> Result<(H, H::Store), Unsupported> {
         let harness = H::create(spec)?;
-        let store = harness
-            .open()
-            .unwrap_or_else(|e| panic!("opening a fresh store failed: {}", crate::check::chain(&e)));
+        let store = harness.open().unwrap_or_else(|e| {
+            panic!("opening a fresh store failed: {}", crate::check::chain(&e))
+        });
         Ok((harness, store))
     }
 }

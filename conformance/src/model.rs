@@ -508,7 +508,8 @@ impl Model {
         let Some(saw) = saw else {
             return match got {
                 Err(e) => Err(format!(
-                    "update({k}) failed without calling the closure: {}", crate::check::chain(&e)
+                    "update({k}) failed without calling the closure: {}",
+                    crate::check::chain(&e)
                 )),
                 Ok(o) => Err(format!(
                     "update({k}) answered {o:?} without calling the closure"
@@ -605,11 +606,15 @@ impl Model {
                     // rotate does not say the version it wrote; read it back.
                     let moved = store
                         .get(to)
-                        .map_err(|e| format!("get({to}) after rotate failed: {}", crate::check::chain(&e)))?
+                        .map_err(|e| {
+                            format!("get({to}) after rotate failed: {}", crate::check::chain(&e))
+                        })?
                         .ok_or_else(|| {
                             format!("rotate({from}, {to}) answered true but {to} is absent")
                         })?;
-                    if (&moved.value, moved.expires_at) != (&src.value, src.expires_at) {
+                    if moved.value != src.value
+                        || !same_expiry(src.expires_at, moved.expires_at, self.now())
+                    {
                         return Err(format!(
                             "rotate({from}, {to}) did not move value and expiry: {moved:?}"
                         ));
@@ -651,7 +656,9 @@ impl Model {
         match op {
             Op::Get(k) => {
                 let k = model_key(*k);
-                let got = store.get(&k).map_err(|e| format!("get({k}) failed: {}", crate::check::chain(&e)))?;
+                let got = store
+                    .get(&k)
+                    .map_err(|e| format!("get({k}) failed: {}", crate::check::chain(&e)))?;
                 self.check_read(&k, got)
             }
             Op::GetInto(k) => {
@@ -730,7 +737,9 @@ impl Model {
                 Ok(())
             }
             Op::Stats => {
-                let s = store.stats().map_err(|e| format!("stats failed: {}", crate::check::chain(&e)))?;
+                let s = store
+                    .stats()
+                    .map_err(|e| format!("stats failed: {}", crate::check::chain(&e)))?;
                 let counted = s.evicted_live.saturating_sub(self.stats_base);
                 if !self.unknown && counted != self.reported_live {
                     return Err(format!(

@@ -172,7 +172,11 @@ pub fn two_handles_see_each_others_writes<H: Harness>(ctx: &Ctx) -> Outcome {
         .unwrap_or_else(|e| panic!("second open failed: {}", crate::check::chain(&e)));
     let k = key("shared");
     let w = put(&a, &k, b"from a");
-    assert_eq!(value(&a, &k), Some(b"from a".to_vec()), "a reads its own write");
+    assert_eq!(
+        value(&a, &k),
+        Some(b"from a".to_vec()),
+        "a reads its own write"
+    );
     let e = get(&b, &k).expect("handle b must see a's write");
     assert_eq!((e.value.as_slice(), e.version), (&b"from a"[..], w.version));
     b.put(&k, b"from b", Expiry::Never, WriteMode::ReplaceOnly)
@@ -184,7 +188,11 @@ pub fn two_handles_see_each_others_writes<H: Harness>(ctx: &Ctx) -> Outcome {
         "handle a must see b's write to a key a had read before"
     );
     assert!(delete(&a, &k));
-    assert_eq!(value(&b, &k), None, "handle b must see a's delete of a key b had read");
+    assert_eq!(
+        value(&b, &k),
+        None,
+        "handle b must see a's delete of a key b had read"
+    );
     put(&b, &k, b"again from b");
     assert_eq!(
         value(&a, &k),
@@ -203,7 +211,10 @@ pub fn stats_count_reads_hits_and_writes<H: Harness>(ctx: &Ctx) -> Outcome {
     let before = store.stats().expect("stats");
     put(&store, &a, b"1");
     put(&store, &b, b"2");
-    assert!(store.touch(&a, Expiry::Never).expect("touch"), "touch of a live key");
+    assert!(
+        store.touch(&a, Expiry::Never).expect("touch"),
+        "touch of a live key"
+    );
     assert!(delete(&store, &b), "delete of a live key");
     let writes = store.stats().expect("stats");
     assert_eq!(
@@ -226,6 +237,9 @@ pub fn stats_count_reads_hits_and_writes<H: Harness>(ctx: &Ctx) -> Outcome {
         2,
         "two gets of a live key and one of a deleted key must count 2 hits (before {writes:?}, after {reads:?})"
     );
-    assert_eq!(reads.writes, writes.writes, "reads must not count as writes");
+    assert_eq!(
+        reads.writes, writes.writes,
+        "reads must not count as writes"
+    );
     Ok(())
 }

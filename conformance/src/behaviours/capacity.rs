@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use store_api::{
-    Error, EvictionPolicy, Evictions, Expiry, Key, SessionStore, UpdateAction, Version,
-    WriteMode, WriteOutcome,
+    Error, EvictionPolicy, Evictions, Expiry, Key, SessionStore, UpdateAction, Version, WriteMode,
+    WriteOutcome,
 };
 
 use crate::check::{
@@ -250,7 +250,10 @@ pub fn never_evict_live_gives_no_space<H: Harness>(ctx: &Ctx) -> Outcome {
                 assert_eq!(store.stats().expect("stats").evicted_live, 0);
                 return Ok(());
             }
-            Err(e) => panic!("a full NeverEvictLive store must answer NoSpace, got {}", crate::check::chain(&e)),
+            Err(e) => panic!(
+                "a full NeverEvictLive store must answer NoSpace, got {}",
+                crate::check::chain(&e)
+            ),
         }
     }
     panic!("{FILL_LIMIT} entries fit in a store the harness called small")
@@ -283,7 +286,9 @@ pub fn values_are_never_torn_under_eviction<H: Harness>(ctx: &Ctx) -> Outcome {
                         WriteMode::Upsert,
                     ) {
                         Ok(_) | Err(Error::NoSpace { .. }) => {}
-                        Err(e) => panic!("write of {len} bytes failed: {}", crate::check::chain(&e)),
+                        Err(e) => {
+                            panic!("write of {len} bytes failed: {}", crate::check::chain(&e))
+                        }
                     }
                 }
             })
@@ -325,10 +330,22 @@ pub fn too_large_is_checked_before_the_mode<H: Harness>(ctx: &Ctx) -> Outcome {
     let w = put(&store, &live, b"small");
     let stale = Version::new(w.version.get().wrapping_add(1_000_003)).unwrap_or(w.version);
     for (what, k, mode) in [
-        ("replace-only of a missing key", &missing, WriteMode::ReplaceOnly),
+        (
+            "replace-only of a missing key",
+            &missing,
+            WriteMode::ReplaceOnly,
+        ),
         ("create-only of a live key", &live, WriteMode::CreateOnly),
-        ("compare-and-set with a stale version", &live, WriteMode::IfVersion(stale)),
-        ("compare-and-set of a missing key", &missing, WriteMode::IfVersion(w.version)),
+        (
+            "compare-and-set with a stale version",
+            &live,
+            WriteMode::IfVersion(stale),
+        ),
+        (
+            "compare-and-set of a missing key",
+            &missing,
+            WriteMode::IfVersion(w.version),
+        ),
     ] {
         match store.put(k, &value, Expiry::Never, mode) {
             Err(Error::TooLarge { len, .. }) => assert_eq!(len, max + 1, "{what}"),
@@ -339,7 +356,11 @@ pub fn too_large_is_checked_before_the_mode<H: Harness>(ctx: &Ctx) -> Outcome {
             ),
         }
     }
-    assert_eq!(value_of(&store, &live), Some(b"small".to_vec()), "the live key changed");
+    assert_eq!(
+        value_of(&store, &live),
+        Some(b"small".to_vec()),
+        "the live key changed"
+    );
     assert_eq!(get(&store, &missing), None, "the missing key appeared");
     Ok(())
 }

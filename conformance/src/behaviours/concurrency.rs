@@ -34,7 +34,9 @@ pub fn no_interference_between_keys<H: Harness>(ctx: &Ctx) -> Outcome {
                     store
                         .update(k, &mut |e| {
                             let mut v = e
-                                .unwrap_or_else(|| panic!("thread {t}: own key {k} vanished before its update"))
+                                .unwrap_or_else(|| {
+                                    panic!("thread {t}: own key {k} vanished before its update")
+                                })
                                 .value
                                 .clone();
                             v.push(b'+');
@@ -47,8 +49,15 @@ pub fn no_interference_between_keys<H: Harness>(ctx: &Ctx) -> Outcome {
                         "thread {t}, key {k}: the update's result is not what was read back"
                     );
                     if round % 3 == 0 {
-                        assert!(delete(&*store, k), "thread {t}: own key {k} vanished before its delete");
-                        assert_eq!(value(&*store, k), None, "thread {t}: key {k} outlived its delete");
+                        assert!(
+                            delete(&*store, k),
+                            "thread {t}: own key {k} vanished before its delete"
+                        );
+                        assert_eq!(
+                            value(&*store, k),
+                            None,
+                            "thread {t}: key {k} outlived its delete"
+                        );
                     }
                 }
             })
@@ -202,7 +211,10 @@ pub fn delete_racing_update_never_resurrects<H: Harness>(ctx: &Ctx) -> Outcome {
         let deleted = store.delete(&k);
         done.wait();
         let outcome = match deleted {
-            Err(e) => Some(format!("round {round}: delete failed: {}", crate::check::chain(&e))),
+            Err(e) => Some(format!(
+                "round {round}: delete failed: {}",
+                crate::check::chain(&e)
+            )),
             Ok(false) => Some(format!(
                 "round {round}: delete must find the key live (updates only set what they saw)"
             )),
@@ -280,8 +292,13 @@ pub fn two_handles_increment_exactly<H: Harness>(ctx: &Ctx) -> Outcome {
         .map(|h| crate::check::join(h, "incrementing thread"))
         .collect();
     let total = 2 * THREADS_PER_HANDLE * m;
-    for (i, s) in stores.iter().enumerate().step_by(THREADS_PER_HANDLE as usize) {
-        let got = get(&**s, &k).map(|e| u64::from_le_bytes(e.value.as_slice().try_into().unwrap_or([0; 8])));
+    for (i, s) in stores
+        .iter()
+        .enumerate()
+        .step_by(THREADS_PER_HANDLE as usize)
+    {
+        let got = get(&**s, &k)
+            .map(|e| u64::from_le_bytes(e.value.as_slice().try_into().unwrap_or([0; 8])));
         assert_eq!(
             got,
             Some(total),

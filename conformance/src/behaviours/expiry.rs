@@ -116,7 +116,12 @@ pub fn past_expiry<H: Harness>(ctx: &Ctx) -> Outcome {
         let k = key(format!("past:{i}"));
         store
             .put(&k, b"v", expiry, WriteMode::Upsert)
-            .unwrap_or_else(|e| panic!("writing with {what} must succeed: {}", crate::check::chain(&e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "writing with {what} must succeed: {}",
+                    crate::check::chain(&e)
+                )
+            });
         assert_eq!(
             get(&store, &k),
             None,
@@ -379,11 +384,18 @@ pub fn far_future_expiries_stay_live<H: Harness>(ctx: &Ctx) -> Outcome {
     use crate::model::{CENTURY, FAR_FUTURE};
     let (spec, clock) = Spec::new().with_manual_clock();
     let (_h, store) = ctx.store::<H>(&spec)?;
-    let keys: Vec<_> = (0..FAR_FUTURE.len()).map(|i| key(format!("far:{i}"))).collect();
+    let keys: Vec<_> = (0..FAR_FUTURE.len())
+        .map(|i| key(format!("far:{i}")))
+        .collect();
     for (expiry, k) in FAR_FUTURE.iter().zip(&keys) {
         store
             .put(k, b"far", *expiry, WriteMode::Upsert)
-            .unwrap_or_else(|e| panic!("writing with {expiry:?} must succeed: {}", crate::check::chain(&e)));
+            .unwrap_or_else(|e| {
+                panic!(
+                    "writing with {expiry:?} must succeed: {}",
+                    crate::check::chain(&e)
+                )
+            });
         let e = get(&store, k)
             .unwrap_or_else(|| panic!("{expiry:?}: the entry must be live right after the write"));
         let horizon = Timestamp::from_millis(clock.now_ms()).saturating_add(CENTURY);
@@ -394,10 +406,16 @@ pub fn far_future_expiries_stay_live<H: Harness>(ctx: &Ctx) -> Outcome {
         );
     }
     let purged = store.purge_expired().expect("purge_expired");
-    assert_eq!(purged, 0, "purge_expired removed far-future entries: it took them for expired");
+    assert_eq!(
+        purged, 0,
+        "purge_expired removed far-future entries: it took them for expired"
+    );
     clock.advance(CENTURY);
     for (expiry, k) in FAR_FUTURE.iter().zip(&keys) {
-        assert!(get(&store, k).is_some(), "{expiry:?}: expired within a century");
+        assert!(
+            get(&store, k).is_some(),
+            "{expiry:?}: expired within a century"
+        );
         assert!(
             matches!(
                 store.put(k, b"other", Expiry::Never, WriteMode::CreateOnly),
@@ -406,7 +424,11 @@ pub fn far_future_expiries_stay_live<H: Harness>(ctx: &Ctx) -> Outcome {
             "{expiry:?}: a create-only write went through over the live entry"
         );
     }
-    assert_eq!(store.purge_expired().expect("purge_expired"), 0, "purge a century later");
+    assert_eq!(
+        store.purge_expired().expect("purge_expired"),
+        0,
+        "purge a century later"
+    );
     Ok(())
 }
 
@@ -416,15 +438,27 @@ pub fn purge_keeps_entries_until_their_expiry<H: Harness>(ctx: &Ctx) -> Outcome 
     let (spec, clock) = Spec::new().with_manual_clock();
     let (_h, store) = ctx.store::<H>(&spec)?;
     let k = key("purge:boundary");
-    put_with(&store, &k, b"v", Expiry::After(Duration::from_millis(1_000)), WriteMode::Upsert);
+    put_with(
+        &store,
+        &k,
+        b"v",
+        Expiry::After(Duration::from_millis(1_000)),
+        WriteMode::Upsert,
+    );
     clock.advance(Duration::from_millis(999));
     let purged = store.purge_expired().expect("purge_expired");
     assert_eq!(purged, 0, "purge at expires_at - 1 ms removed a live entry");
-    assert!(get(&store, &k).is_some(), "the entry is live at expires_at - 1 ms");
+    assert!(
+        get(&store, &k).is_some(),
+        "the entry is live at expires_at - 1 ms"
+    );
     clock.advance(Duration::from_millis(1));
     let purged = store.purge_expired().expect("purge_expired");
     if !store.capabilities().expires_itself {
-        assert_eq!(purged, 1, "purge at expires_at must remove the expired entry");
+        assert_eq!(
+            purged, 1,
+            "purge at expires_at must remove the expired entry"
+        );
     }
     assert_eq!(get(&store, &k), None, "expired at expires_at");
     Ok(())

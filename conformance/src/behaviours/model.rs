@@ -31,7 +31,9 @@ fn run_ops<H: Harness>(base: &Spec, ops: &[Op], seen: Option<&AtomicUsize>) -> R
     let clock = ManualClock::default();
     let spec = base.clone().with_clock(clock.clone());
     let harness = H::create(&spec).map_err(|u| format!("the harness refused the spec: {u}"))?;
-    let mut store = harness.open().map_err(|e| format!("open failed: {}", crate::check::chain(&e)))?;
+    let mut store = harness
+        .open()
+        .map_err(|e| format!("open failed: {}", crate::check::chain(&e)))?;
     let mut model = Model::new(clock, spec.default_ttl, spec.policy, &store);
     for (i, op) in ops.iter().enumerate() {
         if let Some(seen) = seen {
@@ -74,10 +76,12 @@ fn run_model<H: Harness>(ctx: &Ctx, base: Spec) -> Outcome {
     let defaults = Config::default();
     let seed = match defaults.rng_seed {
         RngSeed::Fixed(seed) => seed,
-        RngSeed::Random => std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-            ^ u64::from(std::process::id()).rotate_left(32),
+        RngSeed::Random => {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64)
+                ^ u64::from(std::process::id()).rotate_left(32)
+        }
     };
     let mut runner = TestRunner::new(Config {
         cases: ctx.cases(),
@@ -116,7 +120,10 @@ fn persist_failure<H: Harness>(seed: u64, cases: u32, failure: &str) -> String {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let path = dir.join(format!("{name}-{seed}.txt"));
-    let text = format!("harness {}\nPROPTEST_RNG_SEED={seed}\nCONFORMANCE_CASES={cases}\n{failure}\n", std::any::type_name::<H>());
+    let text = format!(
+        "harness {}\nPROPTEST_RNG_SEED={seed}\nCONFORMANCE_CASES={cases}\n{failure}\n",
+        std::any::type_name::<H>()
+    );
     match std::fs::create_dir_all(&dir).and_then(|()| std::fs::write(&path, text)) {
         Ok(()) => format!("Saved to {}.", path.display()),
         Err(e) => format!("(could not save it under {}: {e})", dir.display()),

@@ -32,9 +32,9 @@ fn shared<H: Harness>(
         Unsupported::new("the harness gives no worker arguments (Harness::worker_args)")
     })?;
     let store = if open_first {
-        let store = harness
-            .open()
-            .unwrap_or_else(|e| panic!("opening a fresh store failed: {}", crate::check::chain(&e)));
+        let store = harness.open().unwrap_or_else(|e| {
+            panic!("opening a fresh store failed: {}", crate::check::chain(&e))
+        });
         if !store.capabilities().shared_across_processes {
             return Err(Unsupported::new(
                 "the engine is not shared across processes",
@@ -280,7 +280,9 @@ pub fn data_survives_reopen<H: Harness>(ctx: &Ctx) -> Outcome {
         written.push((k.clone(), get(&store, &k).expect("live")));
     }
     drop(store);
-    let store = h.open().unwrap_or_else(|e| panic!("reopening: {}", crate::check::chain(&e)));
+    let store = h
+        .open()
+        .unwrap_or_else(|e| panic!("reopening: {}", crate::check::chain(&e)));
     for (k, before) in &written {
         assert_eq!(
             get(&store, k).as_ref(),
@@ -325,7 +327,8 @@ pub fn corrupt_or_incompatible_file_is_an_error<H: Harness>(ctx: &Ctx) -> Outcom
                         && !matches!(e, Error::Incompatible { .. } | Error::Corrupted { .. })
                     {
                         return Err(format!(
-                            "an incompatible store must be refused as Incompatible or Corrupted, got {}", crate::check::chain(&e)
+                            "an incompatible store must be refused as Incompatible or Corrupted, got {}",
+                            crate::check::chain(&e)
                         ));
                     }
                     return Ok(());

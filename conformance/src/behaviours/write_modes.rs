@@ -46,7 +46,12 @@ pub fn create_only_over_expired_key_succeeds<H: Harness>(ctx: &Ctx) -> Outcome {
     clock.advance(Duration::from_secs(10));
     let new = store
         .put(&k, b"new", Expiry::Never, WriteMode::CreateOnly)
-        .unwrap_or_else(|e| panic!("create-only over an expired key must succeed: {}", crate::check::chain(&e)));
+        .unwrap_or_else(|e| {
+            panic!(
+                "create-only over an expired key must succeed: {}",
+                crate::check::chain(&e)
+            )
+        });
     assert_ne!(
         new.version, old.version,
         "a new write must get a new version"
@@ -228,7 +233,10 @@ pub fn concurrent_creates_one_wins<H: Harness>(ctx: &Ctx) -> Outcome {
             match crate::check::join(h, "creator thread panicked") {
                 Ok(t) => winners.push(t),
                 Err(Error::AlreadyExists { .. }) => {}
-                Err(e) => panic!("a losing create must be AlreadyExists, got {}", crate::check::chain(&e)),
+                Err(e) => panic!(
+                    "a losing create must be AlreadyExists, got {}",
+                    crate::check::chain(&e)
+                ),
             }
         }
         assert_eq!(
@@ -253,9 +261,17 @@ pub fn create_only_after_touch_fails<H: Harness>(ctx: &Ctx) -> Outcome {
     let (spec, clock) = Spec::new().with_manual_clock();
     let (_h, store) = ctx.store::<H>(&spec)?;
     let k = key("touched");
-    put_with(&store, &k, b"mine", Expiry::After(Duration::from_secs(10)), WriteMode::Upsert);
+    put_with(
+        &store,
+        &k,
+        b"mine",
+        Expiry::After(Duration::from_secs(10)),
+        WriteMode::Upsert,
+    );
     assert!(
-        store.touch(&k, Expiry::After(Duration::from_secs(60))).expect("touch"),
+        store
+            .touch(&k, Expiry::After(Duration::from_secs(60)))
+            .expect("touch"),
         "touch of a live entry must report it"
     );
     clock.advance(Duration::from_secs(30));
@@ -266,11 +282,20 @@ pub fn create_only_after_touch_fails<H: Harness>(ctx: &Ctx) -> Outcome {
              expected AlreadyExists, got {other:?}"
         ),
     }
-    assert_eq!(value(&store, &k), Some(b"mine".to_vec()), "the touched entry was overwritten");
+    assert_eq!(
+        value(&store, &k),
+        Some(b"mine".to_vec()),
+        "the touched entry was overwritten"
+    );
     // And replace-only / compare-and-set see it as live too.
     let v = get(&store, &k).expect("live").version;
     store
-        .put(&k, b"again", Expiry::After(Duration::from_secs(60)), WriteMode::IfVersion(v))
+        .put(
+            &k,
+            b"again",
+            Expiry::After(Duration::from_secs(60)),
+            WriteMode::IfVersion(v),
+        )
         .expect("compare-and-set on the touched entry's version");
     Ok(())
 }

@@ -548,7 +548,13 @@ impl SessionStore for Handle {
         Ok(e)
     }
 
-    fn put(&self, key: &Key, value: &[u8], expiry: Expiry, mode: WriteMode) -> Result<WriteOutcome> {
+    fn put(
+        &self,
+        key: &Key,
+        value: &[u8],
+        expiry: Expiry,
+        mode: WriteMode,
+    ) -> Result<WriteOutcome> {
         self.forget(key);
         self.engine.put(key, value, expiry, mode)
     }
