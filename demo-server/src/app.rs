@@ -253,17 +253,22 @@ async fn incr_atomic_json(State(st): State<AppState>, session: Session) -> Respo
         )
             .into_response();
     };
-    let (tx, rx) = std::sync::mpsc::channel();
+    let counted = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let seen = std::sync::Arc::clone(&counted);
     let found = st
         .sessions
         .update_data(id, move |data| {
             let n = data.get("atomic").and_then(|v| v.as_u64()).unwrap_or(0) + 1;
             data.insert("atomic".into(), json!(n));
-            let _ = tx.send(n);
+            // Relaxed: read after `update_data` returned, which joined this call.
+            seen.store(n, std::sync::atomic::Ordering::Relaxed);
         })
         .await;
     match found {
-        Ok(true) => Json(json!({"atomic": rx.try_iter().last().unwrap_or(0)})).into_response(),
+        Ok(true) => {
+            let n = counted.load(std::sync::atomic::Ordering::Relaxed);
+            Json(json!({"atomic": n})).into_response()
+        }
         Ok(false) => (
             StatusCode::UNAUTHORIZED,
             Json(json!({"error": "the session is gone"})),

@@ -66,8 +66,7 @@ pub(crate) fn reset_worker_signals(supervisor: libc::pid_t) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     // The supervisor may have died before the call: then nobody will signal us.
-    // SAFETY: getppid has no preconditions.
-    if unsafe { libc::getppid() } != supervisor {
+    if std::os::unix::process::parent_id() != supervisor as u32 {
         return Err(io::Error::other(
             "the supervisor exited while this worker started",
         ));
