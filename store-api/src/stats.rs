@@ -121,16 +121,3 @@ pub enum Blocking {
     /// stalls every request the worker serves.
     Io,
 }
-
-/// What a bounded engine does when a write needs room and no expired entry is left to
-/// reclaim. Expired entries are always reclaimed first, under either policy.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum EvictionPolicy {
-    /// Evict live entries, least recently used first, and report them.
-    #[default]
-    Lru,
-    /// Never evict a live entry: the write fails with
-    /// [`Error::NoSpace`](crate::Error::NoSpace) instead.
-    NeverEvictLive,
-}

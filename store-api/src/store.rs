@@ -198,48 +198,59 @@ pub trait SessionStoreExt: SessionStore {
 
 impl<S: SessionStore + ?Sized> SessionStoreExt for S {}
 
-impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
-    fn get(&self, key: &Key) -> Result<Option<Entry>> {
-        (**self).get(key)
-    }
-    fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
-        (**self).get_into(key, buf)
-    }
-    fn put(
-        &self,
-        key: &Key,
-        value: &[u8],
-        expiry: Expiry,
-        mode: WriteMode,
-    ) -> Result<WriteOutcome> {
-        (**self).put(key, value, expiry, mode)
-    }
-    fn delete(&self, key: &Key) -> Result<bool> {
-        (**self).delete(key)
-    }
-    fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
-        (**self).touch(key, expiry)
-    }
-    fn update(
-        &self,
-        key: &Key,
-        f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
-    ) -> Result<UpdateOutcome> {
-        (**self).update(key, f)
-    }
-    fn purge_expired(&self) -> Result<u64> {
-        (**self).purge_expired()
-    }
-    fn stats(&self) -> Result<Stats> {
-        (**self).stats()
-    }
-    fn capabilities(&self) -> Capabilities {
-        (**self).capabilities()
-    }
-    fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
-        (**self).rotate(from, to)
-    }
+/// `SessionStore` for a pointer to one, forwarding every method (the lint makes a method
+/// added to the trait a compile error here until it is forwarded, instead of a silent
+/// fall back to its default).
+macro_rules! forward_impl {
+    ($ptr:ty) => {
+        #[deny(clippy::missing_trait_methods)]
+        impl<S: SessionStore + ?Sized> SessionStore for $ptr {
+            fn get(&self, key: &Key) -> Result<Option<Entry>> {
+                (**self).get(key)
+            }
+            fn get_into(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+                (**self).get_into(key, buf)
+            }
+            fn put(
+                &self,
+                key: &Key,
+                value: &[u8],
+                expiry: Expiry,
+                mode: WriteMode,
+            ) -> Result<WriteOutcome> {
+                (**self).put(key, value, expiry, mode)
+            }
+            fn delete(&self, key: &Key) -> Result<bool> {
+                (**self).delete(key)
+            }
+            fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
+                (**self).touch(key, expiry)
+            }
+            fn update(
+                &self,
+                key: &Key,
+                f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
+            ) -> Result<UpdateOutcome> {
+                (**self).update(key, f)
+            }
+            fn purge_expired(&self) -> Result<u64> {
+                (**self).purge_expired()
+            }
+            fn stats(&self) -> Result<Stats> {
+                (**self).stats()
+            }
+            fn capabilities(&self) -> Capabilities {
+                (**self).capabilities()
+            }
+            fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
+                (**self).rotate(from, to)
+            }
+        }
+    };
 }
+
+forward_impl!(std::sync::Arc<S>);
+forward_impl!(Box<S>);
 
 #[cfg(test)]
 mod tests {
@@ -251,5 +262,107 @@ mod tests {
         fn takes_box(_: Option<Box<dyn SessionStore>>) {}
         takes(None);
         takes_box(None);
+    }
+
+    /// The calls a store received, by method name.
+    #[derive(Debug, Default)]
+    struct Calls(std::sync::Mutex<Vec<&'static str>>);
+
+    impl Calls {
+        fn note(&self, m: &'static str) {
+            self.0.lock().unwrap().push(m);
+        }
+    }
+
+    impl SessionStore for Calls {
+        fn get(&self, _: &Key) -> Result<Option<Entry>> {
+            self.note("get");
+            Ok(None)
+        }
+        fn get_into(&self, _: &Key, _: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
+            self.note("get_into");
+            Ok(None)
+        }
+        fn put(&self, key: &Key, _: &[u8], _: Expiry, _: WriteMode) -> Result<WriteOutcome> {
+            self.note("put");
+            Err(crate::Error::NotFound { key: key.clone() })
+        }
+        fn delete(&self, _: &Key) -> Result<bool> {
+            self.note("delete");
+            Ok(false)
+        }
+        fn touch(&self, _: &Key, _: Expiry) -> Result<bool> {
+            self.note("touch");
+            Ok(false)
+        }
+        fn update(
+            &self,
+            _: &Key,
+            _: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
+        ) -> Result<UpdateOutcome> {
+            self.note("update");
+            Ok(UpdateOutcome::Kept)
+        }
+        fn purge_expired(&self) -> Result<u64> {
+            self.note("purge_expired");
+            Ok(0)
+        }
+        fn stats(&self) -> Result<Stats> {
+            self.note("stats");
+            Ok(Stats::default())
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.note("capabilities");
+            Capabilities::new(1)
+        }
+        fn rotate(&self, _: &Key, _: &Key) -> Result<bool> {
+            self.note("rotate");
+            Ok(false)
+        }
+    }
+
+    /// Calls every method of `s` once.
+    fn call_all(s: &impl SessionStore) {
+        let k = Key::new("k").unwrap();
+        let _ = s.get(&k);
+        let _ = s.get_into(&k, &mut Vec::new());
+        let _ = s.put(&k, b"v", Expiry::Never, WriteMode::Upsert);
+        let _ = s.delete(&k);
+        let _ = s.touch(&k, Expiry::Never);
+        let _ = s.update(&k, &mut |_| UpdateAction::Keep);
+        let _ = s.purge_expired();
+        let _ = s.stats();
+        let _ = s.capabilities();
+        let _ = s.rotate(&k, &k);
+    }
+
+    /// A store behind an `Arc` or a `Box` (sized or `dyn`) is a store whose every call
+    /// reaches the same method of the one inside (a default method of the trait, such as
+    /// `rotate` or `get_into`, would reach others).
+    #[test]
+    fn pointers_to_a_store_forward_every_method() {
+        let all = [
+            "get",
+            "get_into",
+            "put",
+            "delete",
+            "touch",
+            "update",
+            "purge_expired",
+            "stats",
+            "capabilities",
+            "rotate",
+        ];
+        let arc = std::sync::Arc::new(Calls::default());
+        call_all(&arc);
+        assert_eq!(*arc.0.lock().unwrap(), all);
+        let boxed = Box::new(Calls::default());
+        call_all(&boxed);
+        assert_eq!(*boxed.0.lock().unwrap(), all);
+        let arc_dyn: std::sync::Arc<dyn SessionStore> = arc.clone();
+        call_all(&arc_dyn);
+        assert_eq!(arc.0.lock().unwrap().len(), 2 * all.len());
+        let box_dyn: Box<dyn SessionStore> = Box::new(Calls::default());
+        call_all(&box_dyn);
     }
 }

@@ -1,6 +1,20 @@
-//! Write modes, the atomic-update protocol and what a write reports.
+//! Write modes, the atomic-update protocol, what a write reports and what a write may
+//! evict.
 
 use crate::{Expiry, Version};
+
+/// What a bounded engine does when a write needs room and no expired entry is left to
+/// reclaim. Expired entries are always reclaimed first, under either policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum EvictionPolicy {
+    /// Evict live entries, least recently used first, and report them.
+    #[default]
+    Lru,
+    /// Never evict a live entry: the write fails with
+    /// [`Error::NoSpace`](crate::Error::NoSpace) instead.
+    NeverEvictLive,
+}
 
 /// How a write treats an existing entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -21,6 +35,15 @@ pub enum WriteMode {
 }
 
 impl WriteMode {
+    /// Whether a write in this mode depends on the key's current entry (every mode but
+    /// [`WriteMode::Upsert`], which replaces whatever is there unread). An engine that can
+    /// skip reading or verifying the current entry asks this rather than matching on
+    /// `Upsert`, so that a mode added later takes the safe path.
+    #[inline]
+    pub const fn reads_current(self) -> bool {
+        !matches!(self, WriteMode::Upsert)
+    }
+
     /// Whether this mode admits a write over a key whose live entry has version
     /// `current` (`None`: absent or expired). The one place the write-mode rules are
     /// written; engines call it under their lock.
@@ -139,6 +162,14 @@ pub enum UpdateOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_upsert_writes_without_reading_the_current_entry() {
+        assert!(!WriteMode::Upsert.reads_current());
+        assert!(WriteMode::CreateOnly.reads_current());
+        assert!(WriteMode::ReplaceOnly.reads_current());
+        assert!(WriteMode::IfVersion(Version::new(1).unwrap()).reads_current());
+    }
     use crate::{Error, Key};
 
     #[test]
