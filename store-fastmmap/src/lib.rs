@@ -31,50 +31,57 @@
 //! # Ok(()) }
 //! ```
 //!
-//! The file format and locking protocol are in `docs/FORMAT.md`; the engines table is in
-//! the workspace README.
+//! # Where things are
+//! - **the read**: `read.rs` (lock-free, seqlock-validated copies); its locked fallback and
+//!   every write's entry point: `store.rs`;
+//! - **the seqlock**: `seqlock.rs` (one comment per atomic naming its pairing; loom-checked);
+//! - **the page lock**: `page_lock.rs` (threads) over `os/lock.rs` (processes, fcntl OFD);
+//! - **the format**: `format/` (header, page, record, keyed hash, checksum, bounds-checked
+//!   atomic views), documented in `docs/FORMAT.md`;
+//! - **the writes and the repair**: `locked/` (one file per mechanism; `repair.rs` salvages
+//!   a page a writer died in).
+//!
+//! The engines table is in the workspace README.
 
 #![deny(unsafe_code)]
 
-// Under `--cfg loom` only the concurrency protocols are built, over loom's atomics; the
-// engine itself needs the real mapping.
-#[cfg(not(loom))]
-pub mod bench;
-#[cfg(not(loom))]
-mod builder;
-#[cfg(not(loom))]
-mod check;
-#[cfg(not(loom))]
-mod counters;
-#[cfg(not(loom))]
-mod failpoint;
-#[cfg(not(loom))]
-mod format;
-#[cfg(not(loom))]
-mod hash;
-#[cfg(not(loom))]
-mod locked;
-#[cfg(not(loom))]
-mod open;
-#[cfg(not(loom))]
-mod os;
-mod page_lock;
-#[cfg(not(loom))]
-mod probe;
-mod seqlock;
-#[cfg(not(loom))]
-mod store;
-mod sync;
-#[cfg(not(loom))]
-mod time;
-#[cfg(not(loom))]
-mod xxh3;
+/// Items built only without `--cfg loom`: under loom only the concurrency protocols
+/// (`seqlock`, `page_lock`, `sync`) are built, over loom's atomics; the engine itself needs
+/// the real mapping.
+macro_rules! cfg_not_loom {
+    ($($item:item)*) => {
+        $(
+            #[cfg(not(loom))]
+            $item
+        )*
+    };
+}
 
-#[cfg(not(loom))]
-pub use builder::{
-    DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, DEFAULT_READ_LOCK_TIMEOUT, FastMmapBuilder,
-};
+mod page_lock;
+mod seqlock;
+mod sync;
+
+cfg_not_loom! {
+    #[doc(hidden)]
+    pub mod bench;
+    mod builder;
+    mod counters;
+    mod failpoint;
+    mod format;
+    mod locked;
+    mod open;
+    mod os;
+    mod probe;
+    mod read;
+    mod store;
+    mod time;
+
+    pub use builder::{
+        DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, DEFAULT_READ_LOCK_TIMEOUT,
+        FastMmapBuilder,
+    };
+    pub use store::FastMmapStore;
+}
+
 #[cfg(all(not(loom), feature = "failpoints"))]
 pub use failpoint::Failpoint;
-#[cfg(not(loom))]
-pub use store::FastMmapStore;

@@ -25,7 +25,7 @@ use crate::format::geometry::Geometry;
 use crate::format::header::{HEADER_LEN, Header, HeaderState, INIT_MAGIC, NEXT_VERSION_OFFSET};
 use crate::format::page::Page;
 use crate::format::region::Region;
-use crate::hash::KeyHasher;
+use crate::format::hash::KeyHasher;
 use crate::locked::Locked;
 use crate::os::file::{allocate, fstat, open_store_file, read_at, set_len, write_at, zero_range};
 use crate::os::lock::{lock_range, release};

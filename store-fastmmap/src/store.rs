@@ -6,28 +6,28 @@ use std::time::Duration;
 
 use store_api::{
     Capabilities, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key, MAX_KEY_LEN,
-    Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, Version, WriteMode,
+    Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, WriteMode,
     WriteOutcome, is_live,
 };
 
 use crate::builder::FastMmapBuilder;
-use crate::check::{CRC_MAX, has_crc};
 use crate::counters::Counters;
 use crate::failpoint::Armed;
+use crate::format::checksum::CRC_MAX;
 use crate::format::geometry::Geometry;
+use crate::format::hash::{KeyHash, KeyHasher};
 use crate::format::header::{Header, NEXT_VERSION_OFFSET};
-use crate::format::page::{COUNT_OFFSET, DATA_LO_OFFSET, DEAD_OFFSET, Page, TICK_OFFSET, home};
-use crate::format::record::{decode_expiry, encode_expiry};
+use crate::format::page::{Page, home};
+use crate::format::record::{decode_expiry, encode_expiry, record_size, version_of};
 use crate::format::region::Region;
-use crate::hash::{KeyHash, KeyHasher};
-use crate::locked::{Locked, NoRoom, STALE_TICKS};
+use crate::locked::{Locked, NoRoom, WriteRequest};
 use crate::os::file::{Opened, fstat};
 use crate::os::lock::{lock_range, release, try_lock_range};
 use crate::os::mmap::Mapping;
 use crate::os::store_file::{LockWord, StoreFile};
 use crate::page_lock::PageLock;
-use crate::probe::{Found, Probe, probe};
-use crate::seqlock::SeqLock;
+use crate::probe::Found;
+use crate::read::{Read, lock_free};
 use crate::time::TimeSource;
 
 /// How many times a reader retries a page whose counter is odd or changed before it
@@ -161,7 +161,7 @@ impl Drop for PageGuard<'_> {
         // before it (a fork that ran no handler) releasing would release the parent's;
         // its in-process lock word was reset and may be another thread's now.
         if s.os.epoch().current() == self.generation {
-            let (start, len) = s.page_range(self.page);
+            let (start, len) = s.lock_range(self.page);
             release(s.os.fd(), start, len);
             PageLock::new(&s.os.locks()[self.page as usize].lock).unlock();
         }
@@ -329,6 +329,28 @@ impl FastMmapStore {
         self.hasher.hash(key.as_bytes()).page
     }
 
+    /// The byte range of page `i` in the file (tests and tools: a test that damages a
+    /// page on purpose, a tool that inspects one), or `None` if `i` is not below
+    /// [`Self::num_pages`]. The layout inside a page is in `docs/FORMAT.md`.
+    pub fn page_range(&self, i: u32) -> Option<std::ops::Range<u64>> {
+        (i < self.geo.num_pages).then(|| {
+            let start = self.geo.page_offset(i);
+            start..start + u64::from(self.geo.page_size)
+        })
+    }
+
+    /// The file's keyed hash (the lock-free read).
+    #[inline(always)]
+    pub(crate) fn hasher(&self) -> &KeyHasher {
+        &self.hasher
+    }
+
+    /// The clock expiry is decided with (the lock-free read).
+    #[inline(always)]
+    pub(crate) fn clock(&self) -> &TimeSource {
+        &self.clock
+    }
+
     pub(crate) fn from_parts(p: Parts) -> Result<FastMmapStore> {
         let mut locks = Vec::new();
         locks
@@ -364,7 +386,9 @@ impl FastMmapStore {
         })
     }
 
-    fn page(&self, i: u32) -> Page<'_> {
+    /// Page `i` (below `num_pages`) of the mapping.
+    #[inline(always)]
+    pub(crate) fn page(&self, i: u32) -> Page<'_> {
         Page::new(&Region::of(self.os.map()), self.geo, i).expect("page index below num_pages")
     }
 
@@ -378,7 +402,7 @@ impl FastMmapStore {
         let taken = match self.write_lock_timeout {
             None => {
                 let inproc = PageLock::new(&self.os.locks()[i as usize].lock).lock();
-                let (start, len) = self.page_range(i);
+                let (start, len) = self.lock_range(i);
                 match lock_range(self.os.fd(), start, len) {
                     Ok(()) => {
                         inproc.keep();
@@ -411,7 +435,7 @@ impl FastMmapStore {
     /// of up to 1 ms. On success the in-process lock is kept for the page guard.
     #[inline(never)]
     fn lock_page_within(&self, i: u32, limit: Duration) -> Result<()> {
-        let (start, len) = self.page_range(i);
+        let (start, len) = self.lock_range(i);
         let lock = PageLock::new(&self.os.locks()[i as usize].lock);
         let mut deadline = None;
         let mut round = 0u32;
@@ -471,7 +495,7 @@ impl FastMmapStore {
             unheld();
             return Ok(None);
         };
-        let (start, len) = self.page_range(i);
+        let (start, len) = self.lock_range(i);
         match try_lock_range(self.os.fd(), start, len) {
             Ok(true) => {}
             Ok(false) => {
@@ -525,7 +549,8 @@ impl FastMmapStore {
         )
     }
 
-    fn page_range(&self, i: u32) -> (u64, u64) {
+    /// The byte range page `i`'s fcntl lock covers: the page.
+    fn lock_range(&self, i: u32) -> (u64, u64) {
         (self.geo.page_offset(i), u64::from(self.geo.page_size))
     }
 
@@ -591,59 +616,23 @@ impl FastMmapStore {
         Ok(l)
     }
 
-    /// Finds `key` in a locked page, repairing the page once if it contradicts itself.
-    /// A record whose checksum fails (bytes damaged by a stray write to the file) counts
-    /// as damage too, so a damaged value is never handed out or kept.
-    fn find(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
-        self.find_checked(l, key, kh, true)
-    }
-
-    /// As [`Self::find`], without verifying the found record's checksum: for an upsert,
-    /// which overwrites or unlinks that record whatever its value bytes say. Its header
-    /// is still bounds-checked by the probe; see "Seqlock (per page)" in `docs/FORMAT.md`
-    /// for what a stray write to its length field can then do.
+    /// Finds `key` in a locked page (see [`Locked::find_verified`]; `verify` unless the
+    /// record is replaced unread); a page still damaged after its repair is an error.
     #[inline]
-    fn find_to_replace(&self, l: &mut Locked<'_>, key: &Key, kh: KeyHash) -> Result<Option<Found>> {
-        self.find_checked(l, key, kh, false)
-    }
-
-    #[inline]
-    fn find_checked(
+    fn find(
         &self,
         l: &mut Locked<'_>,
         key: &Key,
         kh: KeyHash,
         verify: bool,
     ) -> Result<Option<Found>> {
-        match l.find(key.as_bytes(), kh.tag) {
-            Ok(f) if !verify || f.is_none_or(|f| self.intact(l, kh, &f)) => Ok(f),
-            _ => {
-                l.salvage();
-                l.find(key.as_bytes(), kh.tag)
-                    .map_err(|d| self.corrupted(kh.page, d.0))
-            }
-        }
+        l.find_verified(key.as_bytes(), kh, verify)
+            .map_err(|d| self.corrupted(kh.page, d.0))
     }
 
-    /// Whether a found record's checksum matches its (compared) key and its value.
-    fn intact(&self, l: &Locked<'_>, kh: KeyHash, f: &Found) -> bool {
-        let vlen = f.hdr.vlen;
-        if has_crc(vlen) {
-            return l.value_crc(f, self.hasher.check_key(), kh.raw) == Some(f.hdr.check);
-        }
-        let check = |v: &[u8]| {
-            self.hasher
-                .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), v)
-                == f.hdr.check
-        };
-        // No allocation on the write path for values up to 512 bytes.
-        if vlen <= 512 {
-            let mut small = [0u8; 512];
-            let buf = &mut small[..vlen];
-            l.value_into(f, buf) && check(buf)
-        } else {
-            l.value(f).is_ok_and(|v| check(&v))
-        }
+    /// The live entry of a found record at `now`, if any.
+    fn entry(&self, l: &Locked<'_>, f: &Found, now: Timestamp, page: u32) -> Result<Option<Entry>> {
+        l.entry(f, now).map_err(|d| self.corrupted(page, d.0))
     }
 
     fn corrupted(&self, page: u32, what: &str) -> Error {
@@ -655,20 +644,6 @@ impl FastMmapStore {
         }
     }
 
-    /// A found record as a live entry, or `None` if expired.
-    fn entry(&self, l: &Locked<'_>, f: &Found, now: Timestamp, page: u32) -> Result<Option<Entry>> {
-        let expires_at = decode_expiry(f.hdr.expires);
-        if !is_live(expires_at, now) {
-            return Ok(None);
-        }
-        let value = l.value(f).map_err(|d| self.corrupted(page, d.0))?;
-        Ok(Some(Entry {
-            value,
-            expires_at,
-            version: version_of(f.hdr.version),
-        }))
-    }
-
     fn check_len(&self, key: &Key, len: usize) -> Result<()> {
         let max = self.geo.max_value_len(key.len());
         if len > max {
@@ -677,42 +652,36 @@ impl FastMmapStore {
         Ok(())
     }
 
-    /// Writes `value` into a locked page after the mode check; `moved_from` as in
-    /// [`Locked::write`].
-    #[allow(clippy::too_many_arguments)]
+    /// Writes `value` into a locked page after the mode check; `existing` is the key's
+    /// record found under this lock, `moved_from` as in [`WriteRequest`].
     #[inline]
     fn write_locked(
         &self,
         l: &mut Locked<'_>,
-        key: &Key,
-        kh: KeyHash,
+        (key, kh): (&Key, KeyHash),
         value: &[u8],
         expires_at: Option<Timestamp>,
-        existing: Option<&Found>,
-        moved_from: Option<&Found>,
+        (existing, moved_from): (Option<&Found>, Option<&Found>),
         now: &mut dyn FnMut() -> Timestamp,
     ) -> Result<WriteOutcome> {
         let version = l.next_version();
-        let ev = l
-            .write(
-                key.as_bytes(),
-                kh,
-                value,
-                encode_expiry(expires_at),
-                version,
-                existing,
-                moved_from,
-                now,
-                self.policy,
-            )
-            .map_err(|NoRoom { evicted }| {
-                // What went before the write gave up (a damaged page) is still reported.
-                self.os.locks()[kh.page as usize].count(0, evicted.live, evicted.expired);
-                Error::NoSpace {
-                    key: key.clone(),
-                    needed: crate::format::record::record_size(key.len(), value.len()),
-                }
-            })?;
+        let req = WriteRequest {
+            key: key.as_bytes(),
+            kh,
+            value,
+            expires: encode_expiry(expires_at),
+            version,
+            existing,
+            moved_from,
+        };
+        let ev = l.write(&req, now, self.policy).map_err(|NoRoom { evicted }| {
+            // What went before the write gave up (a damaged page) is still reported.
+            self.os.locks()[kh.page as usize].count(0, evicted.live, evicted.expired);
+            Error::NoSpace {
+                key: key.clone(),
+                needed: record_size(key.len(), value.len()),
+            }
+        })?;
         self.os.locks()[kh.page as usize].count(1, ev.live, ev.expired);
         Ok(WriteOutcome {
             version: version_of(version),
@@ -728,86 +697,11 @@ impl FastMmapStore {
     fn read(&self, key: &Key, buf: &mut Vec<u8>) -> Result<Option<EntryMeta>> {
         // A forked child whose refresh failed has no file behind its mapping.
         self.os.check_read().map_err(|e| self.refresh_failed(e))?;
-        match self.read_spinning(key, buf, READ_SPINS) {
-            Some(r) => Ok(r),
-            None => self.read_locked(key, buf),
+        match lock_free(self, key, buf, READ_SPINS) {
+            Read::Hit(meta) => Ok(Some(meta)),
+            Read::Miss => Ok(None),
+            Read::NeedsLock => self.read_locked(key, buf),
         }
-    }
-
-    /// Up to `spins` lock-free attempts at reading `key` from its page: `None` if none
-    /// got a consistent answer (the page kept changing, or is damaged: a record fails
-    /// its checks), which only a read under the lock can give. Out of line, one copy for
-    /// both callers: the hot path is this call, its hash and its loop (an extra call
-    /// level, or this inlined into `get_into`, made a read of 100 bytes 5 to 15 ns slower
-    /// on the host of BENCHMARKS.md, `--example quickbench`).
-    #[inline(never)]
-    fn read_spinning(&self, key: &Key, buf: &mut Vec<u8>, spins: u32) -> Option<Option<EntryMeta>> {
-        let kh = self.hasher.hash(key.as_bytes());
-        let page = self.page(kh.page);
-        let sl = SeqLock::new(page.seq());
-        for _ in 0..spins {
-            let Some(stamp) = sl.read_begin() else {
-                std::hint::spin_loop();
-                continue;
-            };
-            buf.clear();
-            let mut p = probe(&page, key.as_bytes(), kh.tag);
-            // A short value is copied out and its checksum computed in one pass; a long
-            // one is hashed once validated.
-            let mut crc = None;
-            if let Probe::Found(f) = p {
-                let (off, n, r) = (f.off + f.hdr.value_offset(), f.hdr.vlen, page.region());
-                let fields = (kh.raw, f.hdr.version, f.hdr.lens());
-                let copied = if has_crc(n) {
-                    crc = r.read_append_crc(off, n, buf, self.hasher.check_key(), fields);
-                    crc.is_some()
-                } else {
-                    r.read_append(off, n, buf)
-                };
-                if !copied {
-                    p = Probe::Bad("value beyond the page end");
-                }
-            }
-            if !sl.read_validate(stamp) {
-                std::hint::spin_loop();
-                continue;
-            }
-            match p {
-                Probe::Missing => return Some(None),
-                Probe::Bad(_) => break,
-                Probe::Found(f) => {
-                    let expires_at = decode_expiry(f.hdr.expires);
-                    // Exact, and mostly without a precise clock read (see `time`). First:
-                    // an expired entry is absent whatever its bytes, so its checksum is
-                    // not compared (`expires` is outside it anyway) and a long value is
-                    // not hashed; a short one's CRC was computed during the copy.
-                    if !self.clock.is_live(expires_at) {
-                        return Some(None);
-                    }
-                    let check = crc.unwrap_or_else(|| {
-                        self.hasher
-                            .record_check_xxh3(kh.raw, f.hdr.version, f.hdr.lens(), buf)
-                    });
-                    if check != f.hdr.check {
-                        // Damaged by a stray write: the locked path drops the record.
-                        break;
-                    }
-                    // Refresh the LRU stamp only when stale, so readers of a hot page do
-                    // not write its cache lines on every read. A hint: it may land on a
-                    // slot a writer has since reused, which costs only LRU precision.
-                    let tick = page.field(TICK_OFFSET).load(Ordering::Relaxed);
-                    let st = page.stamp(f.slot);
-                    if tick.wrapping_sub(st.load(Ordering::Relaxed)) > STALE_TICKS {
-                        st.store(tick, Ordering::Relaxed);
-                    }
-                    return Some(Some(EntryMeta {
-                        expires_at,
-                        version: version_of(f.hdr.version),
-                    }));
-                }
-            }
-        }
-        None
     }
 
     /// The read's fallback, out of line so that the lock-free path stays small: a writer
@@ -830,8 +724,10 @@ impl FastMmapStore {
             if let Some(g) = self.try_lock_page(kh.page)? {
                 break g;
             }
-            if let Some(r) = self.read_spinning(key, buf, 1) {
-                return Ok(r);
+            match lock_free(self, key, buf, 1) {
+                Read::Hit(meta) => return Ok(Some(meta)),
+                Read::Miss => return Ok(None),
+                Read::NeedsLock => {}
             }
             if std::time::Instant::now() >= deadline {
                 let busy = page.seq().load(Ordering::Relaxed) != seq_at_start;
@@ -845,7 +741,7 @@ impl FastMmapStore {
             }
         };
         let mut l = self.checked(kh.page)?;
-        let Some(f) = self.find(&mut l, key, kh)? else {
+        let Some(f) = self.find(&mut l, key, kh, true)? else {
             return Ok(None);
         };
         let expires_at = decode_expiry(f.hdr.expires);
@@ -897,11 +793,6 @@ impl FastMmapStore {
     }
 }
 
-fn version_of(raw: u64) -> Version {
-    // Records with version 0 are rejected by the probe's checks.
-    Version::new(raw).unwrap_or(Version::new(1).expect("1 is not 0"))
-}
-
 impl SessionStore for FastMmapStore {
     // Inline: a caller that keeps only the value (most do) drops the call and the copy of
     // the 56-byte result; the read itself stays out of line.
@@ -951,13 +842,11 @@ impl SessionStore for FastMmapStore {
         let expires_at = self.clock.resolve(expiry, self.default_ttl, &mut now);
         // An upsert replaces whatever is there; the other modes look at the live entry,
         // whose record must be intact.
-        let found = match mode {
-            WriteMode::Upsert => self.find_to_replace(&mut l, key, kh)?,
-            _ => self.find(&mut l, key, kh)?,
-        };
+        let reads = mode.reads_current();
+        let found = self.find(&mut l, key, kh, reads)?;
         let current = found
             .filter(|f| {
-                !matches!(mode, WriteMode::Upsert)
+                reads
                     && self
                         .clock
                         .is_live_with(decode_expiry(f.hdr.expires), &mut now)
@@ -966,12 +855,10 @@ impl SessionStore for FastMmapStore {
         mode.check(key, current)?;
         self.write_locked(
             &mut l,
-            key,
-            kh,
+            (key, kh),
             value,
             expires_at,
-            found.as_ref(),
-            None,
+            (found.as_ref(), None),
             &mut now,
         )
     }
@@ -979,7 +866,7 @@ impl SessionStore for FastMmapStore {
     fn delete(&self, key: &Key) -> Result<bool> {
         let (kh, _g, mut l) = self.locked_for(key)?;
         let now = self.clock.now();
-        let Some(f) = self.find(&mut l, key, kh)? else {
+        let Some(f) = self.find(&mut l, key, kh, true)? else {
             return Ok(false);
         };
         let live = is_live(decode_expiry(f.hdr.expires), now);
@@ -993,7 +880,7 @@ impl SessionStore for FastMmapStore {
     fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
         let (kh, _g, mut l) = self.locked_for(key)?;
         let now = self.clock.now();
-        let Some(f) = self.find(&mut l, key, kh)? else {
+        let Some(f) = self.find(&mut l, key, kh, true)? else {
             return Ok(false);
         };
         if !is_live(decode_expiry(f.hdr.expires), now) {
@@ -1013,7 +900,7 @@ impl SessionStore for FastMmapStore {
     ) -> Result<UpdateOutcome> {
         let (kh, g, mut l) = self.locked_for(key)?;
         let now = self.clock.now();
-        let found = self.find(&mut l, key, kh)?;
+        let found = self.find(&mut l, key, kh, true)?;
         let current = match &found {
             Some(fd) => self.entry(&l, fd, now, kh.page)?,
             None => None,
@@ -1041,12 +928,10 @@ impl SessionStore for FastMmapStore {
                 let expires_at = expiry.resolve(now, self.default_ttl);
                 self.write_locked(
                     &mut l,
-                    key,
-                    kh,
+                    (key, kh),
                     &value,
                     expires_at,
-                    found.as_ref(),
-                    None,
+                    (found.as_ref(), None),
                     &mut || now,
                 )
                 .map(UpdateOutcome::Written)
@@ -1069,10 +954,8 @@ impl SessionStore for FastMmapStore {
         let mut s = Stats::default();
         for i in 0..self.geo.num_pages {
             let p = self.page(i);
-            // Relaxed snapshots: the counts are approximate while writers run.
-            let count = p.field(COUNT_OFFSET).load(Ordering::Relaxed);
-            let lo = p.field(DATA_LO_OFFSET).load(Ordering::Relaxed);
-            let dead = p.field(DEAD_OFFSET).load(Ordering::Relaxed);
+            // Snapshots: the counts are approximate while writers run.
+            let (count, lo, dead) = (p.count(), p.data_lo(), p.dead());
             s.entries += u64::from(count);
             s.bytes_used += u64::from(self.geo.page_size.saturating_sub(lo).saturating_sub(dead));
         }
@@ -1126,62 +1009,52 @@ impl SessionStore for FastMmapStore {
 impl FastMmapStore {
     /// The move of `rotate` with both pages locked; `lt` is `None` when both keys share
     /// `lf`'s page.
-    fn rotate_locked(
+    fn rotate_locked<'p>(
         &self,
-        lf: &mut Locked<'_>,
-        lt: Option<&mut Locked<'_>>,
+        lf: &mut Locked<'p>,
+        lt: Option<&mut Locked<'p>>,
         (from, kf): (&Key, KeyHash),
         (to, kt): (&Key, KeyHash),
         now: Timestamp,
     ) -> Result<bool> {
-        let Some(ff) = self.find(lf, from, kf)? else {
+        let Some(ff) = self.find(lf, from, kf, true)? else {
             return Ok(false);
         };
         let Some(entry) = self.entry(lf, &ff, now, kf.page)? else {
             return Ok(false);
         };
         self.check_len(to, entry.value.len())?;
-        match lt {
-            Some(lt) => {
-                let ft = self.find(lt, to, kt)?;
-                if ft.is_some_and(|f| is_live(decode_expiry(f.hdr.expires), now)) {
-                    return Err(Error::AlreadyExists { key: to.clone() });
-                }
-                self.write_locked(
-                    lt,
-                    to,
-                    kt,
-                    &entry.value,
-                    entry.expires_at,
-                    ft.as_ref(),
-                    None,
-                    &mut || now,
-                )?;
-                lf.remove(&ff);
+        let same_page = lt.is_none();
+        let l = match lt {
+            Some(lt) => lt,
+            None => &mut *lf,
+        };
+        let ft = self.find(l, to, kt, true)?;
+        if ft.is_some_and(|f| is_live(decode_expiry(f.hdr.expires), now)) {
+            return Err(Error::AlreadyExists { key: to.clone() });
+        }
+        // On one page, finding `to` may have repaired the page, which moves slots: find
+        // `from` again. It goes in the same write section as `to` arrives, and its room
+        // counts as free: a full page neither evicts nor refuses for the move.
+        let moved = if same_page {
+            match self.find(l, from, kf, true)? {
+                Some(ff) => Some(ff),
+                None => return Ok(false),
             }
-            None => {
-                let ft = self.find(lf, to, kt)?;
-                if ft.is_some_and(|f| is_live(decode_expiry(f.hdr.expires), now)) {
-                    return Err(Error::AlreadyExists { key: to.clone() });
-                }
-                // Finding `to` may have repaired the page, which moves slots: find
-                // `from` again.
-                let Some(ff) = self.find(lf, from, kf)? else {
-                    return Ok(false);
-                };
-                // `from` goes in the same write section as `to` arrives, and its room
-                // counts as free: a full page neither evicts nor refuses for the move.
-                self.write_locked(
-                    lf,
-                    to,
-                    kt,
-                    &entry.value,
-                    entry.expires_at,
-                    ft.as_ref(),
-                    Some(&ff),
-                    &mut || now,
-                )?;
-            }
+        } else {
+            None
+        };
+        let (value, expires_at) = (&entry.value, entry.expires_at);
+        self.write_locked(
+            l,
+            (to, kt),
+            value,
+            expires_at,
+            (ft.as_ref(), moved.as_ref()),
+            &mut || now,
+        )?;
+        if !same_page {
+            lf.remove(&ff);
         }
         self.os.locks()[kf.page as usize].count(1, 0, 0);
         Ok(true)

@@ -1,4 +1,5 @@
-//! The record checksum (format version 2).
+//! The record checksum (format version 2): its definition and every way the engine
+//! computes it. FORMAT.md's "Record layout" has its one counterpart here.
 //!
 //! For values of up to [`CRC_MAX`] bytes (session values mostly are): CRC-32C, so that a
 //! reader computes it while it copies the value out of the mapping, one instruction per
@@ -26,10 +27,27 @@
 //! stray write there changes nothing a reader returns.
 //!
 //! Longer values keep format 1's checksum, a keyed XXH3 of the value mixed with the same
-//! fields (`KeyHasher::record_check_xxh3`): one CRC chain runs at 8 bytes per 3 cycles,
+//! fields ([`xxh3_check`]): one CRC chain runs at 8 bytes per 3 cycles,
 //! where XXH3's vector path is several times faster on kilobytes.
 
-use crate::format::header::SECRET_LEN;
+//! Each path computes it its own way, each a named function here, all behind the one
+//! cutoff [`has_crc`]:
+//! - a lock-free read copies the value out and computes the CRC in the same pass
+//!   ([`copy_out`]), or hashes a long value's copy once the seqlock validated it
+//!   ([`Copied::finish`]);
+//! - a writer under the lock checks the record it depends on in place ([`verify_in_place`]);
+//! - a writer stores a short value and computes its CRC in the same pass
+//!   ([`store_value`]), a long one's checksum beforehand ([`before_store`]);
+//! - repair checks the raw bytes of a record ([`of_value`]).
+//!
+//! The loops over the mapping's words are [`Region`]'s (bounds-checked word folds that
+//! know nothing of checksums); this module runs them inside [`dispatch`], so that the CRC
+//! instruction is inlined into them.
+
+use super::hash::KeyHasher;
+use super::header::SECRET_LEN;
+use super::record::RecordHeader;
+use super::region::Region;
 use crate::os::crc32c::{Crc32c, WithCrc, dispatch};
 
 /// Values up to this many bytes have a CRC-32C checksum, longer ones a keyed XXH3.
@@ -37,7 +55,7 @@ pub(crate) const CRC_MAX: usize = 128;
 
 /// Whether a record whose value is `vlen` bytes long has a CRC-32C checksum (else a keyed
 /// XXH3): the one test of the cutoff every path (read, check under the lock, write,
-/// repair) makes, each computing the checksum its own way.
+/// repair) makes.
 #[inline(always)]
 pub(crate) const fn has_crc(vlen: usize) -> bool {
     vlen <= CRC_MAX
@@ -46,6 +64,30 @@ pub(crate) const fn has_crc(vlen: usize) -> bool {
 /// Where the checksum's key is in the secret.
 const KEY_OFFSET: usize = 128;
 const _: () = assert!(KEY_OFFSET + 4 <= SECRET_LEN);
+
+/// The record fields a checksum covers besides the value: the key's keyed hash (not
+/// stored: computed from the key), the version and the `lens` word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Fields {
+    /// The key's whole 64-bit keyed hash.
+    pub(crate) keyhash: u64,
+    /// The record's version.
+    pub(crate) version: u64,
+    /// The record's `lens` word.
+    pub(crate) lens: u32,
+}
+
+impl Fields {
+    /// The fields of a record with header `hdr` of a key with keyed hash `keyhash`.
+    #[inline(always)]
+    pub(crate) fn of(keyhash: u64, hdr: &RecordHeader) -> Fields {
+        Fields {
+            keyhash,
+            version: hdr.version,
+            lens: hdr.lens(),
+        }
+    }
+}
 
 /// The CRC checksum's key of one file, from its secret.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,78 +101,236 @@ impl CheckKey {
         CheckKey(u32::from_le_bytes(w))
     }
 
-    /// The CRC checksum of a record with fields `(keyhash, version, lens)` whose value is
-    /// `whole` whole words, `word(i)` for `i` in `0..whole`, followed by `tail()`, the last
-    /// partial word with its padding bytes zero, if any (see the module docs). The one definition
-    /// both the writer (over a byte slice, [`Self::check`]) and the reader (over the
-    /// mapping's words, `Region::read_append_crc`) use.
+    /// The CRC after the record's fields, before its value's words (see the module docs).
     #[inline(always)]
-    pub(crate) fn fold<C: Crc32c>(
-        self,
-        crc: C,
-        (keyhash, version, lens): (u64, u64, u32),
-        whole: usize,
-        mut word: impl FnMut(usize) -> u64,
-        tail: impl FnOnce() -> Option<u64>,
-    ) -> u32 {
-        let mut c = crc.step(crc.step(self.0, keyhash ^ version), u64::from(lens));
-        for i in 0..whole {
-            c = crc.step(c, word(i));
-        }
-        tail().map_or(c, |t| crc.step(c, t))
+    fn start<C: Crc32c>(self, crc: C, f: Fields) -> u32 {
+        crc.step(crc.step(self.0, f.keyhash ^ f.version), u64::from(f.lens))
     }
 
     /// The CRC checksum of a record with these fields and this value (of at most
     /// [`CRC_MAX`] bytes; longer values are not refused, but their records use XXH3).
     #[inline]
-    pub(crate) fn check(self, keyhash: u64, version: u64, lens: u32, value: &[u8]) -> u32 {
-        self.check_with(keyhash, version, lens, value, |_, _| {})
-    }
-
-    /// As [`Self::check`], handing each word of the value (the last one zero-padded) to
-    /// `sink` with its byte offset as it goes: the writer stores the value and computes its
-    /// checksum in one pass (`Region::write_value_crc`).
-    #[inline(always)]
-    pub(crate) fn check_with(
-        self,
-        keyhash: u64,
-        version: u64,
-        lens: u32,
-        value: &[u8],
-        sink: impl Fn(usize, u64),
-    ) -> u32 {
-        struct Bytes<'a, F>(CheckKey, (u64, u64, u32), &'a [u8], F);
-        impl<F: Fn(usize, u64)> WithCrc for Bytes<'_, F> {
+    pub(crate) fn check(self, f: Fields, value: &[u8]) -> u32 {
+        struct Bytes<'a>(CheckKey, Fields, &'a [u8]);
+        impl WithCrc for Bytes<'_> {
             type Out = u32;
             #[inline(always)]
             fn run<C: Crc32c>(self, crc: C) -> u32 {
-                let Bytes(key, fields, value, sink) = self;
-                let (words, rest) = value.as_chunks::<8>();
-                // The last word, zero-padded, built without a call to `memcpy`: from the
-                // value's last 8 bytes shifted down where there are 8, else byte by byte.
-                let tail = || {
-                    (!rest.is_empty()).then(|| {
-                        let w = match value.last_chunk::<8>() {
-                            Some(last) => u64::from_le_bytes(*last) >> (8 * (8 - rest.len())),
-                            None => rest
-                                .iter()
-                                .rev()
-                                .fold(0u64, |w, &b| (w << 8) | u64::from(b)),
-                        };
-                        sink(8 * words.len(), w);
-                        w
-                    })
-                };
-                let word = |i: usize| {
-                    let w = u64::from_le_bytes(words[i]);
-                    sink(8 * i, w);
-                    w
-                };
-                key.fold(crc, fields, words.len(), word, tail)
+                let Bytes(key, f, value) = self;
+                super::fold_words(value, key.start(crc, f), |c, _, w| crc.step(c, w))
             }
         }
-        dispatch(Bytes(self, (keyhash, version, lens), value, sink))
+        dispatch(Bytes(self, f, value))
     }
+}
+
+/// Format 1's checksum, kept for values longer than [`CRC_MAX`]: XXH3 of the value keyed
+/// with the file's secret, mixed with the key's keyed hash, the version and the lengths,
+/// then folded to 32 bits.
+#[inline]
+pub(crate) fn xxh3_check(hasher: &KeyHasher, f: Fields, value: &[u8]) -> u32 {
+    let v = hasher.keyed(value);
+    let mut x =
+        v ^ f.keyhash ^ f.version.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(f.lens) << 17);
+    // murmur3's fmix64, so that every input bit reaches the low 32.
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+    x ^= x >> 33;
+    x as u32
+}
+
+/// The checksum of a record with these fields and value bytes: CRC-32C for values of up
+/// to [`CRC_MAX`] bytes, keyed XXH3 for longer ones (repair, tests).
+#[inline]
+pub(crate) fn of_value(hasher: &KeyHasher, f: Fields, value: &[u8]) -> u32 {
+    if has_crc(value.len()) {
+        hasher.check_key().check(f, value)
+    } else {
+        xxh3_check(hasher, f, value)
+    }
+}
+
+/// What a lock-free copy of a value knows of its checksum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Copied {
+    /// A short value's CRC, computed during the copy.
+    Crc(u32),
+    /// A long value: hashed from the copy once it is validated.
+    Later,
+}
+
+impl Copied {
+    /// The checksum of the copied value `buf`.
+    #[inline]
+    pub(crate) fn finish(self, hasher: &KeyHasher, f: Fields, buf: &[u8]) -> u32 {
+        match self {
+            Copied::Crc(c) => c,
+            Copied::Later => xxh3_check(hasher, f, buf),
+        }
+    }
+}
+
+/// Appends the `n`-byte value at `off` to `buf`, computing a short value's CRC in the same
+/// pass (one CRC step per word copied, the last word's padding bytes taken as zero,
+/// whatever is stored there). `None` (buf unchanged) if out of bounds.
+#[inline(always)]
+pub(crate) fn copy_out(
+    r: &Region<'_>,
+    off: usize,
+    n: usize,
+    buf: &mut Vec<u8>,
+    key: CheckKey,
+    f: Fields,
+) -> Option<Copied> {
+    if !has_crc(n) {
+        return r.read_append(off, n, buf).then_some(Copied::Later);
+    }
+    struct Run<'r, 'b> {
+        r: Region<'r>,
+        off: usize,
+        n: usize,
+        buf: &'b mut Vec<u8>,
+        key: CheckKey,
+        f: Fields,
+    }
+    impl WithCrc for Run<'_, '_> {
+        type Out = Option<u32>;
+        #[inline(always)]
+        fn run<C: Crc32c>(self, crc: C) -> Option<u32> {
+            let Run {
+                r,
+                off,
+                n,
+                buf,
+                key,
+                f,
+            } = self;
+            let start = key.start(crc, f);
+            r.copy_fold(off, n, buf, start, |c, w| crc.step(c, w))
+        }
+    }
+    dispatch(Run {
+        r: *r,
+        off,
+        n,
+        buf,
+        key,
+        f,
+    })
+    .map(Copied::Crc)
+}
+
+/// Whether the `n`-byte value at `off` has checksum `stored`, computed in place (no copy
+/// of a short value; a long one is copied to the stack or, beyond 512 bytes, the heap).
+/// False if out of bounds.
+pub(crate) fn verify_in_place(
+    r: &Region<'_>,
+    off: usize,
+    n: usize,
+    hasher: &KeyHasher,
+    f: Fields,
+    stored: u32,
+) -> bool {
+    if has_crc(n) {
+        return crc_in_place(r, off, n, hasher.check_key(), f) == Some(stored);
+    }
+    let check = |v: &[u8]| xxh3_check(hasher, f, v) == stored;
+    // No allocation on the write path for values up to 512 bytes.
+    if n <= 512 {
+        let mut small = [0u8; 512];
+        let buf = &mut small[..n];
+        r.read_bytes(off, buf) && check(buf)
+    } else {
+        let mut v = Vec::new();
+        r.read_append(off, n, &mut v) && check(&v)
+    }
+}
+
+/// The CRC of the `n`-byte value at `off` (at most [`CRC_MAX`] bytes), without copying it.
+fn crc_in_place(r: &Region<'_>, off: usize, n: usize, key: CheckKey, f: Fields) -> Option<u32> {
+    struct Run<'r> {
+        r: Region<'r>,
+        off: usize,
+        n: usize,
+        key: CheckKey,
+        f: Fields,
+    }
+    impl WithCrc for Run<'_> {
+        type Out = Option<u32>;
+        #[inline(always)]
+        fn run<C: Crc32c>(self, crc: C) -> Option<u32> {
+            let Run { r, off, n, key, f } = self;
+            r.fold(off, n, key.start(crc, f), |c, w| crc.step(c, w))
+        }
+    }
+    dispatch(Run { r: *r, off, n, key, f })
+}
+
+/// A long value's checksum, computed before it is stored (`None` for a short value, whose
+/// CRC [`store_value`] computes while storing it).
+#[inline]
+pub(crate) fn before_store(hasher: &KeyHasher, f: Fields, value: &[u8]) -> Option<u32> {
+    (!has_crc(value.len())).then(|| xxh3_check(hasher, f, value))
+}
+
+/// Stores `value` at `off`, zero-padded to a multiple of 8, and returns the record's
+/// checksum: `precomputed` (from [`before_store`]) for a long value, else its CRC,
+/// computed in the same pass. `None` (nothing written) if out of bounds. In builds with
+/// failpoints, `midway` is called once, when the first `words / 2` words (rounded down,
+/// at least one) of a short value of one word or more are stored; in others it is never
+/// called and its test is compiled out.
+#[inline(always)]
+pub(crate) fn store_value(
+    r: &Region<'_>,
+    off: usize,
+    value: &[u8],
+    key: CheckKey,
+    f: Fields,
+    precomputed: Option<u32>,
+    midway: impl Fn(),
+) -> Option<u32> {
+    if let Some(c) = precomputed {
+        return r.write_bytes(off, value).then_some(c);
+    }
+    struct Run<'r, 'v, M> {
+        r: Region<'r>,
+        off: usize,
+        value: &'v [u8],
+        key: CheckKey,
+        f: Fields,
+        midway: M,
+    }
+    impl<M: Fn()> WithCrc for Run<'_, '_, M> {
+        type Out = Option<u32>;
+        #[inline(always)]
+        fn run<C: Crc32c>(self, crc: C) -> Option<u32> {
+            let Run {
+                r,
+                off,
+                value,
+                key,
+                f,
+                midway,
+            } = self;
+            let mid = (value.len().div_ceil(8) / 2).max(1) * 8;
+            r.store_fold(off, value, key.start(crc, f), |c, o, w| {
+                if cfg!(any(test, feature = "failpoints")) && o + 8 == mid {
+                    midway();
+                }
+                crc.step(c, w)
+            })
+        }
+    }
+    dispatch(Run {
+        r: *r,
+        off,
+        value,
+        key,
+        f,
+        midway,
+    })
 }
 
 #[cfg(test)]
@@ -158,6 +358,14 @@ mod tests {
         msg.iter().fold(k.0, |c, &b| Table::byte(c, b))
     }
 
+    fn fields(keyhash: u64, version: u64, lens: u32) -> Fields {
+        Fields {
+            keyhash,
+            version,
+            lens,
+        }
+    }
+
     fn data(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 + 1) as u8).collect()
     }
@@ -168,7 +376,7 @@ mod tests {
         for len in 0..=CRC_MAX {
             let v = data(len);
             assert_eq!(
-                k.check(0x0123_4567_89ab_cdef, 42, 0x2400_0000 | len as u32, &v),
+                k.check(fields(0x0123_4567_89ab_cdef, 42, 0x2400_0000 | len as u32), &v),
                 spec(k, 0x0123_4567_89ab_cdef, 42, 0x2400_0000 | len as u32, &v),
                 "{len} bytes"
             );
@@ -185,19 +393,19 @@ mod tests {
             (100, 0xb6d3_eb34),
             (128, 0x42a9_295e),
         ] {
-            assert_eq!(k.check(7, 9, len as u32, &data(len)), want, "{len} bytes");
+            assert_eq!(k.check(fields(7, 9, len as u32), &data(len)), want, "{len} bytes");
         }
     }
 
     #[test]
     fn checks_change_with_every_input() {
         let k = key();
-        let base = k.check(1, 2, 3, b"value");
-        assert_ne!(base, k.check(9, 2, 3, b"value"));
-        assert_ne!(base, k.check(1, 9, 3, b"value"));
-        assert_ne!(base, k.check(1, 2, 9, b"value"));
-        assert_ne!(base, k.check(1, 2, 3, b"valuf"));
-        assert_eq!(base, k.check(1, 2, 3, b"value"));
+        let base = k.check(fields(1, 2, 3), b"value");
+        assert_ne!(base, k.check(fields(9, 2, 3), b"value"));
+        assert_ne!(base, k.check(fields(1, 9, 3), b"value"));
+        assert_ne!(base, k.check(fields(1, 2, 9), b"value"));
+        assert_ne!(base, k.check(fields(1, 2, 3), b"valuf"));
+        assert_eq!(base, k.check(fields(1, 2, 3), b"value"));
     }
 
     /// The checksum is affine in the bits of the version, `lens` and the value (a CRC
@@ -245,6 +453,96 @@ mod tests {
     fn different_secrets_give_different_checks() {
         let a = key();
         let b = CheckKey::new(&[3; SECRET_LEN]);
-        assert_ne!(a.check(1, 2, 5, b"value"), b.check(1, 2, 5, b"value"));
+        assert_ne!(a.check(fields(1, 2, 5), b"value"), b.check(fields(1, 2, 5), b"value"));
+    }
+
+    #[test]
+    fn long_values_have_an_xxh3_check_that_changes_with_every_input() {
+        let h = KeyHasher::new([5; SECRET_LEN], 4);
+        let v = vec![1u8; CRC_MAX + 1];
+        let mut w = v.clone();
+        w[CRC_MAX] = 2;
+        let base = of_value(&h, fields(1, 2, 3), &v);
+        assert_eq!(base, xxh3_check(&h, fields(1, 2, 3), &v));
+        assert_ne!(base, of_value(&h, fields(9, 2, 3), &v));
+        assert_ne!(base, of_value(&h, fields(1, 9, 3), &v));
+        assert_ne!(base, of_value(&h, fields(1, 2, 9), &v));
+        assert_ne!(base, of_value(&h, fields(1, 2, 3), &w));
+        assert_eq!(
+            of_value(&h, fields(1, 2, 3), &v[..CRC_MAX]),
+            h.check_key().check(fields(1, 2, 3), &v[..CRC_MAX])
+        );
+    }
+
+    /// Every strategy of the module computes the same checksum as [`of_value`], at the
+    /// lengths around the cutoff: the copy of a read, the in-place check, the store.
+    #[test]
+    fn every_strategy_agrees_with_the_definition() {
+        let h = KeyHasher::new([0x5A; SECRET_LEN], 4);
+        for n in [0, 1, 7, 8, 100, 127, CRC_MAX, CRC_MAX + 1, 600, 1000] {
+            let value = data(n);
+            let f = fields(0x1234, 77, crate::format::record::lens(9, n));
+            let want = of_value(&h, f, &value);
+            let mut words = vec![0xDEAD_BEEF_F00D_CAFE_u64; 2 + n.div_ceil(8)];
+            let r = Region::of_words(&mut words);
+            let pre = before_store(&h, f, &value);
+            assert_eq!(pre.is_some(), !has_crc(n), "{n} bytes");
+            assert_eq!(
+                store_value(&r, 8, &value, h.check_key(), f, pre, || {}),
+                Some(want),
+                "{n} bytes: store"
+            );
+            assert!(verify_in_place(&r, 8, n, &h, f, want), "{n} bytes: in place");
+            assert!(!verify_in_place(&r, 8, n, &h, f, want ^ 1), "{n} bytes");
+            let mut buf = vec![9];
+            let copied = copy_out(&r, 8, n, &mut buf, h.check_key(), f).unwrap();
+            assert_eq!(&buf[1..], &value[..], "{n} bytes: copy");
+            assert_eq!(copied.finish(&h, f, &buf[1..]), want, "{n} bytes: copy");
+            assert!(copy_out(&r, 16 + 8 * n, n.max(1), &mut buf, h.check_key(), f).is_none());
+        }
+    }
+
+    /// `midway` runs once for every short value of a word or more, after exactly the first
+    /// `words / 2` words (at least one) are stored and before the next; never for an
+    /// empty value or a long one. The value and checksum are the same as without it.
+    #[test]
+    fn midway_runs_once_after_the_first_half_of_the_words() {
+        let key = CheckKey::new(&[7u8; SECRET_LEN]);
+        for n in 0..=CRC_MAX {
+            let value: Vec<u8> = (0..n).map(|i| (i * 13 + 1) as u8).collect();
+            let mut words = vec![0u64; 1 + n.div_ceil(8)];
+            let r = Region::of_words(&mut words);
+            let seen = std::cell::RefCell::new(Vec::new());
+            let f = fields(3, 4, crate::format::record::lens(5, n));
+            let check = store_value(&r, 8, &value, key, f, None, || {
+                // The words stored so far, read back.
+                let stored: Vec<u64> = (0..n.div_ceil(8))
+                    .map(|i| {
+                        r.u64_at(8 + 8 * i)
+                            .unwrap()
+                            .load(std::sync::atomic::Ordering::Relaxed)
+                    })
+                    .collect();
+                seen.borrow_mut().push(stored);
+            });
+            assert_eq!(check, Some(key.check(f, &value)), "{n} bytes");
+            let seen = seen.into_inner();
+            let total = n.div_ceil(8);
+            if total == 0 {
+                assert!(seen.is_empty(), "an empty value has no midway");
+                continue;
+            }
+            assert_eq!(seen.len(), 1, "{n} bytes: called once");
+            let half = (total / 2).max(1);
+            let stored = &seen[0];
+            assert!(
+                stored[..half].iter().all(|&w| w != 0),
+                "{n} bytes: first half"
+            );
+            assert!(
+                stored[half..].iter().all(|&w| w == 0),
+                "{n} bytes: not the rest"
+            );
+        }
     }
 }

@@ -5,9 +5,9 @@
 //! page is `hash * num_pages / 2^64` (high bits); the tag is the low 32 bits, and the
 //! home slot is `tag * nslots / 2^32`.
 
-use crate::check::{CheckKey, has_crc};
-use crate::format::header::SECRET_LEN;
-use crate::xxh3::hash as xxh3_with_secret;
+use super::checksum::CheckKey;
+use super::header::SECRET_LEN;
+use super::xxh3::hash as xxh3_with_secret;
 
 /// Where a key lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,64 +68,17 @@ impl KeyHasher {
         self.check
     }
 
-    /// The checksum of a record (see [`crate::check`]): CRC-32C for values of up to
-    /// [`CRC_MAX`](crate::check::CRC_MAX) bytes, keyed XXH3 for longer ones.
+    /// XXH3 of `bytes` keyed with the file's secret (an input of the long values'
+    /// record checksum, `checksum::xxh3_check`).
     #[inline]
-    pub(crate) fn record_check(&self, key_hash: u64, version: u64, lens: u32, value: &[u8]) -> u32 {
-        if has_crc(value.len()) {
-            self.check.check(key_hash, version, lens, value)
-        } else {
-            self.record_check_xxh3(key_hash, version, lens, value)
-        }
-    }
-
-    /// The checksum of a record with a value longer than
-    /// [`CRC_MAX`](crate::check::CRC_MAX): xxh3 of the value keyed with the file's
-    /// secret, mixed with the key's keyed hash, the version and the lengths, then folded
-    /// to 32 bits (format 1's checksum for every record).
-    #[inline]
-    pub(crate) fn record_check_xxh3(
-        &self,
-        key_hash: u64,
-        version: u64,
-        lens: u32,
-        value: &[u8],
-    ) -> u32 {
-        let v = xxh3_with_secret(&self.secret, value);
-        let mut x =
-            v ^ key_hash ^ version.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (u64::from(lens) << 17);
-        // murmur3's fmix64, so that every input bit reaches the low 32.
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        x ^= x >> 33;
-        x = x.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        x ^= x >> 33;
-        x as u32
+    pub(crate) fn keyed(&self, bytes: &[u8]) -> u64 {
+        xxh3_with_secret(&self.secret, bytes)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::CRC_MAX;
-
-    #[test]
-    fn long_values_have_an_xxh3_check_that_changes_with_every_input() {
-        let h = KeyHasher::new([5; SECRET_LEN], 4);
-        let v = vec![1u8; CRC_MAX + 1];
-        let mut w = v.clone();
-        w[CRC_MAX] = 2;
-        let base = h.record_check(1, 2, 3, &v);
-        assert_eq!(base, h.record_check_xxh3(1, 2, 3, &v));
-        assert_ne!(base, h.record_check(9, 2, 3, &v));
-        assert_ne!(base, h.record_check(1, 9, 3, &v));
-        assert_ne!(base, h.record_check(1, 2, 9, &v));
-        assert_ne!(base, h.record_check(1, 2, 3, &w));
-        assert_eq!(
-            h.record_check(1, 2, 3, &v[..CRC_MAX]),
-            h.check_key().check(1, 2, 3, &v[..CRC_MAX])
-        );
-    }
 
     #[test]
     fn different_secrets_spread_keys_differently() {

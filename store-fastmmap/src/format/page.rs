@@ -30,7 +30,7 @@
 //! `nslots = page_size / 128`. The seqlock counter `seq` guards everything in the page
 //! except the stamps, which readers store without the lock (they are hints).
 
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use super::geometry::Geometry;
 use super::region::Region;
@@ -89,6 +89,21 @@ pub(crate) fn home(tag: u32, nslots: usize) -> usize {
     ((u64::from(tag) * nslots as u64) >> 32) as usize
 }
 
+/// The move journal of a page (see `J_*_OFFSET`): a record being moved onto itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Journal {
+    /// Slot index + 1 of the record, 0 = no move.
+    pub(crate) slot: u32,
+    /// The record's old offset.
+    pub(crate) from: u32,
+    /// The record's new offset.
+    pub(crate) to: u32,
+    /// The record's size.
+    pub(crate) len: u32,
+    /// Words, counted from the record's start, still only at the old offset.
+    pub(crate) prog: u32,
+}
+
 /// A view of one page of the mapping.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Page<'a> {
@@ -137,11 +152,138 @@ impl<'a> Page<'a> {
             .expect("a page holds its header")
     }
 
-    /// A u32 header field at one of the `*_OFFSET` constants.
+    /// The u32 header field at `off` (one of the `*_OFFSET` constants).
     #[inline]
-    pub(crate) fn field(&self, off: usize) -> &'a AtomicU32 {
+    fn field(&self, off: usize) -> &'a AtomicU32 {
         debug_assert!((MAGIC_OFFSET..NEXT_VERSION_OFFSET).contains(&off));
         self.r.u32_at(off).expect("a page holds its header")
+    }
+
+    // The header fields, loaded and stored relaxed: only the page's lock holder stores
+    // them, inside a seqlock write section whose `write_end` publishes them; lock-free
+    // readers validate what they loaded with the seqlock, and `stats` takes snapshots.
+
+    #[inline]
+    fn load(&self, off: usize) -> u32 {
+        self.field(off).load(Ordering::Relaxed)
+    }
+
+    #[inline]
+    fn store(&self, off: usize, v: u32) {
+        self.field(off).store(v, Ordering::Relaxed);
+    }
+
+    /// Stores a size or count (at most `page_size`, a u32, on a sound page), saturating:
+    /// an impossible value is caught by the header checks at the next lock instead of
+    /// wrapping into a plausible one.
+    #[inline]
+    fn store_size(&self, off: usize, v: usize) {
+        self.store(off, u32::try_from(v).unwrap_or(u32::MAX));
+    }
+
+    /// `magic` (`PAGE_MAGIC` on an initialised page).
+    #[inline]
+    pub(crate) fn magic(&self) -> u32 {
+        self.load(MAGIC_OFFSET)
+    }
+
+    /// The index the page header claims (its own on a sound page).
+    #[inline]
+    pub(crate) fn stored_index(&self) -> u32 {
+        self.load(INDEX_OFFSET)
+    }
+
+    /// Writes `magic` and `index` for this page.
+    #[inline]
+    pub(crate) fn set_identity(&self) {
+        self.store(MAGIC_OFFSET, PAGE_MAGIC);
+        self.store(INDEX_OFFSET, self.index);
+    }
+
+    /// `count`: records linked from the slot table.
+    #[inline]
+    pub(crate) fn count(&self) -> u32 {
+        self.load(COUNT_OFFSET)
+    }
+
+    /// Sets `count`.
+    #[inline]
+    pub(crate) fn set_count(&self, v: usize) {
+        self.store_size(COUNT_OFFSET, v);
+    }
+
+    /// `data_lo`: the lowest offset a record uses (`page_size` when none does).
+    #[inline]
+    pub(crate) fn data_lo(&self) -> u32 {
+        self.load(DATA_LO_OFFSET)
+    }
+
+    /// Sets `data_lo`.
+    #[inline]
+    pub(crate) fn set_data_lo(&self, v: usize) {
+        self.store_size(DATA_LO_OFFSET, v);
+    }
+
+    /// `dead`: bytes in `[data_lo, page_size)` no linked record holds.
+    #[inline]
+    pub(crate) fn dead(&self) -> u32 {
+        self.load(DEAD_OFFSET)
+    }
+
+    /// Sets `dead`.
+    #[inline]
+    pub(crate) fn set_dead(&self, v: usize) {
+        self.store_size(DEAD_OFFSET, v);
+    }
+
+    /// `tick`: the page's LRU clock.
+    #[inline]
+    pub(crate) fn tick(&self) -> u32 {
+        self.load(TICK_OFFSET)
+    }
+
+    /// Sets `tick`.
+    #[inline]
+    pub(crate) fn set_tick(&self, v: u32) {
+        self.store(TICK_OFFSET, v);
+    }
+
+    /// The move journal.
+    #[inline]
+    pub(crate) fn journal(&self) -> Journal {
+        Journal {
+            slot: self.load(J_SLOT_OFFSET),
+            from: self.load(J_FROM_OFFSET),
+            to: self.load(J_TO_OFFSET),
+            len: self.load(J_LEN_OFFSET),
+            prog: self.load(J_PROGRESS_OFFSET),
+        }
+    }
+
+    /// Stores every field of `j` but `slot`, which arms the journal: the caller stores it
+    /// after these, in crash order.
+    #[inline]
+    pub(crate) fn store_journal_move(&self, j: &Journal) {
+        for (off, v) in [
+            (J_FROM_OFFSET, j.from),
+            (J_TO_OFFSET, j.to),
+            (J_LEN_OFFSET, j.len),
+            (J_PROGRESS_OFFSET, j.prog),
+        ] {
+            self.store(off, v);
+        }
+    }
+
+    /// Sets the journal's `slot` (slot index + 1 arms it, 0 clears it).
+    #[inline]
+    pub(crate) fn set_journal_slot(&self, v: u32) {
+        self.store(J_SLOT_OFFSET, v);
+    }
+
+    /// Sets the journal's progress (words still only at the old offset).
+    #[inline]
+    pub(crate) fn set_journal_progress(&self, words: usize) {
+        self.store_size(J_PROGRESS_OFFSET, words);
     }
 
     /// Slot `i mod nslots`.
@@ -192,5 +334,44 @@ mod tests {
         let _ = p.slot(usize::MAX);
         let _ = p.stamp(usize::MAX);
         let _ = p.seq();
+    }
+
+    #[test]
+    fn header_fields_and_journal_round_trip_at_their_offsets() {
+        let geo = Geometry {
+            page_size: 4096,
+            num_pages: 1,
+        };
+        let mut words = vec![0u64; (geo.file_len() / 8) as usize];
+        let r = Region::of_words(&mut words);
+        let p = Page::new(&r, geo, 0).unwrap();
+        p.set_identity();
+        p.set_count(3);
+        p.set_data_lo(4000);
+        p.set_dead(usize::MAX);
+        p.set_tick(9);
+        let j = Journal {
+            slot: 0,
+            from: 1000,
+            to: 1008,
+            len: 64,
+            prog: 8,
+        };
+        p.store_journal_move(&j);
+        assert_eq!(p.journal(), j, "not armed by the move alone");
+        p.set_journal_slot(5);
+        p.set_journal_progress(2);
+        let base = geo.page_offset(0) as usize;
+        let field = |off: usize| r.u32_at(base + off).unwrap().load(Ordering::Relaxed);
+        assert_eq!(field(MAGIC_OFFSET), PAGE_MAGIC);
+        assert_eq!((p.magic(), p.stored_index()), (PAGE_MAGIC, 0));
+        assert_eq!((field(COUNT_OFFSET), p.count()), (3, 3));
+        assert_eq!((field(DATA_LO_OFFSET), p.data_lo()), (4000, 4000));
+        assert_eq!(p.dead(), u32::MAX, "saturated");
+        assert_eq!((field(TICK_OFFSET), p.tick()), (9, 9));
+        assert_eq!(
+            [J_SLOT_OFFSET, J_FROM_OFFSET, J_TO_OFFSET, J_LEN_OFFSET, J_PROGRESS_OFFSET].map(field),
+            [5, 1000, 1008, 64, 2]
+        );
     }
 }

@@ -17,15 +17,15 @@
 //! - `expires` u64: expiry in Unix milliseconds; `u64::MAX` means never (an explicit
 //!   expiry at `u64::MAX` ms is stored as `u64::MAX - 1`).
 //! - `lens` u32: value length in bits 0..24, key length (1..=255) in bits 24..32.
-//! - `check` u32: the record checksum (`KeyHasher::record_check`: CRC-32C for values of
-//!   up to 128 bytes, keyed XXH3 beyond, see `crate::check`) over the key's hash,
+//! - `check` u32: the record checksum (CRC-32C for values of up to 128 bytes, keyed XXH3
+//!   beyond, see `super::checksum`) over the key's hash,
 //!   version, lengths and value; `expires` is excluded so that `touch` is one atomic
 //!   store. Verified by lock-free readers over what they copied (after the seqlock
 //!   validated the copy), by writers that depend on the record they find for their key
 //!   (every write but an upsert, which replaces it unread), and for every record on
 //!   repair (see FORMAT.md "Record layout" and "Seqlock (per page)").
 
-use store_api::Timestamp;
+use store_api::{Timestamp, Version};
 
 use super::align8;
 
@@ -69,10 +69,27 @@ pub(crate) fn decode_expiry(raw: u64) -> Option<Timestamp> {
     (raw != NEVER).then(|| Timestamp::from_millis(raw))
 }
 
+/// The API's version of a record's `version` field.
+#[inline]
+pub(crate) fn version_of(raw: u64) -> Version {
+    // Records with version 0 are rejected by the probe's checks.
+    Version::new(raw).unwrap_or(Version::new(1).expect("1 is not 0"))
+}
+
 /// The `lens` word of a record.
 #[inline]
 pub(crate) const fn lens(klen: usize, vlen: usize) -> u32 {
     (vlen as u32) | ((klen as u32) << 24)
+}
+
+/// The three header words of a record, in layout order: `version`, `expires`, then `lens`
+/// and `check` packed in one word (the mirror of [`RecordHeader::from_words`]).
+#[inline]
+pub(crate) const fn header_words(version: u64, expires: u64, lens: u32, check: u32) -> [u64; 3] {
+    const _: () = assert!(
+        VERSION_OFFSET == 0 && EXPIRES_OFFSET == 8 && LENS_OFFSET == 16 && CHECK_OFFSET == 20
+    );
+    [version, expires, (lens as u64) | ((check as u64) << 32)]
 }
 
 /// The fixed fields of a record as read from a page (maybe torn: check before use).
@@ -86,7 +103,7 @@ pub(crate) struct RecordHeader {
 }
 
 impl RecordHeader {
-    /// Splits the `lens` word.
+    /// Splits the three header words (the mirror of [`header_words`]).
     #[inline]
     pub(crate) fn from_words(version: u64, expires: u64, lens_check: u64) -> Self {
         let lens = lens_check as u32;
@@ -119,7 +136,7 @@ impl RecordHeader {
 }
 
 #[cfg(test)]
-/// Builds the bytes of a record with checksum `check` (see [`crate::hash::KeyHasher::record_check`]).
+/// Builds the bytes of a record with checksum `check` (see [`super::checksum::of_value`]).
 pub(crate) fn encode(version: u64, expires: u64, key: &[u8], value: &[u8], check: u32) -> Vec<u8> {
     debug_assert!((1..=KLEN_MAX).contains(&key.len()) && value.len() <= VLEN_MAX);
     let size = record_size(key.len(), value.len());
@@ -164,6 +181,13 @@ mod tests {
         );
         assert_eq!((k, v), (&b"session:abc"[..], &b"value bytes"[..]));
         assert!(parse(&b[..b.len() - 8]).is_none());
+        let w = header_words(7, 1234, lens(11, 11), 0xfeed);
+        assert_eq!(RecordHeader::from_words(w[0], w[1], w[2]), h);
+        let stored: Vec<u64> = b[..RECORD_HEADER_LEN]
+            .chunks(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap()))
+            .collect();
+        assert_eq!(stored, w, "the words are the layout's");
     }
 
     #[test]

@@ -12,8 +12,6 @@
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::check::CheckKey;
-use crate::os::crc32c::{Crc32c, WithCrc, dispatch};
 
 /// Makes room for `align8(n)` more bytes in `buf` (the last word may carry up to 7
 /// padding bytes, written to spare capacity and then cut off by `set_len`) and returns
@@ -175,110 +173,68 @@ impl<'a> Region<'a> {
         true
     }
 
-    /// As [`Self::read_append`], the `n` bytes being a record's value of at most
-    /// `CRC_MAX` bytes: also computes the record's CRC checksum over the words copied
-    /// (the last one's padding bytes taken as zero, whatever is stored there) in the same
-    /// pass, one CRC step per word (see [`crate::check`]). `None` (buf unchanged) if out of
-    /// bounds.
-    #[inline]
-    pub(crate) fn read_append_crc(
+    /// As [`Self::read_append`], also folding `f` over the words copied, the last one's
+    /// padding bytes taken as zero (whatever is stored there): `f(init, w0)`, then the
+    /// next word with that result, and so on. `None` (buf unchanged) if out of bounds.
+    /// Always inlined, so that a caller's fold (a CRC step per word) is compiled into the
+    /// copy loop.
+    #[inline(always)]
+    pub(crate) fn copy_fold<T>(
         &self,
         off: usize,
         n: usize,
         buf: &mut Vec<u8>,
-        key: CheckKey,
-        fields: (u64, u64, u32),
-    ) -> Option<u32> {
+        init: T,
+        mut f: impl FnMut(T, u64) -> T,
+    ) -> Option<T> {
         if !self.span_ok(off, n) {
             return None;
         }
         let dst = spare_words(buf, n);
-        // `move`: the pointer itself, so the stores cannot make the compiler reload it.
-        let check = self.value_crc(off, n, key, fields, move |o, w| {
+        let whole = n & !7;
+        let mut acc = init;
+        for o in (0..whole).step_by(8) {
+            let w = self.load_unchecked(off + o);
             // SAFETY: `o + 8 <= align8(n)`, and `spare_words` reserved `align8(n)` bytes
             // of spare capacity at `dst` (our own heap buffer, which does not alias the
             // mapping); the word comes from an atomic load.
             unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8) };
-        });
-        // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the copy.
+            acc = f(acc, w);
+        }
+        if whole < n {
+            let w = self.load_unchecked(off + whole);
+            // SAFETY: as above, `whole + 8 == align8(n)`.
+            unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(whole), 8) };
+            acc = f(acc, w & ((1u64 << (8 * (n - whole))) - 1));
+        }
+        // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the copies.
         unsafe { buf.set_len(buf.len() + n) };
-        Some(check)
+        Some(acc)
     }
 
-    /// The CRC checksum of the `n`-byte record value at `off` (at most `CRC_MAX` bytes),
-    /// without copying it out; `None` if out of bounds.
-    pub(crate) fn value_crc_in_place(
-        &self,
-        off: usize,
-        n: usize,
-        key: CheckKey,
-        fields: (u64, u64, u32),
-    ) -> Option<u32> {
-        self.span_ok(off, n)
-            .then(|| self.value_crc(off, n, key, fields, |_, _| {}))
-    }
-
-    /// The CRC checksum of the `n`-byte record value at `off`, handing each stored word
-    /// (padding included) to `sink` with its offset from `off` as it goes. The caller has
-    /// checked the span (`span_ok(off, n)`): the loads do not.
+    /// Folds `f` over the words of the `n` bytes at `off` in place, as
+    /// [`Self::copy_fold`] without the copy. `None` if out of bounds.
     #[inline(always)]
-    fn value_crc(
+    pub(crate) fn fold<T>(
         &self,
         off: usize,
         n: usize,
-        key: CheckKey,
-        fields: (u64, u64, u32),
-        sink: impl Fn(usize, u64),
-    ) -> u32 {
-        /// The loop, compiled with the fastest CRC step the CPU has.
-        struct Run<'a, F> {
-            // A copy, so that stores the sink makes cannot make the compiler reload the
-            // region's base on every word.
-            r: Region<'a>,
-            off: usize,
-            n: usize,
-            key: CheckKey,
-            fields: (u64, u64, u32),
-            sink: F,
+        init: T,
+        mut f: impl FnMut(T, u64) -> T,
+    ) -> Option<T> {
+        if !self.span_ok(off, n) {
+            return None;
         }
-        impl<F: Fn(usize, u64)> WithCrc for Run<'_, F> {
-            type Out = u32;
-            #[inline(always)]
-            fn run<C: Crc32c>(self, crc: C) -> u32 {
-                let Run {
-                    r,
-                    off,
-                    n,
-                    key,
-                    fields,
-                    sink,
-                } = self;
-                let whole = n & !7;
-                let word = |i: usize| {
-                    let w = r.load_unchecked(off + 8 * i);
-                    sink(8 * i, w);
-                    w
-                };
-                // The last word's padding bytes are not part of the checksum.
-                let tail = || {
-                    (whole < n).then(|| {
-                        let w = r.load_unchecked(off + whole);
-                        sink(whole, w);
-                        w & ((1u64 << (8 * (n - whole))) - 1)
-                    })
-                };
-                key.fold(crc, fields, whole / 8, word, tail)
-            }
+        let whole = n & !7;
+        let mut acc = init;
+        for o in (0..whole).step_by(8) {
+            acc = f(acc, self.load_unchecked(off + o));
         }
-        debug_assert!(self.span_ok(off, n), "the caller checks the span");
-        dispatch(Run {
-            r: *self,
-            off,
-            n,
-            key,
-            fields,
-            sink,
-        })
+        if whole < n {
+            let w = self.load_unchecked(off + whole);
+            acc = f(acc, w & ((1u64 << (8 * (n - whole))) - 1));
+        }
+        Some(acc)
     }
 
     /// Whether the `bytes.len()` bytes at `off` equal `bytes` (which the writer stored
@@ -309,51 +265,29 @@ impl<'a> Region<'a> {
     /// Stores `src` at `off`, zero-padded to a multiple of 8, with relaxed atomic stores.
     /// False (nothing written) if out of bounds.
     pub(crate) fn write_bytes(&self, off: usize, src: &[u8]) -> bool {
-        if !self.span_ok(off, src.len()) {
-            return false;
-        }
-        let mut chunks = src.chunks_exact(8);
-        let mut o = off;
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.store_unchecked(o, u64::from_le_bytes(w));
-            o += 8;
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.store_unchecked(o, u64::from_le_bytes(w));
-        }
-        true
+        self.store_fold(off, src, (), |(), _, _| ()).is_some()
     }
 
-    /// Stores the value `src` at `off` as [`Self::write_bytes`] does and returns its CRC
-    /// record checksum (`fields` as for [`CheckKey::check`]), computed in the same pass;
-    /// `None` (nothing written) if out of bounds. In builds with failpoints, `midway` is
-    /// called once, when the first `words / 2` words (rounded down, at least one) of a
-    /// value of one word or more are stored; in others it is never called and its test is
-    /// compiled out.
-    #[inline]
-    pub(crate) fn write_value_crc(
+    /// As [`Self::write_bytes`], folding `f` over the words as they are stored:
+    /// `f(acc, offset from off, word)`, after that word is stored. `None` (nothing
+    /// written) if out of bounds. Always inlined, so that a caller's fold (a CRC step per
+    /// word) is compiled into the store loop.
+    #[inline(always)]
+    pub(crate) fn store_fold<T>(
         &self,
         off: usize,
         src: &[u8],
-        key: CheckKey,
-        (keyhash, version, lens): (u64, u64, u32),
-        midway: impl Fn(),
-    ) -> Option<u32> {
+        init: T,
+        mut f: impl FnMut(T, usize, u64) -> T,
+    ) -> Option<T> {
         if !self.span_ok(off, src.len()) {
             return None;
         }
+        // A copy, so that the stores cannot make the compiler reload the base.
         let r = *self;
-        let mid = (src.len().div_ceil(8) / 2).max(1) * 8;
-        Some(key.check_with(keyhash, version, lens, src, move |o, w| {
+        Some(super::fold_words(src, init, |acc, o, w| {
             r.store_unchecked(off + o, w);
-            if cfg!(any(test, feature = "failpoints")) && o + 8 == mid {
-                midway();
-            }
+            f(acc, o, w)
         }))
     }
 
@@ -379,47 +313,6 @@ impl<'a> Region<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `midway` runs once for every value of a word or more, after exactly the first
-    /// `words / 2` words (at least one) are stored and before the next; never for an
-    /// empty value. The value and checksum are the same as without it.
-    #[test]
-    fn midway_runs_once_after_the_first_half_of_the_words() {
-        let secret = [7u8; crate::format::header::SECRET_LEN];
-        let key = CheckKey::new(&secret);
-        for n in 0..=crate::check::CRC_MAX {
-            let value: Vec<u8> = (0..n).map(|i| (i * 13 + 1) as u8).collect();
-            let mut words = vec![0u64; 1 + n.div_ceil(8)];
-            let r = Region::of_words(&mut words);
-            let seen = std::cell::RefCell::new(Vec::new());
-            let fields = (3, 4, crate::format::record::lens(5, n));
-            let check = r.write_value_crc(8, &value, key, fields, || {
-                // The words stored so far, read back.
-                let stored: Vec<u64> = (0..n.div_ceil(8))
-                    .map(|i| r.u64_at(8 + 8 * i).unwrap().load(Ordering::Relaxed))
-                    .collect();
-                seen.borrow_mut().push(stored);
-            });
-            assert_eq!(check, Some(key.check(3, 4, fields.2, &value)), "{n} bytes");
-            let seen = seen.into_inner();
-            let total = n.div_ceil(8);
-            if total == 0 {
-                assert!(seen.is_empty(), "an empty value has no midway");
-                continue;
-            }
-            assert_eq!(seen.len(), 1, "{n} bytes: called once");
-            let half = (total / 2).max(1);
-            let stored = &seen[0];
-            assert!(
-                stored[..half].iter().all(|&w| w != 0),
-                "{n} bytes: first half"
-            );
-            assert!(
-                stored[half..].iter().all(|&w| w == 0),
-                "{n} bytes: not the rest"
-            );
-        }
-    }
 
     #[test]
     fn out_of_bounds_and_misaligned_accesses_are_refused() {
@@ -454,33 +347,35 @@ mod tests {
         assert_eq!(&pad[11..], &[0; 5]);
     }
 
-    /// The reader's checksum (computed while copying, from the stored words) equals the
-    /// writer's (computed over the value) for every length up to `CRC_MAX`, whatever the
-    /// padding bytes hold, and the copy is the value.
+    /// The folds see the stored words, the last one's padding masked, and the copy is the
+    /// value, whatever the padding bytes hold.
     #[test]
-    fn the_checksum_of_a_copy_is_the_checksum_of_the_value() {
-        let key = CheckKey::new(&[0x5A; crate::format::header::SECRET_LEN]);
-        for n in 0..=crate::check::CRC_MAX {
+    fn folds_see_every_word_with_the_padding_masked() {
+        for n in 0..=40usize {
             let value: Vec<u8> = (0..n).map(|i| (i * 31 + 7) as u8).collect();
-            // Garbage everywhere, then the value: its padding keeps the garbage.
             let mut words = vec![0xDEAD_BEEF_F00D_CAFE_u64; 2 + n.div_ceil(8)];
             let r = Region::of_words(&mut words);
-            for (i, c) in value.chunks(8).enumerate() {
-                let mut w = 0xA5A5_A5A5_A5A5_A5A5_u64.to_le_bytes();
-                w[..c.len()].copy_from_slice(c);
-                r.u64_at(8 + 8 * i)
-                    .unwrap()
-                    .store(u64::from_le_bytes(w), Ordering::Relaxed);
+            let stored = r.store_fold(8, &value, Vec::new(), |mut v, o, w| {
+                v.push((o, w));
+                v
+            });
+            let stored = stored.unwrap();
+            assert_eq!(stored.len(), n.div_ceil(8), "{n} bytes");
+            // Garbage in the padding: the folds must not see it.
+            if !n.is_multiple_of(8) {
+                let last = r.u64_at(8 + 8 * (n / 8)).unwrap();
+                last.store(last.load(Ordering::Relaxed) | (u64::MAX << (8 * (n % 8))), Ordering::Relaxed);
             }
-            let fields = (0x1234, 77, crate::format::record::lens(9, n));
+            let want: Vec<u64> = stored.iter().map(|&(_, w)| w).collect();
+            let push = |mut v: Vec<u64>, w| {
+                v.push(w);
+                v
+            };
+            assert_eq!(r.fold(8, n, Vec::new(), push).unwrap(), want, "{n} bytes");
             let mut out = vec![1, 2, 3];
-            let got = r.read_append_crc(8, n, &mut out, key, fields);
-            assert_eq!(
-                got,
-                Some(key.check(fields.0, fields.1, fields.2, &value)),
-                "{n} bytes"
-            );
+            assert_eq!(r.copy_fold(8, n, &mut out, Vec::new(), push).unwrap(), want);
             assert_eq!(&out[3..], &value[..], "{n} bytes");
+            assert!(r.fold(16 + 8 * n, n.max(1), (), |(), _| ()).is_none());
         }
     }
 }

@@ -2,7 +2,7 @@
 //! has one (x86-64 with SSE4.2, detected at run time), a table otherwise. Both compute the
 //! same function: the reflected polynomial `0x82F63B78`, the word's 8 bytes in
 //! little-endian order, no inversion before or after (exactly what the x86 `crc32 r64,
-//! r/m64` instruction does). The record checksum (`crate::check`) is built from it.
+//! r/m64` instruction does). The record checksum (`crate::format::checksum`) is built from it.
 //!
 //! The instruction is only usable inside code compiled with the feature, so callers hand
 //! their loop to [`dispatch`] as a [`WithCrc`]; it runs the loop compiled with SSE4.2 if the
