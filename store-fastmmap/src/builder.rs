@@ -112,10 +112,16 @@ impl FastMmapBuilder {
     }
 
     /// Default time to live for writes with [`Expiry::Default`](store_api::Expiry)
-    /// (default: never expire).
+    /// (default: never expire). Perl's name, kept for its users; the same as
+    /// [`Self::default_ttl`].
     pub fn expires(mut self, ttl: Duration) -> Self {
         self.expires = Some(ttl);
         self
+    }
+
+    /// The name the other engines' builders use for [`Self::expires`].
+    pub fn default_ttl(self, ttl: Duration) -> Self {
+        self.expires(ttl)
     }
 
     /// What to do when a page is full of live entries (default LRU eviction).

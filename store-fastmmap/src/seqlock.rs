@@ -24,7 +24,7 @@
 //!
 //! A writer that dies mid-write leaves the counter odd. Readers give up after a bounded
 //! spin and take the write lock instead; the next writer sees the odd counter and repairs
-//! the page (see `store::locked`). This is crossbeam's `seq_lock.rs` protocol over a
+//! the page (see `crate::locked`). This is crossbeam's `seq_lock.rs` protocol over a
 //! *borrowed* counter, so production uses a counter inside the shared mapping and the loom
 //! tests one on the heap.
 
@@ -63,6 +63,12 @@ pub(crate) struct SeqLock<'a> {
 
 /// What a writer found when it began: an odd counter means the previous writer died
 /// mid-write (or panicked) and the page must be validated.
+///
+/// A ticket, not a guard that ends the write when dropped, on purpose: a writer that
+/// panics mid-write must leave the counter odd, exactly as one that is killed does, so
+/// that the next lock holder repairs the page instead of readers trusting half a write.
+/// `Locked::section` pairs `write_begin` with `write_end` around a closure; unwinding
+/// skips the end.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WriteTicket {
     /// The odd value stored by `write_begin`.

@@ -1,14 +1,14 @@
 //! The store-api contract on the fastmmap engine: the same behaviour as store-memory.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Fixture, key};
 use store_api::{
     Error, Evictions, Expiry, SessionStore, SessionStoreExt, Timestamp, UpdateAction,
     UpdateOutcome, WriteMode,
 };
+use support::{Fixture, key};
 
 #[test]
 fn round_trip_non_ascii_and_empty_values() {
@@ -86,6 +86,25 @@ fn versions_are_never_reused_after_delete_recreate_and_reinit() {
     for _ in 0..50 {
         assert!(seen.insert(s.set(&key("v"), b"a").unwrap().version));
     }
+}
+
+/// `default_ttl`, the other builders' name, sets the same default as Perl's `expires`.
+#[test]
+fn default_ttl_is_the_same_option_as_expires() {
+    let fx = Fixture::new();
+    let s = fx
+        .builder()
+        .page_size(4096)
+        .num_pages(2)
+        .default_ttl(Duration::from_secs(7))
+        .open()
+        .unwrap();
+    let now = fx.clock.now();
+    s.set(&key("ttl"), b"v").unwrap();
+    assert_eq!(
+        s.get(&key("ttl")).unwrap().unwrap().expires_at,
+        Some(now.saturating_add(Duration::from_secs(7)))
+    );
 }
 
 #[test]

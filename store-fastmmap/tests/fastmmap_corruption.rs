@@ -1,11 +1,11 @@
 //! Damaged pages: validated before they are trusted, repaired or re-initialised alone,
 //! never a panic, a hang or a wrong value.
 
-mod common;
+mod support;
 
-use common::{CUTOFF_LENS, Fixture, key, keys_on_page, page_offset, poke};
 use store_api::{Error, Expiry, Key, SessionStore, SessionStoreExt};
 use store_fastmmap::FastMmapStore;
+use support::{CUTOFF_LENS, Fixture, key, keys_on_page, page_offset, poke};
 
 const PS: u32 = 4096;
 /// Offset of a page header's `data_lo` field (docs/FORMAT.md, "Page layout").

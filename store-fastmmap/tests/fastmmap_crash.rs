@@ -2,11 +2,11 @@
 //! next writer (or a reader after its bounded spin) repairs that page alone, every other
 //! page keeps its data, no reader hangs, and the repair is counted.
 
-mod common;
+mod support;
 
-use common::{Fixture, crash_worker_at, keys_on_page, run_worker};
 use store_api::{SessionStore, SessionStoreExt};
 use store_fastmmap::{Failpoint, FastMmapStore};
+use support::{Fixture, crash_worker_at, keys_on_page, run_worker};
 
 fn setup(pages: u32) -> (Fixture, FastMmapStore, Vec<store_api::Key>) {
     let fx = Fixture::new();
@@ -79,7 +79,7 @@ fn sigkill_after_slot_linked() {
 fn sigkill_mid_compaction_loses_no_other_record() {
     let fx = Fixture::new();
     let s = fx.small(1);
-    let keep: Vec<_> = (0..5).map(|i| common::key(format!("keep{i}"))).collect();
+    let keep: Vec<_> = (0..5).map(|i| support::key(format!("keep{i}"))).collect();
     for k in &keep {
         s.set(k, k.as_bytes()).unwrap();
     }
@@ -107,14 +107,14 @@ fn sigkill_mid_compaction_loses_no_other_record() {
 fn sigkill_mid_compaction_of_a_same_page_rotate_keeps_the_session() {
     let fx = Fixture::new();
     let s = fx.small(1);
-    let (from, to) = (common::key("from"), common::key("to"));
+    let (from, to) = (support::key("from"), support::key("to"));
     let value: Vec<u8> = (0..100u32).map(|i| (i * 13 + 1) as u8).collect();
     // From the page end down: `from`, a large record to delete, then fillers until the
     // free gap is smaller than `to`'s record: the rotate has to compact.
     s.set(&from, &value).unwrap();
-    let hole = common::key("hole");
+    let hole = support::key("hole");
     s.set(&hole, &[7u8; 400]).unwrap();
-    let fillers: Vec<_> = (0..12).map(|i| common::key(format!("fill{i}"))).collect();
+    let fillers: Vec<_> = (0..12).map(|i| support::key(format!("fill{i}"))).collect();
     for k in &fillers {
         s.set(k, &[1u8; 208]).unwrap();
     }
@@ -153,8 +153,8 @@ fn sigkill_mid_compaction_of_a_same_page_rotate_keeps_the_session() {
 fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
     let fx = Fixture::new();
     let s = fx.small(1);
-    let small = common::key("small");
-    let big = common::key("big");
+    let small = support::key("small");
+    let big = support::key("big");
     let big_value: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
     s.set(&small, b"tiny").unwrap(); // top of the data area
     s.set(&big, &big_value).unwrap(); // just below it
@@ -188,8 +188,8 @@ fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
 fn a_repair_killed_while_finishing_a_journalled_move_is_finished_by_the_next() {
     let fx = Fixture::new();
     let s = fx.small(1);
-    let small = common::key("small");
-    let big = common::key("big");
+    let small = support::key("small");
+    let big = support::key("big");
     let big_value: Vec<u8> = (0..1000u32).map(|i| (i * 7 + 3) as u8).collect();
     s.set(&small, b"tiny").unwrap();
     s.set(&big, &big_value).unwrap();
@@ -295,7 +295,7 @@ fn a_stopped_writer_makes_readers_of_its_page_fail_after_the_timeout() {
     s.set(&same, b"same").unwrap();
     s.set(&other, b"other").unwrap();
     let path = fx.path();
-    let worker = common::stop_worker_at(
+    let worker = support::stop_worker_at(
         Failpoint::PutAfterBegin,
         &["put", path.to_str().unwrap(), "stuck", "1", "100"],
     );

@@ -13,17 +13,17 @@
 //! `cargo test` runs a short campaign; `FASTMMAP_CAMPAIGN_TRIALS=N` runs N random kills
 //! and N/10 (at least 3) kills per failpoint, and prints the figures in FORMAT.md.
 
-mod common;
 #[path = "support/mixed.rs"]
 mod mixed;
+mod support;
 
 use std::io::{BufRead as _, Read as _};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{Fixture, worker};
 use store_api::{Key, SessionStore};
 use store_fastmmap::{Failpoint, FastMmapStore};
+use support::{Fixture, worker};
 
 const WORKERS: u64 = 3;
 const PAGE_SIZE: u32 = 16 << 10;
@@ -160,7 +160,7 @@ fn damaged_pages(path: &std::path::Path) -> Vec<u32> {
     (0..PAGES)
         .filter(|&i| {
             let mut seq = [0u8; 8];
-            f.read_exact_at(&mut seq, common::page_offset(PAGE_SIZE, i))
+            f.read_exact_at(&mut seq, support::page_offset(PAGE_SIZE, i))
                 .unwrap();
             u64::from_le_bytes(seq) % 2 == 1
         })
@@ -210,7 +210,7 @@ fn trial(seed: u64, armed: Option<Failpoint>) -> Tally {
             t.not_reached = 1;
             return t;
         };
-        let stopped = common::stop_worker_at_or_exit(
+        let stopped = support::stop_worker_at_or_exit(
             Failpoint::RepairMidJournal,
             &["put-page", &p, &page.to_string()],
         );
@@ -309,7 +309,7 @@ fn check(path: &std::path::Path, seed: u64, acked: &[Option<u64>], damaged: &[u3
     t.counted_lost = s.lost_in_repair();
     // Every page works again.
     for page in 0..PAGES {
-        let k = common::keys_on_page(&s, page, 1).remove(0);
+        let k = support::keys_on_page(&s, page, 1).remove(0);
         s.put(
             &k,
             b"after",

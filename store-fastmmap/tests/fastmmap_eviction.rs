@@ -1,13 +1,13 @@
 //! Eviction, expiry reclaim, `NoSpace` and `TooLarge` within a bounded page.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Fixture, key, keys_on_page};
 use store_api::{
     Error, EvictionPolicy, Evictions, Expiry, SessionStore, SessionStoreExt, WriteMode,
 };
+use support::{Fixture, key, keys_on_page};
 
 /// One 4 KiB page: a 3,648-byte data area; 11-byte keys and 100-byte values take 144
 /// bytes each, so 25 fit.

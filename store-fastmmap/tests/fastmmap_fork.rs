@@ -2,14 +2,14 @@
 //! parent's locks (audit 2, findings 2, 9, 10 and 11). Every fork happens in the
 //! `fastmmap-worker` binary, never in this multi-threaded test process.
 
-mod common;
+mod support;
 
 use std::io::BufRead as _;
 use std::time::Duration;
 
-use common::{Fixture, key, keys_on_page, run_worker, worker};
 use store_api::{Key, SessionStore, SessionStoreExt};
 use store_fastmmap::Failpoint;
+use support::{Fixture, key, keys_on_page, run_worker, worker};
 
 /// Runs a worker to completion within `limit`; `Err` with its output if it fails, or
 /// kills it and says so if it takes longer.

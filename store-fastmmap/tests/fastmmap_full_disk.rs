@@ -5,11 +5,11 @@
 //! writer with `SIGBUS`, and every writer after it. The tests mount a 2 MiB tmpfs, which
 //! needs root (CI runs as root); elsewhere they are skipped with a printed reason.
 
-mod common;
+mod support;
 
 use std::os::unix::process::ExitStatusExt;
 
-use common::worker;
+use support::worker;
 
 /// A tmpfs of `size` mounted on a temporary directory, unmounted when dropped.
 struct Tmpfs {
@@ -30,7 +30,7 @@ impl Tmpfs {
             .arg(dir.path())
             .status()
             .is_ok_and(|s| s.success());
-        if common::skip_without_root(ok, "cannot mount a tmpfs here (needs root)") {
+        if support::skip_without_root(ok, "cannot mount a tmpfs here (needs root)") {
             return None;
         }
         Some(Tmpfs { dir })

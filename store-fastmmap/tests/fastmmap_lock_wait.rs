@@ -3,14 +3,14 @@
 //! page and a `TimedOut` source, writes nothing, and leaves other pages and the page
 //! itself usable once the holder lets go.
 
-mod common;
+mod support;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::{Fixture, keys_on_page};
 use store_api::{Error, Expiry, SessionStore, SessionStoreExt, UpdateAction, WriteMode};
 use store_fastmmap::Failpoint;
+use support::{Fixture, keys_on_page};
 
 fn timed_out(e: &Error, page: u32) -> bool {
     match e {
@@ -44,7 +44,7 @@ fn a_write_gives_up_on_a_page_held_by_a_stopped_process() {
     let other = keys_on_page(&s, 1 - page, 1).remove(0);
     s.set(&same, b"before").unwrap();
     let path = fx.path();
-    let worker = common::stop_worker_at(
+    let worker = support::stop_worker_at(
         Failpoint::PutAfterBegin,
         &["put", path.to_str().unwrap(), "stuck", "1", "100"],
     );
@@ -94,7 +94,7 @@ fn a_write_gives_up_on_a_page_held_by_another_thread() {
     let holder = {
         let s = s.clone();
         std::thread::spawn(move || {
-            s.update(&common::key("holder"), &mut |_| {
+            s.update(&support::key("holder"), &mut |_| {
                 held_tx.send(()).unwrap();
                 let _ = go_rx.recv_timeout(Duration::from_secs(30));
                 UpdateAction::set(b"held".to_vec(), Expiry::Never)
@@ -103,12 +103,13 @@ fn a_write_gives_up_on_a_page_held_by_another_thread() {
         })
     };
     held_rx.recv().unwrap();
-    let k = common::key("waiter");
+    let k = support::key("waiter");
     let err = s.set(&k, b"v").unwrap_err();
     assert!(timed_out(&err, 0), "{err}");
     // The other store (another open file description) waits without a limit and gets
     // through once the holder lets go.
-    let waiter = std::thread::spawn(move || unbounded.set(&common::key("patient"), b"p").map(drop));
+    let waiter =
+        std::thread::spawn(move || unbounded.set(&support::key("patient"), b"p").map(drop));
     std::thread::sleep(Duration::from_millis(300));
     assert!(
         !waiter.is_finished(),
@@ -119,10 +120,13 @@ fn a_write_gives_up_on_a_page_held_by_another_thread() {
     waiter.join().unwrap().unwrap();
     s.set(&k, b"v").unwrap();
     assert_eq!(
-        s.get_value(&common::key("holder")).unwrap().unwrap(),
+        s.get_value(&support::key("holder")).unwrap().unwrap(),
         b"held"
     );
-    assert_eq!(s.get_value(&common::key("patient")).unwrap().unwrap(), b"p");
+    assert_eq!(
+        s.get_value(&support::key("patient")).unwrap().unwrap(),
+        b"p"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! roomy enough that nothing is evicted), with an injected clock: every answer, value,
 //! expiry and version relation must match.
 
-mod common;
+mod support;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -64,7 +64,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
     #[test]
     fn engine_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
-        let fx = common::Fixture::new();
+        let fx = support::Fixture::new();
         let s = fx.builder().page_size(64 << 10).num_pages(2).open().unwrap();
         let clock = fx.clock.clone();
         let mut m: HashMap<u8, M> = HashMap::new();

@@ -1,12 +1,32 @@
 //! Opening: file safety, geometry checks, initialisation, reopening.
 
-mod common;
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
 
-use common::{Fixture, key, page_offset, poke};
 use store_api::{Error, SessionStore, SessionStoreExt};
 use store_fastmmap::FastMmapStore;
+use support::{Fixture, key, page_offset, poke};
+
+/// `page_range` names each page's bytes (what the tests' `page_offset` mirrors, so that a
+/// test damaging a page hits the page the engine uses), and no page past the last.
+#[test]
+fn page_range_names_every_page_and_no_other() {
+    let fx = Fixture::new();
+    let s = fx.builder().page_size(8192).num_pages(3).open().unwrap();
+    for i in 0..3 {
+        let start = page_offset(8192, i);
+        assert_eq!(s.page_range(i), Some(start..start + 8192), "page {i}");
+    }
+    assert_eq!(s.page_range(3), None);
+    assert_eq!(s.page_range(u32::MAX), None);
+    let len = std::fs::metadata(fx.path()).unwrap().len();
+    assert_eq!(
+        s.page_range(2).unwrap().end,
+        len,
+        "the last page ends the file"
+    );
+}
 
 #[test]
 fn reopen_keeps_data_and_geometry() {
@@ -275,7 +295,7 @@ fn a_store_whose_file_was_reinitialised_with_another_geometry_refuses_to_write()
         let fx = Fixture::new();
         let old = fx.small(before);
         // A key on the last page: beyond the end of the file once it shrinks.
-        let k = common::keys_on_page(&old, before - 1, 1).remove(0);
+        let k = support::keys_on_page(&old, before - 1, 1).remove(0);
         old.set(&k, b"v").unwrap();
         let new = fx.small_reinit(after);
         let err = old.set(&k, b"stale").unwrap_err();

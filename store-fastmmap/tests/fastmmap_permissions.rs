@@ -2,13 +2,13 @@
 //! read and directories others can write are refused, a setgid directory's group gets
 //! no access, and a missing storage directory is created owner-only.
 
-mod common;
+mod support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use common::{Fixture, key, worker};
 use store_api::{Error, SessionStoreExt};
 use store_fastmmap::FastMmapStore;
+use support::{Fixture, key, worker};
 
 #[allow(unsafe_code)]
 fn is_root() -> bool {
@@ -92,7 +92,7 @@ fn a_directory_others_can_write_is_refused_unless_sticky() {
 /// members could then read every session. Needs root (CI runs as root).
 #[test]
 fn a_setgid_directory_gives_the_file_no_foreign_group() {
-    if common::skip_without_root(is_root(), "needs root to make a directory of another group") {
+    if support::skip_without_root(is_root(), "needs root to make a directory of another group") {
         return;
     }
     let fx = Fixture::new();
@@ -178,7 +178,7 @@ fn a_umask_taking_the_owners_bits_leaves_a_file_the_owner_can_reopen() {
 /// this user's or root's, such as `/var/run`, is followed). Needs root to plant it.
 #[test]
 fn a_storage_directory_symlinked_by_another_user_is_refused() {
-    if common::skip_without_root(is_root(), "needs root to plant a link as another user") {
+    if support::skip_without_root(is_root(), "needs root to plant a link as another user") {
         return;
     }
     let fx = Fixture::new();

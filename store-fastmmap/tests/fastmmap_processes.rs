@@ -1,10 +1,10 @@
 //! Several real processes (the `fastmmap-worker` binary, never a fork of the test
 //! process) on one file.
 
-mod common;
+mod support;
 
-use common::{Fixture, run_worker, worker};
 use store_api::{Key, SessionStore, SessionStoreExt};
+use support::{Fixture, run_worker, worker};
 
 fn spawn_all(cmds: &[Vec<String>]) -> Vec<String> {
     let children: Vec<_> = cmds

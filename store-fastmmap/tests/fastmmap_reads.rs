@@ -3,13 +3,13 @@
 //! message, when `strace` is not installed or not permitted), and reads of every value
 //! length succeed while another store holds their page's lock.
 
-mod common;
+mod support;
 
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{CUTOFF_LENS, Fixture, key, run_worker, worker};
 use store_api::{Key, SessionStoreExt, UpdateAction};
+use support::{CUTOFF_LENS, Fixture, key, run_worker, worker};
 
 /// Total system calls of a `read` worker doing `iters` reads, or `None` without strace.
 fn syscalls(path: &str, iters: u64, out: &std::path::Path) -> Option<u64> {
@@ -126,7 +126,7 @@ fn readers_of_a_page_kept_busy_by_writers_are_not_told_of_a_stopped_writer() {
     let (fx, s, k) = busy_page();
     let path = fx.path();
     let p = path.to_str().unwrap();
-    let writers = common::hot_writers(p, 4);
+    let writers = support::hot_writers(p, 4);
     let start = std::time::Instant::now();
     let (mut reads, mut errors) = (0u64, Vec::new());
     while start.elapsed() < Duration::from_secs(2) {
@@ -162,10 +162,10 @@ fn a_reader_that_needs_the_lock_of_a_busy_page_is_not_told_of_a_stopped_writer()
         // "session:read" (16 bytes padded) with "value" (8): the first record, at the
         // page end: its value starts 8 bytes before the end.
         let (fx, s, k) = busy_page();
-        common::poke(&fx.path(), common::page_offset(4096, 1) - 8, b"X");
+        support::poke(&fx.path(), support::page_offset(4096, 1) - 8, b"X");
         let path = fx.path();
         let p = path.to_str().unwrap();
-        let writers = common::hot_writers(p, 4);
+        let writers = support::hot_writers(p, 4);
         std::thread::sleep(Duration::from_millis(100));
         let got = s.get_value(&k).map_err(|e| e.to_string());
         drop(writers);

@@ -3,12 +3,12 @@
 //! holds the page lock and waited for itself). The Perl store croaks "already locked";
 //! ours returns an error naming the cause, from every handle on the file.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Fixture, key, keys_on_page};
 use store_api::{Error, Expiry, SessionStore, SessionStoreExt, UpdateAction, WriteMode};
+use support::{Fixture, key, keys_on_page};
 
 /// Runs `f` on another thread; fails the test if it does not return within 10 s.
 fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {

@@ -1,11 +1,11 @@
 //! `init_file` while other stores have the file open (audit 2, findings 6, 7 and 8).
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Fixture, keys_on_page, run_worker, worker};
 use store_api::{Error, SessionStore, SessionStoreExt};
+use support::{Fixture, keys_on_page, run_worker, worker};
 
 /// Regression (finding 6): a page's version counter survived `init_file`, so after a
 /// change to smaller pages a new page's counter was whatever old record bytes lay at its
@@ -16,7 +16,7 @@ fn versions_never_repeat_after_a_reinit_with_another_geometry() {
     let s = fx.builder().page_size(8192).num_pages(2).open().unwrap();
     let mut max = 0;
     for i in 0..300 {
-        let w = s.set(&common::key(i), &[1u8; 100]).unwrap();
+        let w = s.set(&support::key(i), &[1u8; 100]).unwrap();
         max = max.max(w.version.get());
     }
     drop(s);
@@ -119,7 +119,7 @@ fn a_header_claiming_too_many_pages_is_refused() {
     header[40..48].fill(0);
     let sum = xxhash_rust::xxh3::xxh3_64(&header);
     header[40..48].copy_from_slice(&sum.to_le_bytes());
-    common::poke(&path, 0, &header);
+    support::poke(&path, 0, &header);
     let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
     f.set_len(4096 + u64::from(pages) * 4096).unwrap();
     drop(f);

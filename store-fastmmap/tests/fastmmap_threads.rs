@@ -1,12 +1,12 @@
 //! Many threads of one process on one store (the Perl original is not thread-safe).
 
-mod common;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use common::{Fixture, keys_on_page};
 use store_api::{Expiry, Key, SessionStore, SessionStoreExt, UpdateAction, WriteMode};
+use support::{Fixture, keys_on_page};
 
 #[test]
 fn threads_updating_one_key_lose_nothing() {

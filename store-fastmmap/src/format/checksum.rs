@@ -47,7 +47,7 @@
 use super::hash::KeyHasher;
 use super::header::SECRET_LEN;
 use super::record::RecordHeader;
-use super::region::Region;
+use super::region::{CopyOut, Region};
 use crate::os::crc32c::{Crc32c, WithCrc, dispatch};
 
 /// Values up to this many bytes have a CRC-32C checksum, longer ones a keyed XXH3.
@@ -184,42 +184,25 @@ pub(crate) fn copy_out(
     key: CheckKey,
     f: Fields,
 ) -> Option<Copied> {
+    let copy = r.copy_out(off, n, buf)?;
     if !has_crc(n) {
-        return r.read_append(off, n, buf).then_some(Copied::Later);
+        copy.fold((), |(), _| ());
+        return Some(Copied::Later);
     }
     struct Run<'r, 'b> {
-        r: Region<'r>,
-        off: usize,
-        n: usize,
-        buf: &'b mut Vec<u8>,
+        copy: CopyOut<'r, 'b>,
         key: CheckKey,
         f: Fields,
     }
     impl WithCrc for Run<'_, '_> {
-        type Out = Option<u32>;
+        type Out = u32;
         #[inline(always)]
-        fn run<C: Crc32c>(self, crc: C) -> Option<u32> {
-            let Run {
-                r,
-                off,
-                n,
-                buf,
-                key,
-                f,
-            } = self;
-            let start = key.start(crc, f);
-            r.copy_fold(off, n, buf, start, |c, w| crc.step(c, w))
+        fn run<C: Crc32c>(self, crc: C) -> u32 {
+            let Run { copy, key, f } = self;
+            copy.fold(key.start(crc, f), |c, w| crc.step(c, w))
         }
     }
-    dispatch(Run {
-        r: *r,
-        off,
-        n,
-        buf,
-        key,
-        f,
-    })
-    .map(Copied::Crc)
+    Some(Copied::Crc(dispatch(Run { copy, key, f })))
 }
 
 /// Whether the `n`-byte value at `off` has checksum `stored`, computed in place (no copy

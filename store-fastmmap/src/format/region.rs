@@ -156,64 +156,41 @@ impl<'a> Region<'a> {
     /// Appends `n` bytes from `off` to `buf`, without zero-filling first. False (buf
     /// unchanged) if out of bounds.
     pub(crate) fn read_append(&self, off: usize, n: usize, buf: &mut Vec<u8>) -> bool {
-        if !self.span_ok(off, n) {
-            return false;
+        match self.copy_out(off, n, buf) {
+            Some(c) => {
+                c.fold((), |(), _| ());
+                true
+            }
+            None => false,
         }
-        let dst = spare_words(buf, n);
-        for o in (0..n).step_by(8) {
-            let w = self.load_unchecked(off + o).to_le_bytes();
-            // SAFETY: `o + 8 <= align8(n)`, and `spare_words` reserved `align8(n)` bytes
-            // of spare capacity at `dst`; `dst` does not alias the mapping (it is our own
-            // heap buffer), and the bytes come from an atomic load, not a reference into
-            // shared memory.
-            unsafe { std::ptr::copy_nonoverlapping(w.as_ptr(), dst.add(o), 8) };
-        }
-        // SAFETY: the first `n` spare bytes were initialised by the loop above.
-        unsafe { buf.set_len(buf.len() + n) };
-        true
     }
 
-    /// As [`Self::read_append`], also folding `f` over the words copied, the last one's
-    /// padding bytes taken as zero (whatever is stored there): `f(init, w0)`, then the
-    /// next word with that result, and so on. `None` (buf unchanged) if out of bounds.
-    /// Always inlined, so that a caller's fold (a CRC step per word) is compiled into the
-    /// copy loop.
-    #[inline(always)]
-    pub(crate) fn copy_fold<T>(
+    /// A copy of the `n` bytes at `off` to the end of `buf`, bounds-checked and with room
+    /// reserved, ready to run with [`CopyOut::fold`]; `None` (buf unchanged) if out of
+    /// bounds. Split in two so that a caller can check and allocate before the loop and
+    /// compile only the loop with a CPU feature (the read's CRC).
+    #[inline]
+    pub(crate) fn copy_out<'b>(
         &self,
         off: usize,
         n: usize,
-        buf: &mut Vec<u8>,
-        init: T,
-        mut f: impl FnMut(T, u64) -> T,
-    ) -> Option<T> {
+        buf: &'b mut Vec<u8>,
+    ) -> Option<CopyOut<'a, 'b>> {
         if !self.span_ok(off, n) {
             return None;
         }
         let dst = spare_words(buf, n);
-        let whole = n & !7;
-        let mut acc = init;
-        for o in (0..whole).step_by(8) {
-            let w = self.load_unchecked(off + o);
-            // SAFETY: `o + 8 <= align8(n)`, and `spare_words` reserved `align8(n)` bytes
-            // of spare capacity at `dst` (our own heap buffer, which does not alias the
-            // mapping); the word comes from an atomic load.
-            unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8) };
-            acc = f(acc, w);
-        }
-        if whole < n {
-            let w = self.load_unchecked(off + whole);
-            // SAFETY: as above, `whole + 8 == align8(n)`.
-            unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(whole), 8) };
-            acc = f(acc, w & ((1u64 << (8 * (n - whole))) - 1));
-        }
-        // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the copies.
-        unsafe { buf.set_len(buf.len() + n) };
-        Some(acc)
+        Some(CopyOut {
+            r: *self,
+            off,
+            n,
+            buf,
+            dst,
+        })
     }
 
     /// Folds `f` over the words of the `n` bytes at `off` in place, as
-    /// [`Self::copy_fold`] without the copy. `None` if out of bounds.
+    /// [`CopyOut::fold`] without the copy. `None` if out of bounds.
     #[inline(always)]
     pub(crate) fn fold<T>(
         &self,
@@ -227,8 +204,8 @@ impl<'a> Region<'a> {
         }
         let whole = n & !7;
         let mut acc = init;
-        for o in (0..whole).step_by(8) {
-            acc = f(acc, self.load_unchecked(off + o));
+        for i in 0..whole / 8 {
+            acc = f(acc, self.load_unchecked(off + 8 * i));
         }
         if whole < n {
             let w = self.load_unchecked(off + whole);
@@ -310,6 +287,55 @@ impl<'a> Region<'a> {
     }
 }
 
+/// A bounds-checked copy out of the mapping into a buffer's reserved spare capacity (see
+/// [`Region::copy_out`]).
+pub(crate) struct CopyOut<'a, 'b> {
+    r: Region<'a>,
+    off: usize,
+    n: usize,
+    buf: &'b mut Vec<u8>,
+    /// `buf`'s spare capacity, `align8(n)` bytes of it reserved.
+    dst: *mut u8,
+}
+
+impl CopyOut<'_, '_> {
+    /// Copies the bytes, folding `f` over the words copied, the last one's padding bytes
+    /// taken as zero (whatever is stored there): `f(init, w0)`, then the next word with
+    /// that result, and so on. Always inlined, so that a caller's fold (a CRC step per
+    /// word) is compiled into the copy loop.
+    #[inline(always)]
+    pub(crate) fn fold<T>(self, init: T, mut f: impl FnMut(T, u64) -> T) -> T {
+        let CopyOut {
+            r,
+            off,
+            n,
+            buf,
+            dst,
+        } = self;
+        let whole = n & !7;
+        let mut acc = init;
+        for i in 0..whole / 8 {
+            let o = 8 * i;
+            let w = r.load_unchecked(off + o);
+            // SAFETY: `o + 8 <= align8(n)`, and `Region::copy_out` reserved `align8(n)`
+            // bytes of spare capacity at `dst` (our own heap buffer, which does not alias
+            // the mapping, and which nothing else touched since: `buf` is borrowed here);
+            // the word comes from an atomic load inside the span it checked.
+            unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(o), 8) };
+            acc = f(acc, w);
+        }
+        if whole < n {
+            let w = r.load_unchecked(off + whole);
+            // SAFETY: as above, `whole + 8 == align8(n)`.
+            unsafe { std::ptr::copy_nonoverlapping(w.to_le_bytes().as_ptr(), dst.add(whole), 8) };
+            acc = f(acc, w & ((1u64 << (8 * (n - whole))) - 1));
+        }
+        // SAFETY: the first `align8(n) >= n` spare bytes were initialised by the copies.
+        unsafe { buf.set_len(buf.len() + n) };
+        acc
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,7 +399,8 @@ mod tests {
             };
             assert_eq!(r.fold(8, n, Vec::new(), push).unwrap(), want, "{n} bytes");
             let mut out = vec![1, 2, 3];
-            assert_eq!(r.copy_fold(8, n, &mut out, Vec::new(), push).unwrap(), want);
+            let copy = r.copy_out(8, n, &mut out).unwrap();
+            assert_eq!(copy.fold(Vec::new(), push), want);
             assert_eq!(&out[3..], &value[..], "{n} bytes");
             assert!(r.fold(16 + 8 * n, n.max(1), (), |(), _| ()).is_none());
         }

@@ -139,7 +139,7 @@ impl<'a> Locked<'a> {
     /// atomic store, after the record is whole: readers switch from the key's old record
     /// (or none) to the new one in one step. False, with nothing linked, if the record
     /// does not fit in the page. The caller is inside a write section.
-    #[inline(always)]
+    #[inline]
     pub(super) fn append_and_link(
         &mut self,
         rec: &Prepared<'_>,
@@ -169,7 +169,7 @@ impl<'a> Locked<'a> {
     /// written, if the record does not fit in the page (which cannot happen on a page
     /// whose header and records passed their checks: they put `off` inside the data
     /// area). Every store below then lies inside that record.
-    #[inline(always)]
+    #[inline]
     fn store_record(&self, rec: &Prepared<'_>, off: usize, with_key: bool) -> bool {
         let req = rec.req;
         let Some(r) = self.page.region().sub(off, rec.size) else {

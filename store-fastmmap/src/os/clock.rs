@@ -2,6 +2,9 @@
 //! read from the vDSO in a few nanoseconds where `CLOCK_REALTIME` costs tens. It never
 //! runs ahead of `CLOCK_REALTIME` and trails it by at most its resolution (one tick: 1 to
 //! 10 ms), which is what makes it usable for exact decisions (see `crate::time`).
+//!
+//! libc, not rustix: this is the clock read of every `get`, measured as it is; rustix
+//! would reach the same vDSO function by another code path, not measured here.
 #![allow(unsafe_code)]
 
 /// The coarse wall clock in milliseconds since the Unix epoch; `None` where there is none

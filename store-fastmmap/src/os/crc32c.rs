@@ -38,6 +38,10 @@ pub(crate) fn dispatch<W: WithCrc>(w: W) -> W::Out {
 }
 
 /// `w` compiled with SSE4.2, so that `Sse42::step` inlines to one instruction.
+///
+/// # Safety
+/// The CPU must support SSE4.2 (`is_x86_feature_detected!("sse4.2")`), as every function
+/// compiled with `target_feature(enable = "sse4.2")` requires.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sse4.2")]
 unsafe fn run_sse42<W: WithCrc>(w: W) -> W::Out {

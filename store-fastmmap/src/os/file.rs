@@ -3,15 +3,20 @@
 //! `O_NOFOLLOW | O_CLOEXEC`), a new file created with the mode asked for narrowed by the
 //! umask, and the ownership and permission checks that keep a predictable path in `/tmp`
 //! from being planted or read by another local user.
-#![allow(unsafe_code)]
+//!
+//! Through rustix (no `unsafe` here), except `posix_fallocate`'s emulation of block
+//! allocation where a filesystem has none, which rustix does not offer (libc).
 
 use std::ffi::{CStr, CString};
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
+use rustix::fs::{FallocateFlags, FileType, Mode, OFlags, Stat};
+use rustix::io::Errno;
+use rustix::process::{Gid, Uid};
 use store_api::Error;
 
 /// An opened store file, its directory and name in it, and whether this call created it.
@@ -35,26 +40,18 @@ fn cstring(path: &Path, bytes: &[u8]) -> Result<CString, Error> {
     })
 }
 
-/// Retries a system call returning a descriptor (or -1) on `EINTR`.
-fn retry_fd(mut call: impl FnMut() -> libc::c_int) -> io::Result<OwnedFd> {
+/// Retries a system call on `EINTR`.
+fn retry<T>(mut call: impl FnMut() -> rustix::io::Result<T>) -> io::Result<T> {
     loop {
-        let fd = call();
-        if fd >= 0 {
-            // SAFETY: `fd` was just returned by the system call and is owned by nobody
-            // else.
-            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            return Err(e);
+        match call() {
+            Err(Errno::INTR) => continue,
+            r => return r.map_err(io::Error::from),
         }
     }
 }
 
-fn open_at(dir: RawFd, name: &CStr, flags: libc::c_int, mode: u32) -> io::Result<File> {
-    // SAFETY: `name` is NUL-terminated and `dir` a directory descriptor of the caller.
-    retry_fd(|| unsafe { libc::openat(dir, name.as_ptr(), flags, mode as libc::c_uint) })
-        .map(File::from)
+fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags, mode: u32) -> io::Result<File> {
+    retry(|| rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode))).map(File::from)
 }
 
 /// Opens (creating with `mode`, narrowed by the umask, if absent) the store file,
@@ -76,9 +73,9 @@ pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
     };
     let dir = open_dir(parent)?;
     check_dir(parent, &dir)?;
-    let base = libc::O_RDWR | libc::O_NOFOLLOW | libc::O_CLOEXEC;
-    let fd = dir.as_raw_fd();
-    let (file, created) = match open_at(fd, &name, base | libc::O_CREAT | libc::O_EXCL, mode) {
+    let base = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = dir.as_fd();
+    let (file, created) = match open_at(fd, &name, base | OFlags::CREATE | OFlags::EXCL, mode) {
         Ok(f) => {
             // The umask has narrowed the mode, never widened it. A setgid directory gave
             // the file its group: take the process's own, so the group of the directory
@@ -126,11 +123,11 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, Error> {
         }
     }
     let open = || {
-        // SAFETY: `c` is NUL-terminated; open has no other preconditions.
-        retry_fd(|| unsafe {
-            libc::open(
-                c.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        retry(|| {
+            rustix::fs::open(
+                c.as_c_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
             )
         })
     };
@@ -158,7 +155,7 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, Error> {
 }
 
 fn open_error(path: &Path, e: io::Error) -> Error {
-    if e.raw_os_error() == Some(libc::ELOOP) {
+    if e.raw_os_error() == Some(Errno::LOOP.raw_os_error()) {
         return Error::Incompatible {
             path: path.to_owned(),
             reason: "the path is a symbolic link; refusing to follow it (another local user \
@@ -169,44 +166,27 @@ fn open_error(path: &Path, e: io::Error) -> Error {
     Error::io(format!("opening session store file {}", path.display()), e)
 }
 
-fn fstat_fd(path: &Path, fd: RawFd) -> Result<libc::stat, Error> {
-    // SAFETY: `stat` is plain old data; all-zero is a valid value.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `fd` is a descriptor of the caller; `st` is a valid out pointer.
-    if unsafe { libc::fstat(fd, &mut st) } != 0 {
-        return Err(Error::io(
-            format!("fstat of {}", path.display()),
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(st)
+fn fstat_fd(path: &Path, fd: BorrowedFd<'_>) -> Result<Stat, Error> {
+    rustix::fs::fstat(fd)
+        .map_err(|e| Error::io(format!("fstat of {}", path.display()), e.into()))
 }
 
-pub(crate) fn fstat(path: &Path, file: &File) -> Result<libc::stat, Error> {
-    fstat_fd(path, file.as_raw_fd())
+pub(crate) fn fstat(path: &Path, file: &File) -> Result<Stat, Error> {
+    fstat_fd(path, file.as_fd())
 }
 
 /// The effective uid.
-fn euid() -> libc::uid_t {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+fn euid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
 /// Whether the process is in group `gid` (effective or supplementary).
-fn in_group(gid: libc::gid_t) -> bool {
-    // SAFETY: getegid has no preconditions and cannot fail.
-    if unsafe { libc::getegid() } == gid {
+fn in_group(gid: u32) -> bool {
+    if rustix::process::getegid().as_raw() == gid {
         return true;
     }
-    // SAFETY: a size of 0 asks for the count only.
-    let n = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    if n <= 0 {
-        return false;
-    }
-    let mut groups = vec![0 as libc::gid_t; n as usize];
-    // SAFETY: `groups` has room for `n` entries.
-    let n = unsafe { libc::getgroups(n, groups.as_mut_ptr()) };
-    n > 0 && groups[..n as usize].contains(&gid)
+    rustix::process::getgroups()
+        .is_ok_and(|groups| groups.iter().any(|g| g.as_raw() == gid))
 }
 
 /// Gives a file just created back its owner's read and write bits if the umask took
@@ -216,14 +196,12 @@ fn owner_read_write(path: &Path, f: &File) -> Result<(), Error> {
     if mode & 0o600 == 0o600 {
         return Ok(());
     }
-    // SAFETY: `f` is a descriptor we own; fchmod has no other preconditions.
-    if unsafe { libc::fchmod(f.as_raw_fd(), (mode | 0o600) as libc::mode_t) } != 0 {
-        return Err(Error::io(
+    rustix::fs::fchmod(f, Mode::from_raw_mode(mode | 0o600)).map_err(|e| {
+        Error::io(
             format!("letting the owner read and write {}", path.display()),
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+            e.into(),
+        )
+    })
 }
 
 /// Gives a file just created the process's effective group if its directory gave it one
@@ -233,23 +211,21 @@ fn own_group(path: &Path, f: &File) -> Result<(), Error> {
     if in_group(st.st_gid) {
         return Ok(());
     }
-    // SAFETY: getegid has no preconditions; `f` is a descriptor we own; -1 keeps the
-    // owner.
-    let rc = unsafe { libc::fchown(f.as_raw_fd(), u32::MAX, libc::getegid()) };
-    if rc != 0 {
-        return Err(Error::io(
+    // `None` keeps the owner.
+    let group: Gid = rustix::process::getegid();
+    rustix::fs::fchown(f, None::<Uid>, Some(group)).map_err(|e| {
+        Error::io(
             format!("giving {} this process's group", path.display()),
-            io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
+            e.into(),
+        )
+    })
 }
 
 /// Refuses a directory another user could use to replace, rename or plant the file:
 /// owned by someone other than this user or root, or writable by group or others
 /// without the sticky bit (which keeps them from removing or renaming our files).
 fn check_dir(dir: &Path, fd: &OwnedFd) -> Result<(), Error> {
-    let st = fstat_fd(dir, fd.as_raw_fd())?;
+    let st = fstat_fd(dir, fd.as_fd())?;
     let refuse = |reason: String| Error::Incompatible {
         path: dir.to_owned(),
         reason,
@@ -264,7 +240,7 @@ fn check_dir(dir: &Path, fd: &OwnedFd) -> Result<(), Error> {
         )));
     }
     let mode = st.st_mode & 0o7777;
-    if mode & 0o022 != 0 && mode & libc::S_ISVTX == 0 {
+    if mode & 0o022 != 0 && !Mode::from_raw_mode(mode).contains(Mode::SVTX) {
         return Err(refuse(format!(
             "the storage directory has mode {mode:o}: group or others may write it and, \
              without the sticky bit, rename or replace the session file. Run `chmod go-w` \
@@ -283,7 +259,7 @@ fn check_file(path: &Path, file: &File) -> Result<(), Error> {
         path: path.to_owned(),
         reason,
     };
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+    if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
         return Err(refuse(
             "not a regular file; choose a `storage` path that is a plain file".into(),
         ));
@@ -348,32 +324,20 @@ pub(crate) fn write_at(path: &Path, file: &File, off: u64, buf: &[u8]) -> Result
 /// cannot allocate (`EOPNOTSUPP`), `emulate` lets glibc write a zero byte per block
 /// instead (only while nobody else writes the file: initialisation), else nothing is done.
 pub(crate) fn allocate(path: &Path, file: &File, len: u64, emulate: bool) -> Result<(), Error> {
-    let fd = file.as_raw_fd();
-    let off_len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
-    let rc = loop {
-        // SAFETY: `fd` is a descriptor of the caller; fallocate has no other
-        // preconditions.
-        let rc = unsafe { libc::fallocate(fd, 0, 0, off_len) };
-        if rc == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        if e.kind() != io::ErrorKind::Interrupted {
-            break e;
-        }
+    let len = len.min(i64::MAX as u64);
+    let rc = match retry(|| rustix::fs::fallocate(file, FallocateFlags::empty(), 0, len)) {
+        Ok(()) => return Ok(()),
+        Err(e) => e,
     };
-    let rc = match rc.raw_os_error() {
-        Some(libc::EOPNOTSUPP) if emulate => {
-            // SAFETY: as above; posix_fallocate returns an error number.
-            match unsafe { libc::posix_fallocate(fd, 0, off_len) } {
-                0 => return Ok(()),
-                n => io::Error::from_raw_os_error(n),
-            }
-        }
-        Some(libc::EOPNOTSUPP) => return Ok(()),
+    let rc = match Errno::from_io_error(&rc) {
+        Some(Errno::OPNOTSUPP) if emulate => match emulate_allocate(file, len) {
+            0 => return Ok(()),
+            n => io::Error::from_raw_os_error(n),
+        },
+        Some(Errno::OPNOTSUPP) => return Ok(()),
         _ => rc,
     };
-    let context = if rc.raw_os_error() == Some(libc::ENOSPC) {
+    let context = if Errno::from_io_error(&rc) == Some(Errno::NOSPC) {
         format!(
             "reserving the {len} bytes of session store file {}: the filesystem is full (a \
              small tmpfs such as a container's /dev/shm?). Free space, give the filesystem \
@@ -393,25 +357,15 @@ pub(crate) fn allocate(path: &Path, file: &File, len: u64, emulate: bool) -> Res
 /// (`FALLOC_FL_PUNCH_HOLE`), or, where the filesystem cannot, overwritten with zeroes
 /// by `pwrite` (outside any mapping's memory model).
 pub(crate) fn zero_range(path: &Path, file: &File, off: u64, len: u64) -> Result<(), Error> {
-    let fd = file.as_raw_fd();
-    let (o, l) = (off as libc::off_t, len as libc::off_t);
-    let mode = libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE;
-    loop {
-        // SAFETY: `fd` is a descriptor of the caller; fallocate has no other
-        // preconditions.
-        if unsafe { libc::fallocate(fd, mode, o, l) } == 0 {
-            return Ok(());
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            _ if e.raw_os_error() == Some(libc::EOPNOTSUPP) => break,
-            _ => {
-                return Err(Error::io(
-                    format!("clearing the pages of {}", path.display()),
-                    e,
-                ));
-            }
+    let mode = FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE;
+    match retry(|| rustix::fs::fallocate(file, mode, off, len)) {
+        Ok(()) => return Ok(()),
+        Err(e) if Errno::from_io_error(&e) == Some(Errno::OPNOTSUPP) => {}
+        Err(e) => {
+            return Err(Error::io(
+                format!("clearing the pages of {}", path.display()),
+                e,
+            ));
         }
     }
     let zeroes = vec![0u8; 1 << 20];
@@ -428,6 +382,16 @@ pub(crate) fn zero_range(path: &Path, file: &File, off: u64, len: u64) -> Result
 pub(crate) fn set_len(path: &Path, file: &File, len: u64) -> Result<(), Error> {
     file.set_len(len)
         .map_err(|e| Error::io(format!("resizing {} to {len} bytes", path.display()), e))
+}
+
+/// glibc's `posix_fallocate`, which writes a zero byte into every block where the
+/// filesystem cannot allocate: an error number, 0 on success. (libc: rustix has no call.)
+#[allow(unsafe_code)]
+fn emulate_allocate(file: &File, len: u64) -> i32 {
+    let len = libc::off_t::try_from(len).unwrap_or(libc::off_t::MAX);
+    // SAFETY: the descriptor is the caller's open file; posix_fallocate has no other
+    // preconditions and returns an error number.
+    unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len) }
 }
 
 #[cfg(test)]
@@ -509,9 +473,7 @@ mod tests {
             return;
         }
         let chown = |p: &Path, uid: u32, gid: u32| {
-            let c = CString::new(p.as_os_str().as_bytes()).unwrap();
-            // SAFETY: a valid path string.
-            assert_eq!(unsafe { libc::chown(c.as_ptr(), uid, gid) }, 0);
+            std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
         };
         let dir = tempfile::tempdir().unwrap();
         let theirs = dir.path().join("theirs");
@@ -527,10 +489,10 @@ mod tests {
         let p = setgid.join("f");
         open_store_file(&p, 0o640).unwrap();
         use std::os::unix::fs::MetadataExt;
-        // SAFETY: getegid has no preconditions.
-        assert_eq!(std::fs::metadata(&p).unwrap().gid(), unsafe {
-            libc::getegid()
-        });
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().gid(),
+            rustix::process::getegid().as_raw()
+        );
         // An existing file readable by that group is refused.
         chown(&p, 0, 12345);
         let e = open_store_file(&p, 0o640).unwrap_err();

@@ -42,6 +42,9 @@
 //! one. A refresh that fails (no descriptor left, say) marks the store broken in the
 //! child, whose calls then fail (a read another thread of the child is in the middle of
 //! may miss), and still lets go of the parent's description.
+//!
+//! libc, not rustix: `pthread_atfork` has no rustix call, and the child handler's calls
+//! must be the async-signal-safe ones this file lists and tests.
 #![allow(unsafe_code)]
 
 use std::ffi::CStr;

@@ -3,6 +3,9 @@
 //! compiles, but those belong to the process (two stores on one file in one process do
 //! not exclude each other, and any `close` of the file drops all the process's locks),
 //! which breaks the protocol in FORMAT.md; that is not supported.
+//!
+//! libc, not rustix: rustix has no call for OFD byte-range locks (its `fcntl_lock` locks
+//! the whole file).
 #![allow(unsafe_code)]
 
 use std::io;

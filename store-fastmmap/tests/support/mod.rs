@@ -1,4 +1,5 @@
-//! Shared helpers for the integration tests (included with `mod common;`).
+//! Shared helpers for the integration tests (included with `mod support;`; a folder, so
+//! that it is not a test target of its own).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 use std::path::{Path, PathBuf};
@@ -81,7 +82,9 @@ pub fn poke(path: &Path, offset: u64, bytes: &[u8]) {
     f.write_all_at(bytes, offset).unwrap();
 }
 
-/// File offset of page `i` for a page size.
+/// File offset of page `i` for a page size, for files no store has open; where one is,
+/// `FastMmapStore::page_range` is the engine's own answer (`fastmmap_open.rs` checks that
+/// the two agree).
 pub fn page_offset(page_size: u32, i: u32) -> u64 {
     4096 + u64::from(i) * u64::from(page_size)
 }
