@@ -30,7 +30,7 @@ pub(crate) enum Read {
 /// Up to `spins` lock-free attempts at reading `key` from its page into `buf`. Out of
 /// line, one copy for both callers: the hot path is this call, its hash and its loop (an
 /// extra call level, or this inlined into `get_into`, made a read of 100 bytes 5 to 15 ns
-/// slower on the host of BENCHMARKS.md, `--example quickbench`).
+/// slower on the host of BENCHMARKS.md, `-p benches --example quickbench`).
 #[inline(never)]
 pub(crate) fn lock_free(store: &FastMmapStore, key: &Key, buf: &mut Vec<u8>, spins: u32) -> Read {
     let hasher = store.hasher();

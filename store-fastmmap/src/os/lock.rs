@@ -182,7 +182,7 @@ fn release_with(
 /// same system calls, made the same way, as a store's page lock (`F_OFD_SETLKW`, then
 /// `F_OFD_SETLK` to unlock, through the raw system call on 64-bit Linux): the floor a
 /// store's write is measured against (the `benches` crate's fcntl pair, `--example
-/// quickbench`). Not needed to use a store.
+/// quickbench` in `benches`). Not needed to use a store.
 ///
 /// # Errors
 /// The system call's error (`EINTR` is retried).

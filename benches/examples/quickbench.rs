@@ -9,11 +9,11 @@
 //! Differences from the `benches` crate's runner, whose figures are the ones quoted: the
 //! entries read here have no expiry, so neither side reads a clock on `get` (the runner
 //! gives every entry a TTL, and both sides check it against the coarse clock); the keys
-//! are read in order, not shuffled; and examples are built with this crate's
-//! `failpoints` feature (its dev-dependency on itself), so a `put` here also makes the
-//! failpoints' checks.
+//! are read in order, not shuffled. It lives in `benches`, not in store-fastmmap, whose
+//! examples are built with its crash-test `failpoints` feature (its dev-dependency on
+//! itself): here the engine is built as users get it.
 //!
-//! `cargo run --release -p store-fastmmap --example quickbench`
+//! `cargo run --release -p benches --example quickbench`
 
 use std::collections::HashMap;
 use std::hint::black_box;
