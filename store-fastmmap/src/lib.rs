@@ -3,6 +3,12 @@
 //! lock-free reads, per-page fcntl write locks, keyed hashing, crash repair and reported
 //! evictions.
 //!
+//! - the read: `read.rs` (lock-free); its locked fallback and every write's entry: `store.rs`
+//! - the seqlock: `seqlock.rs` (one comment per atomic naming its pairing; loom-checked)
+//! - the page lock: `page_lock.rs` (threads) over `os/lock.rs` (processes: fcntl OFD locks)
+//! - the format: `format/` (header, page, record, hash, checksum; `docs/FORMAT.md`)
+//! - the writes and the repair: `locked/` (one file per mechanism; `locked/repair.rs`)
+//!
 //! The file is a 4 KiB header and equal pages; a key hashes (xxh3 keyed with the file's
 //! random secret) to a page and a slot. `get` takes no lock and makes no system call: it
 //! copies the entry out through atomic loads inside the page's seqlock window. Writes
@@ -30,16 +36,6 @@
 //! assert_eq!(store.get_value(&key)?.as_deref(), Some(&b"user=ada"[..]));
 //! # Ok(()) }
 //! ```
-//!
-//! # Where things are
-//! - **the read**: `read.rs` (lock-free, seqlock-validated copies); its locked fallback and
-//!   every write's entry point: `store.rs`;
-//! - **the seqlock**: `seqlock.rs` (one comment per atomic naming its pairing; loom-checked);
-//! - **the page lock**: `page_lock.rs` (threads) over `os/lock.rs` (processes, fcntl OFD);
-//! - **the format**: `format/` (header, page, record, keyed hash, checksum, bounds-checked
-//!   atomic views), documented in `docs/FORMAT.md`;
-//! - **the writes and the repair**: `locked/` (one file per mechanism; `repair.rs` salvages
-//!   a page a writer died in).
 //!
 //! The engines table is in the workspace README.
 
