@@ -22,7 +22,7 @@ use store_api::{Error, Result};
 use crate::builder::FastMmapBuilder;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
-use crate::format::header::{HEADER_LEN, Header, HeaderState, INIT_MAGIC, NEXT_VERSION_OFFSET};
+use crate::format::header::{HEADER_LEN, Header, HeaderState, INIT_MAGIC, version_counter};
 use crate::format::page::Page;
 use crate::format::region::Region;
 use crate::format::hash::KeyHasher;
@@ -282,9 +282,7 @@ fn initialise(
     // Versions start at the creation time in ms times 2^20 (and never go down), so a
     // re-created file does not hand out versions an older incarnation used. Pages take
     // bases of 2^32 versions from this counter.
-    let global = region
-        .u64_at(NEXT_VERSION_OFFSET)
-        .ok_or_else(|| Error::Corrupted {
+    let global = version_counter(&region).ok_or_else(|| Error::Corrupted {
             what: format!("{}: the header does not fit in the file", path.display()),
         })?;
     global.fetch_max((now << 20).max(1), std::sync::atomic::Ordering::Relaxed);

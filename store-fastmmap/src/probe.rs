@@ -6,9 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use crate::format::page::{Page, home, slot_parts};
-use crate::format::record::{
-    EXPIRES_OFFSET, KLEN_MAX, LENS_OFFSET, RECORD_HEADER_LEN, RecordHeader, VERSION_OFFSET,
-};
+use crate::format::record::{KLEN_MAX, RECORD_HEADER_LEN, RecordHeader};
 
 /// A key found in a page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,14 +36,9 @@ pub(crate) fn record_header(page: &Page<'_>, off: usize) -> Result<RecordHeader,
     if off < geo.data_start() || !off.is_multiple_of(8) {
         return Err("record offset outside the data area");
     }
-    // Relaxed: a reader validates with the seqlock; a writer holds the lock.
-    let Some([version, expires, lens]) = page.region().load_words::<3>(off) else {
+    let Some(hdr) = RecordHeader::load(page.region(), off) else {
         return Err("record header beyond the page end");
     };
-    const _: () = assert!(
-        VERSION_OFFSET == 0 && EXPIRES_OFFSET == 8 && LENS_OFFSET == 16 && RECORD_HEADER_LEN == 24
-    );
-    let hdr = RecordHeader::from_words(version, expires, lens);
     if hdr.klen == 0 || hdr.klen > KLEN_MAX || hdr.version == 0 {
         return Err("record with an impossible key length or version");
     }

@@ -16,7 +16,7 @@ use crate::failpoint::Armed;
 use crate::format::checksum::CRC_MAX;
 use crate::format::geometry::Geometry;
 use crate::format::hash::{KeyHash, KeyHasher};
-use crate::format::header::{Header, NEXT_VERSION_OFFSET};
+use crate::format::header::{Header, version_counter};
 use crate::format::page::{Page, home};
 use crate::format::record::{decode_expiry, encode_expiry, record_size, version_of};
 use crate::format::region::Region;
@@ -602,8 +602,7 @@ impl FastMmapStore {
                     .into(),
             });
         }
-        let global = Region::of(self.os.map())
-            .u64_at(NEXT_VERSION_OFFSET)
+        let global = version_counter(&Region::of(self.os.map()))
             .expect("the header holds the version counter");
         let mut l = Locked::new(
             self.page(i),

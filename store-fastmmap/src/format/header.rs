@@ -57,6 +57,15 @@ pub(crate) const SECRET_LEN: usize = 192;
 /// End of the checksummed static part.
 pub(crate) const STATIC_END: usize = SECRET_OFFSET + SECRET_LEN;
 pub(crate) const NEXT_VERSION_OFFSET: usize = STATIC_END;
+
+/// The file's version counter (`next_version`) in a region over the whole file, if the
+/// file holds its header.
+#[inline]
+pub(crate) fn version_counter<'a>(
+    file: &super::region::Region<'a>,
+) -> Option<&'a std::sync::atomic::AtomicU64> {
+    file.u64_at(NEXT_VERSION_OFFSET)
+}
 const _: () = assert!(CHECKSUM_OFFSET + 8 <= SECRET_OFFSET);
 const _: () =
     assert!(PAGE_SIZE_OFFSET.is_multiple_of(8) && NUM_PAGES_OFFSET == PAGE_SIZE_OFFSET + 4);

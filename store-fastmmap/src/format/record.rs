@@ -27,7 +27,10 @@
 
 use store_api::{Timestamp, Version};
 
+use std::sync::atomic::AtomicU64;
+
 use super::align8;
+use super::region::Region;
 
 /// Bytes before the key.
 pub(crate) const RECORD_HEADER_LEN: usize = 24;
@@ -92,6 +95,29 @@ pub(crate) const fn header_words(version: u64, expires: u64, lens: u32, check: u
     [version, expires, (lens as u64) | ((check as u64) << 32)]
 }
 
+/// Stores the header words of a record whose key and value are in place, at the start of
+/// `r` (the record), in two steps: `version` and `expires`, then (after `between`, which
+/// orders the stores for a killed writer and holds a failpoint) the word with `lens` and
+/// the checksum, which makes the record whole. False (nothing stored) if `r` is too small.
+#[inline(always)]
+pub(crate) fn store_header(r: &Region<'_>, words: [u64; 3], between: impl FnOnce()) -> bool {
+    if r.len() < RECORD_HEADER_LEN {
+        return false;
+    }
+    let [version, expires, lens_check] = words;
+    r.store_words(VERSION_OFFSET, [version, expires]) && {
+        between();
+        r.store_words(LENS_OFFSET, [lens_check])
+    }
+}
+
+/// The `expires` word of the record at `off` of `r`, if in bounds (`touch` changes it
+/// with one store: it is outside the checksum).
+#[inline]
+pub(crate) fn expires_word<'a>(r: &Region<'a>, off: usize) -> Option<&'a AtomicU64> {
+    r.u64_at(off.checked_add(EXPIRES_OFFSET)?)
+}
+
 /// The fixed fields of a record as read from a page (maybe torn: check before use).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordHeader {
@@ -103,6 +129,16 @@ pub(crate) struct RecordHeader {
 }
 
 impl RecordHeader {
+    /// Loads the three header words of the record at `off` of `r` (relaxed loads: a
+    /// reader validates with the seqlock, a writer holds the lock), unchecked beyond their
+    /// bounds; `None` if they lie outside `r`.
+    #[inline(always)]
+    pub(crate) fn load(r: &Region<'_>, off: usize) -> Option<RecordHeader> {
+        const _: () = assert!(VERSION_OFFSET == 0 && LENS_OFFSET + 8 == RECORD_HEADER_LEN);
+        let [version, expires, lens_check] = r.load_words::<3>(off)?;
+        Some(RecordHeader::from_words(version, expires, lens_check))
+    }
+
     /// Splits the three header words (the mirror of [`header_words`]).
     #[inline]
     pub(crate) fn from_words(version: u64, expires: u64, lens_check: u64) -> Self {

@@ -56,6 +56,12 @@ impl<'a> Region<'a> {
         }
     }
 
+    /// Length in bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
     /// The sub-region `[off, off + len)`, if in bounds and 8-aligned.
     pub(crate) fn sub(&self, off: usize, len: usize) -> Option<Region<'a>> {
         if !off.is_multiple_of(8) || off.checked_add(len)? > self.len {

@@ -12,7 +12,7 @@ use crate::failpoint::Failpoint;
 use crate::format::checksum::{self, Fields};
 use crate::format::hash::KeyHash;
 use crate::format::page::slot_value;
-use crate::format::record::{self, EXPIRES_OFFSET, LENS_OFFSET, header_words, record_size};
+use crate::format::record::{self, header_words, record_size};
 use crate::probe::Found;
 
 /// One record to write for a key.
@@ -193,24 +193,18 @@ impl<'a> Locked<'a> {
         let Some(check) = check else {
             return false;
         };
-        let [version, expires, lens_check] =
-            header_words(req.version, req.expires, rec.fields.lens, check);
+        let words = header_words(req.version, req.expires, rec.fields.lens, check);
         crash_order();
-        if !r.store_words(0, [version, expires]) {
-            return false;
-        }
-        self.fail.hit(Failpoint::MidHeader);
-        crash_order();
-        r.store_words(LENS_OFFSET, [lens_check])
+        record::store_header(&r, words, || {
+            self.fail.hit(Failpoint::MidHeader);
+            crash_order();
+        })
     }
 
     /// Changes a found record's expiry in place (one atomic store: `expires` is outside
     /// the checksum).
     pub(crate) fn set_expires(&mut self, f: &Found, expires: u64) -> Result<(), Damage> {
-        let w = self
-            .page
-            .region()
-            .u64_at(f.off + EXPIRES_OFFSET)
+        let w = record::expires_word(self.page.region(), f.off)
             .ok_or(Damage("record beyond the page end"))?;
         self.section(|l| {
             w.store(expires, Ordering::Relaxed);
