@@ -97,6 +97,13 @@ macro_rules! __behaviours {
                 errors_are_send_sync_static
                 unreachable_backend_is_an_error
             ]
+            inspect [
+                take_returns_the_entry_once
+                concurrent_takes_one_wins
+                scan_visits_exactly_the_live_entries
+                scan_under_writes_sees_every_stable_entry_once
+                clear_removes_every_entry
+            ]
             lifecycle [
                 session_round_trip_non_ascii
                 zero_expiry_is_expired_at_once

@@ -143,6 +143,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The engine does not offer this operation (its [`Capabilities`](crate::Capabilities)
+    /// say so); nothing changed.
+    #[error("{engine} does not support {operation}")]
+    Unsupported {
+        /// The operation (`"scan"`, `"clear"`).
+        operation: &'static str,
+        /// The engine, as its capabilities' callers would name it.
+        engine: String,
+    },
+
     /// The backend (a server, say) failed or could not be reached.
     #[error("backend failure: {context}")]
     Backend {

@@ -85,6 +85,10 @@ pub struct Capabilities {
     /// How long a call may hold the calling thread: whether async callers may call
     /// the engine inline or must move the call off their runtime's worker threads.
     pub blocking: Blocking,
+    /// Whether [`scan`](crate::SessionStore::scan) lists the live entries.
+    pub scan: crate::Support,
+    /// Whether [`clear`](crate::SessionStore::clear) removes every entry, and how.
+    pub clear: crate::Support,
 }
 
 impl Capabilities {
@@ -101,6 +105,8 @@ impl Capabilities {
             expires_itself: false,
             update: UpdateAtomicity::Locked,
             blocking: Blocking::Brief,
+            scan: crate::Support::No,
+            clear: crate::Support::No,
         }
     }
 }

@@ -1,10 +1,11 @@
 //! The [`SessionStore`] trait every engine implements, and its extension trait.
 
 use std::fmt::Debug;
+use std::ops::ControlFlow;
 
 use crate::{
-    Capabilities, Entry, EntryMeta, Expiry, Key, Result, Stats, UpdateAction, UpdateOutcome,
-    WriteMode, WriteOutcome,
+    Capabilities, Entry, EntryMeta, Expiry, Key, Result, ScanEntry, ScanOptions, Stats,
+    UpdateAction, UpdateOutcome, WriteMode, WriteOutcome,
 };
 
 /// A key-value store for web sessions.
@@ -20,6 +21,10 @@ use crate::{
 /// | `delete_expired_sessions()` | [`purge_expired`](Self::purge_expired) |
 /// | `get_and_set_session_data($key, $cb)` | [`update`](Self::update) |
 /// | `setup_session` | each engine's builder or `open` |
+///
+/// `Cache::FastMmap`'s own `get_keys`, `clear`/`empty`, `get_and_remove`, `exists` and
+/// `get_statistics` are [`scan`](Self::scan), [`clear`](Self::clear),
+/// [`take`](Self::take), [`SessionStoreExt::exists`] and [`stats`](Self::stats).
 ///
 /// # Contract
 ///
@@ -145,6 +150,89 @@ pub trait SessionStore: Send + Sync + Debug {
         self.delete(from)?;
         Ok(true)
     }
+
+    /// Reads and deletes the live entry of `key` in one atomic step (one-time tokens,
+    /// flash messages): of several callers taking one key at once, one gets the entry and
+    /// the others `None`. Returns `None` if the key is absent or expired.
+    ///
+    /// The default is built on [`update`](Self::update), which makes it atomic wherever
+    /// `update` is; engines with a cheaper atomic get-and-delete override it.
+    fn take(&self, key: &Key) -> Result<Option<Entry>> {
+        let mut taken = None;
+        self.update(key, &mut |e| {
+            // The last run is the one applied (an optimistic engine may run it again).
+            taken = e.cloned();
+            if e.is_some() {
+                UpdateAction::Delete
+            } else {
+                UpdateAction::Keep
+            }
+        })?;
+        Ok(taken)
+    }
+
+    /// Visits the live entries (only those whose key starts with `options.prefix`, if
+    /// set), calling `visit` with each until it returns [`ControlFlow::Break`], and
+    /// returns how many it visited. For an operator's questions: how many sessions are
+    /// live, whose are they (when the application puts the user in the key).
+    ///
+    /// # Guarantee
+    /// Every entry that is live for the whole scan is visited exactly once. An entry
+    /// written, deleted or expiring while the scan runs may or may not be visited (once).
+    /// The engine does not hold writers off for the whole scan: it visits its entries in
+    /// parts (a page of `store-fastmmap`, a batch of Redis `SCAN`), each read under its
+    /// own lock at most, and calls `visit` with no lock held, so `visit` may call the
+    /// store (delete what it visits, say).
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) where
+    /// [`Capabilities::scan`](crate::Capabilities::scan) is
+    /// [`Support::No`](crate::Support::No): the default, for engines written before
+    /// scans existed.
+    fn scan(
+        &self,
+        options: &ScanOptions,
+        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        let _ = (options, visit);
+        Err(crate::Error::Unsupported {
+            operation: "scan",
+            engine: std::any::type_name::<Self>().to_owned(),
+        })
+    }
+
+    /// Removes every entry, live or expired (an emergency log-out of everybody, after a
+    /// leaked cookie secret, say), and returns how many live entries it removed. Entries
+    /// written while it runs may survive it; entries written after it returns do.
+    ///
+    /// How atomic it is depends on the engine, which says so in its docs and in
+    /// [`Capabilities::clear`](crate::Capabilities::clear): a whole store at once, one
+    /// partition (a page) at a time, or key by key. The default deletes, key by key,
+    /// what a [`scan`](Self::scan) visits ([`Support::Approximate`](crate::Support)):
+    /// an engine that scans can clear.
+    ///
+    /// # Errors
+    /// [`Error::Unsupported`](crate::Error::Unsupported) where the engine can neither
+    /// clear nor scan.
+    fn clear(&self) -> Result<u64> {
+        let mut keys = Vec::new();
+        self.scan(&ScanOptions::new(), &mut |e| {
+            keys.push(e.key);
+            ControlFlow::Continue(())
+        })
+        .map_err(|e| match e {
+            crate::Error::Unsupported { engine, .. } => crate::Error::Unsupported {
+                operation: "clear",
+                engine,
+            },
+            e => e,
+        })?;
+        let mut removed = 0;
+        for k in &keys {
+            removed += u64::from(self.delete(k)?);
+        }
+        Ok(removed)
+    }
 }
 
 /// Conveniences over [`SessionStore`], implemented for every store. They are built only
@@ -245,6 +333,19 @@ macro_rules! forward_impl {
             fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
                 (**self).rotate(from, to)
             }
+            fn take(&self, key: &Key) -> Result<Option<Entry>> {
+                (**self).take(key)
+            }
+            fn scan(
+                &self,
+                options: &ScanOptions,
+                visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+            ) -> Result<u64> {
+                (**self).scan(options, visit)
+            }
+            fn clear(&self) -> Result<u64> {
+                (**self).clear()
+            }
         }
     };
 }
@@ -319,6 +420,22 @@ mod tests {
             self.note("rotate");
             Ok(false)
         }
+        fn take(&self, _: &Key) -> Result<Option<Entry>> {
+            self.note("take");
+            Ok(None)
+        }
+        fn scan(
+            &self,
+            _: &ScanOptions,
+            _: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+        ) -> Result<u64> {
+            self.note("scan");
+            Ok(0)
+        }
+        fn clear(&self) -> Result<u64> {
+            self.note("clear");
+            Ok(0)
+        }
     }
 
     /// Calls every method of `s` once.
@@ -334,6 +451,9 @@ mod tests {
         let _ = s.stats();
         let _ = s.capabilities();
         let _ = s.rotate(&k, &k);
+        let _ = s.take(&k);
+        let _ = s.scan(&ScanOptions::new(), &mut |_| ControlFlow::Continue(()));
+        let _ = s.clear();
     }
 
     /// A store behind an `Arc` or a `Box` (sized or `dyn`) is a store whose every call
@@ -352,6 +472,9 @@ mod tests {
             "stats",
             "capabilities",
             "rotate",
+            "take",
+            "scan",
+            "clear",
         ];
         let arc = std::sync::Arc::new(Calls::default());
         call_all(&arc);

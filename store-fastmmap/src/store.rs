@@ -1,12 +1,14 @@
 //! The engine: [`FastMmapStore`] and its [`SessionStore`] implementation.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use store_api::{
     Capabilities, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key, MAX_KEY_LEN,
-    Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, WriteMode,
+    Result, ScanEntry, ScanOptions, SessionStore, Stats, Support, Timestamp, UpdateAction,
+    UpdateOutcome, WriteMode,
     WriteOutcome, is_live,
 };
 
@@ -339,6 +341,64 @@ impl FastMmapStore {
         })
     }
 
+    /// The geometry.
+    #[inline(always)]
+    pub(crate) fn geo(&self) -> &Geometry {
+        &self.geo
+    }
+
+    /// Checks every page and every record's bounds, checksum and key hash (what a
+    /// writer checks before it trusts a page), one page at a time under its lock, so it
+    /// is safe while servers run. Without `repair` nothing changes, not even a page a
+    /// writer died in (the next writer of that page repairs it); with it, each damaged
+    /// page is repaired in place as a writer would (its records that fail their checks
+    /// are dropped and counted in [`Self::lost_in_repair`]). `progress` is called with
+    /// the number of pages done after each page.
+    ///
+    /// # Errors
+    /// As a write: a page lock that cannot be taken, or a file re-initialised by another
+    /// process.
+    pub fn verify(
+        &self,
+        repair: bool,
+        progress: &mut dyn FnMut(u32),
+    ) -> Result<crate::VerifyReport> {
+        let mut report = crate::VerifyReport {
+            pages: self.geo.num_pages,
+            ..Default::default()
+        };
+        for i in 0..self.geo.num_pages {
+            let _g = self.lock_page(i, false)?;
+            let mut l = self.locked_view(i)?;
+            let c = l.check();
+            report.records += c.records;
+            report.bad_records += c.bad_records;
+            report.duplicates += c.duplicates;
+            if c.damaged() {
+                let what = match c.page_damage {
+                    Some(d) => format!(
+                        "{d}; {} of {} records fail their checks, {} duplicates",
+                        c.bad_records, c.records, c.duplicates
+                    ),
+                    None => format!(
+                        "{} of {} records fail their checks, {} duplicates",
+                        c.bad_records, c.records, c.duplicates
+                    ),
+                };
+                if repair {
+                    l.salvage();
+                }
+                report.problems.push(crate::PageProblem {
+                    page: i,
+                    what,
+                    repaired: repair,
+                });
+            }
+            progress(i + 1);
+        }
+        Ok(report)
+    }
+
     /// The file's keyed hash (the lock-free read).
     #[inline(always)]
     pub(crate) fn hasher(&self) -> &KeyHasher {
@@ -590,6 +650,15 @@ impl FastMmapStore {
     /// repaired if a writer died in it or its header is impossible.
     #[inline(always)]
     fn checked(&self, i: u32) -> Result<Locked<'_>> {
+        let mut l = self.locked_view(i)?;
+        l.prepare();
+        Ok(l)
+    }
+
+    /// Page `i` as its lock holder sees it, checked against the file header only (not
+    /// repaired: `verify` looks at it as it is).
+    #[inline(always)]
+    fn locked_view(&self, i: u32) -> Result<Locked<'_>> {
         // Before touching the page: `init_file` in another process may have given the
         // file another geometry or secret (or died half way); it holds every page lock
         // while it changes the file, so under ours the header is whole or marked.
@@ -604,15 +673,13 @@ impl FastMmapStore {
         }
         let global = version_counter(&Region::of(self.os.map()))
             .expect("the header holds the version counter");
-        let mut l = Locked::new(
+        Ok(Locked::new(
             self.page(i),
             &self.hasher,
             self.fail,
             &self.counters.recovered,
             global,
-        );
-        l.prepare();
-        Ok(l)
+        ))
     }
 
     /// Finds `key` in a locked page (see [`Locked::find_verified`]; `verify` unless the
@@ -979,7 +1046,54 @@ impl SessionStore for FastMmapStore {
         caps.shared_across_processes = true;
         caps.survives_restart = true;
         caps.bounded = true;
+        caps.scan = Support::Exact;
+        caps.clear = Support::Exact;
         caps
+    }
+
+    /// Page by page: each page's live entries are copied out under its lock (checked
+    /// like a writer's lookup, the page repaired if a record fails), then visited with no
+    /// lock held.
+    fn scan(
+        &self,
+        options: &ScanOptions,
+        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        let mut visited = 0;
+        for i in 0..self.geo.num_pages {
+            let entries = {
+                let (_g, mut l) = self.locked(i)?;
+                let now = self.clock.now();
+                match l.live_entries(options, now) {
+                    Ok(e) => e,
+                    Err(_) => {
+                        l.salvage();
+                        l.live_entries(options, now)
+                            .map_err(|d| self.corrupted(i, d.0))?
+                    }
+                }
+            };
+            for e in entries {
+                visited += 1;
+                if visit(e).is_break() {
+                    return Ok(visited);
+                }
+            }
+        }
+        Ok(visited)
+    }
+
+    /// Page by page, each emptied in one write section under its lock (readers see a
+    /// page whole or empty; an entry written to a page already cleared survives).
+    fn clear(&self) -> Result<u64> {
+        let mut removed = 0;
+        for i in 0..self.geo.num_pages {
+            let (_g, mut l) = self.locked(i)?;
+            let n = l.clear(self.clock.now());
+            self.os.locks()[i as usize].count(n, 0, 0);
+            removed += n;
+        }
+        Ok(removed)
     }
 
     /// Atomic: both pages are locked, in ascending page order, for the whole move.

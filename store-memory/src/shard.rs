@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use store_api::{Entry, Key, Timestamp, is_live};
+use store_api::{Entry, Key, ScanEntry, ScanOptions, Timestamp, is_live};
 
 /// Bytes charged per entry on top of its key and value, so that a bounded store's
 /// capacity stays an honest bound on memory (map slot, indexes, allocation headers).
@@ -125,6 +125,33 @@ impl Shard {
             }
         }
         item.entry.expires_at = expires_at;
+    }
+
+    /// The live entries a scan with `opts` visits, copied out.
+    pub(crate) fn live_entries(&self, opts: &ScanOptions, now: Timestamp) -> Vec<ScanEntry> {
+        self.map
+            .iter()
+            .filter(|(k, i)| is_live(i.entry.expires_at, now) && opts.matches(k))
+            .map(|(k, i)| {
+                let e = &i.entry;
+                let value = opts.values.then(|| e.value.clone());
+                ScanEntry::new(k.clone(), e.expires_at, e.version, e.value.len(), value)
+            })
+            .collect()
+    }
+
+    /// Removes every entry; returns how many were live at `now`.
+    pub(crate) fn clear(&mut self, now: Timestamp) -> u64 {
+        let live = self
+            .map
+            .values()
+            .filter(|i| is_live(i.entry.expires_at, now))
+            .count();
+        self.map.clear();
+        self.lru.clear();
+        self.expiries.clear();
+        self.bytes = 0;
+        live as u64
     }
 
     /// Removes every expired entry; returns how many.

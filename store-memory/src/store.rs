@@ -2,13 +2,14 @@
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use store_api::{
     Capabilities, Clock, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key,
-    MAX_KEY_LEN, Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateOutcome, Version,
-    WriteMode, WriteOutcome, is_live,
+    MAX_KEY_LEN, Result, ScanEntry, ScanOptions, SessionStore, Stats, Support, Timestamp,
+    UpdateAction, UpdateOutcome, Version, WriteMode, WriteOutcome, is_live,
 };
 
 use crate::MemoryStoreBuilder;
@@ -309,6 +310,43 @@ impl SessionStore for MemoryStore {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::new(self.max_value_for(MAX_KEY_LEN));
         caps.bounded = self.shard_capacity.is_some();
+        caps.scan = Support::Exact;
+        caps.clear = Support::Exact;
         caps
+    }
+
+    /// Shard by shard: each shard's matching entries are copied out under its lock (the
+    /// only time writers of that shard wait), then visited with no lock held.
+    fn scan(
+        &self,
+        options: &ScanOptions,
+        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        let mut visited = 0;
+        for m in self.shards.iter() {
+            let now = self.clock.now();
+            let entries = lock(m).live_entries(options, now);
+            for e in entries {
+                visited += 1;
+                if visit(e).is_break() {
+                    return Ok(visited);
+                }
+            }
+        }
+        Ok(visited)
+    }
+
+    /// Shard by shard, each emptied at once under its lock: an entry written to a shard
+    /// already cleared survives.
+    fn clear(&self) -> Result<u64> {
+        let mut removed = 0;
+        for m in self.shards.iter() {
+            let now = self.clock.now();
+            let mut shard = lock(m);
+            let n = shard.clear(now);
+            shard.counters.writes += n;
+            removed += n;
+        }
+        Ok(removed)
     }
 }

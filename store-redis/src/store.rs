@@ -1,6 +1,8 @@
 //! The engine: each operation is one round trip, atomic on the server (a Lua script, or
 //! `MULTI GET TIME EXEC` for reads).
 
+use std::collections::HashSet;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -8,8 +10,8 @@ use std::time::Duration;
 use redis::RedisError;
 use store_api::{
     Blocking, Capabilities, Clock, Entry, EntryMeta, Error, Evictions, Expiry, Key, MAX_KEY_LEN,
-    Result, SessionStore, Stats, Timestamp, UpdateAction, UpdateAtomicity, UpdateOutcome, Version,
-    WriteMode, WriteOutcome, is_live,
+    Result, ScanEntry, ScanOptions, SessionStore, Stats, Support, Timestamp, UpdateAction,
+    UpdateAtomicity, UpdateOutcome, Version, WriteMode, WriteOutcome, is_live,
 };
 
 use crate::RedisStoreBuilder;
@@ -361,6 +363,107 @@ impl RedisStore {
         }
     }
 
+    /// `SCAN MATCH` over the data keys of session keys starting with `prefix`, a batch
+    /// of up to 500 keys at a time (one round trip each), each key handed to `f` once
+    /// (`SCAN` may return a key twice; the repeats are dropped) until it breaks. Every key
+    /// present for the whole scan is in some batch.
+    ///
+    /// A scan on a Redis Cluster would have to visit every primary; this one visits the
+    /// server the store is connected to (see the README's deployments).
+    fn scan_body(
+        &self,
+        options: &ScanOptions,
+        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        let data_prefix = self.layout.data_key_prefix();
+        let prefix = options.prefix.as_deref().unwrap_or("");
+        let mut visited = 0;
+        self.each_batch(prefix, "scan", &mut |keys| {
+            let (raws, (secs, micros)): (Vec<Option<Vec<u8>>>, (u64, u64)) = self
+                .pool
+                .run(Retry::Idempotent, |c| {
+                    redis::pipe()
+                        .atomic()
+                        .cmd("MGET")
+                        .arg(keys)
+                        .cmd("TIME")
+                        .query(c)
+                })
+                .map_err(|e| self.backend("scan (MGET)", None, e))?;
+            let now = match &self.clock {
+                Some(c) => c.now(),
+                None => Timestamp::from_millis(secs * 1000 + micros / 1000),
+            };
+            for (k, raw) in keys.iter().zip(raws) {
+                // Gone since the SCAN, or foreign data under the prefix: not an entry.
+                let Some(raw) = raw else { continue };
+                let Some(h) = Header::parse(&raw) else {
+                    continue;
+                };
+                if !is_live(h.expires_at, now) {
+                    continue;
+                }
+                let Some(key) = k
+                    .strip_prefix(data_prefix.as_bytes())
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .and_then(|k| Key::new(k).ok())
+                else {
+                    continue;
+                };
+                let entry = h.into_entry(raw);
+                let len = entry.value.len();
+                let value = options.values.then_some(entry.value);
+                visited += 1;
+                let e = ScanEntry::new(key, entry.expires_at, entry.version, len, value);
+                if visit(e).is_break() {
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(visited)
+    }
+
+    fn each_batch(
+        &self,
+        prefix: &str,
+        what: &str,
+        f: &mut dyn FnMut(&[Vec<u8>]) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let pattern = format!(
+            "{}{}*",
+            glob_escape(&self.layout.data_key_prefix()),
+            glob_escape(prefix)
+        );
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<Vec<u8>>) = self
+                .pool
+                .run(Retry::Idempotent, |c| {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(&pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query(c)
+                })
+                .map_err(|e| self.backend(&format!("{what} (SCAN)"), None, e))?;
+            let fresh: Vec<Vec<u8>> = keys
+                .into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect();
+            if !fresh.is_empty() && f(&fresh)?.is_break() {
+                return Ok(());
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+
     fn outcome(version: Version) -> WriteOutcome {
         WriteOutcome {
             version,
@@ -512,49 +615,30 @@ impl SessionStore for RedisStore {
         if self.clock.is_none() {
             return Ok(0);
         }
-        let pattern = format!("{}*", glob_escape(&self.layout.data_key_prefix()));
         let now = self.now_arg();
-        let fail = |e| self.backend("purge (SCAN)", None, e);
-        let mut cursor: u64 = 0;
         let mut total = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = self
+        self.each_batch("", "purge", &mut |keys| {
+            let removed: Vec<u64> = self
                 .pool
-                .run(Retry::Idempotent, |c| {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(&pattern)
-                        .arg("COUNT")
-                        .arg(500)
-                        .query(c)
+                .run(Retry::Never, |c| {
+                    scripts::PURGE.prepare_invoke().load(c)?;
+                    let mut pipe = redis::pipe();
+                    for k in keys {
+                        pipe.cmd("EVALSHA")
+                            .arg(scripts::PURGE.get_hash())
+                            .arg(1)
+                            .arg(k)
+                            .arg(&now);
+                    }
+                    pipe.query(c)
                 })
-                .map_err(fail)?;
-            if !keys.is_empty() {
-                let removed: Vec<u64> = self
-                    .pool
-                    .run(Retry::Never, |c| {
-                        scripts::PURGE.prepare_invoke().load(c)?;
-                        let mut pipe = redis::pipe();
-                        for k in &keys {
-                            pipe.cmd("EVALSHA")
-                                .arg(scripts::PURGE.get_hash())
-                                .arg(1)
-                                .arg(k)
-                                .arg(&now);
-                        }
-                        pipe.query(c)
-                    })
-                    .map_err(fail)?;
-                let n: u64 = removed.iter().sum();
-                self.purged.fetch_add(n, Ordering::Relaxed);
-                total += n;
-            }
-            if next == 0 {
-                return Ok(total);
-            }
-            cursor = next;
-        }
+                .map_err(|e| self.backend("purge", None, e))?;
+            let n: u64 = removed.iter().sum();
+            self.purged.fetch_add(n, Ordering::Relaxed);
+            total += n;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(total)
     }
 
     /// `reads`, `hits` and `writes` are this store object's own counters (this process
@@ -587,6 +671,54 @@ impl SessionStore for RedisStore {
         Ok(s)
     }
 
+    /// `SCAN MATCH` over the store's prefix (and the scan's), a batch of up to 500 keys
+    /// per round trip, their values read with one `MGET` per batch; `SCAN`'s repeats are
+    /// dropped, so an entry live for the whole scan is visited exactly once. On a shared
+    /// server, only this store's prefix is visited.
+    fn scan(
+        &self,
+        options: &ScanOptions,
+        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        self.scan_body(options, visit)
+    }
+
+    /// Deletes the entries under this store's prefix only (never `FLUSHDB`: other
+    /// prefixes sharing the server keep theirs), a `SCAN` batch at a time, each key with
+    /// the delete script (so the count is of live entries) and then `UNLINK` (so expired
+    /// ones not yet reclaimed go too). Key by key: an entry written while it runs may
+    /// survive. The version counters stay, so versions are still never reused.
+    fn clear(&self) -> Result<u64> {
+        let now = self.now_arg();
+        let mut total = 0;
+        self.each_batch("", "clear", &mut |keys| {
+            let (deleted, _unlinked): (Vec<i64>, u64) = self
+                .pool
+                .run(Retry::Never, |c| {
+                    scripts::DELETE.prepare_invoke().load(c)?;
+                    let mut deletes = redis::pipe();
+                    for k in keys {
+                        deletes
+                            .cmd("EVALSHA")
+                            .arg(scripts::DELETE.get_hash())
+                            .arg(1)
+                            .arg(k)
+                            .arg(&now)
+                            .arg("");
+                    }
+                    let d: Vec<i64> = deletes.query(c)?;
+                    let u: u64 = redis::cmd("UNLINK").arg(keys).query(c)?;
+                    Ok((d, u))
+                })
+                .map_err(|e| self.backend("clear", None, e))?;
+            let n = deleted.iter().filter(|&&r| r == 1).count() as u64;
+            self.writes.fetch_add(n, Ordering::Relaxed);
+            total += n;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(total)
+    }
+
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::new(self.max_value_len);
         caps.shared_across_processes = true;
@@ -599,6 +731,8 @@ impl SessionStore for RedisStore {
             max_attempts: self.max_update_attempts,
         };
         caps.blocking = Blocking::Io;
+        caps.scan = Support::Exact;
+        caps.clear = Support::Exact;
         caps
     }
 }

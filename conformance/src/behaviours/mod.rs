@@ -7,6 +7,7 @@ pub mod capacity;
 pub mod concurrency;
 pub mod errors;
 pub mod expiry;
+pub mod inspect;
 pub mod lifecycle;
 pub mod model;
 pub mod processes;

@@ -9,6 +9,7 @@
 //! | `slots.rs` | the slot table: backward-shift unlinking, bulk unlinking, relinking |
 //! | `repair.rs` | the header checks, record verification, salvage, wipe |
 //! | `purge.rs` | removing every expired record of a page |
+//! | `inspect.rs` | an operator's view: a page's live entries, a check that changes nothing, clear |
 //!
 //! A write goes one way: the store locks the page, [`Locked::find_verified`] looks the key
 //! up (repairing the page once if it contradicts itself), [`Locked::write`] writes.
@@ -32,6 +33,7 @@
 //! cannot reach, and recomputes the page header. Other records keep their data.
 
 mod compact;
+mod inspect;
 mod purge;
 mod repair;
 mod room;

@@ -1,0 +1,89 @@
+//! What an operator's tool sees of a store file: the fill of each page and a check of
+//! every page and record ([`FastMmapStore::verify`]).
+
+use crate::FastMmapStore;
+
+/// One page's fill, a snapshot taken without its lock (approximate while writers run).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageFill {
+    /// The page's index.
+    pub index: u32,
+    /// Records linked on the page, expired ones not yet reclaimed included.
+    pub entries: u32,
+    /// Bytes its records occupy.
+    pub bytes_used: u64,
+    /// Bytes its records may occupy (the data area: the page less its header, slots and
+    /// stamps).
+    pub capacity: u64,
+}
+
+impl PageFill {
+    /// `bytes_used / capacity`, from 0 to 1: a page near 1 evicts (or refuses) on its
+    /// next write that needs room.
+    pub fn ratio(&self) -> f64 {
+        if self.capacity == 0 {
+            return 0.0;
+        }
+        self.bytes_used as f64 / self.capacity as f64
+    }
+}
+
+/// What [`FastMmapStore::verify`] found on one damaged page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PageProblem {
+    /// The page's index.
+    pub page: u32,
+    /// What is wrong, in words.
+    pub what: String,
+    /// Whether it was repaired (with `repair`); its records that failed their checks are
+    /// then gone, counted in [`VerifyReport::bad_records`].
+    pub repaired: bool,
+}
+
+/// What [`FastMmapStore::verify`] found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct VerifyReport {
+    /// Pages checked.
+    pub pages: u32,
+    /// Records linked from the pages' slot tables.
+    pub records: u64,
+    /// Records that fail their bounds, checksum or key-hash checks.
+    pub bad_records: u64,
+    /// Older copies of a key linked beside the newest (left by a writer killed mid-delete).
+    pub duplicates: u64,
+    /// Every damaged page, in page order.
+    pub problems: Vec<PageProblem>,
+}
+
+impl VerifyReport {
+    /// Whether every page and record checked out.
+    pub fn clean(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+impl FastMmapStore {
+    /// The fill of every page (tools: which pages are near eviction), from snapshots of
+    /// their headers taken without locks.
+    pub fn page_fills(&self) -> Vec<PageFill> {
+        let capacity = self.geo().data_len() as u64;
+        (0..self.num_pages())
+            .map(|i| {
+                let p = self.page(i);
+                let size = u64::from(self.page_size());
+                let used = size
+                    .saturating_sub(u64::from(p.data_lo()))
+                    .saturating_sub(u64::from(p.dead()));
+                PageFill {
+                    index: i,
+                    entries: p.count(),
+                    bytes_used: used.min(capacity),
+                    capacity,
+                }
+            })
+            .collect()
+    }
+}
