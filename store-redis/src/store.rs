@@ -428,7 +428,7 @@ impl RedisStore {
         &self,
         prefix: &str,
         what: &str,
-        f: &mut dyn FnMut(&[Vec<u8>]) -> Result<ControlFlow<()>>,
+        f: &mut BatchFn<'_>,
     ) -> Result<()> {
         let pattern = format!(
             "{}{}*",
@@ -471,6 +471,9 @@ impl RedisStore {
         }
     }
 }
+
+/// What `each_batch` hands each batch of data keys to.
+type BatchFn<'a> = dyn FnMut(&[Vec<u8>]) -> Result<ControlFlow<()>> + 'a;
 
 /// Escapes the glob characters of Redis's `MATCH` patterns.
 fn glob_escape(s: &str) -> String {
