@@ -424,12 +424,7 @@ impl RedisStore {
         Ok(visited)
     }
 
-    fn each_batch(
-        &self,
-        prefix: &str,
-        what: &str,
-        f: &mut BatchFn<'_>,
-    ) -> Result<()> {
+    fn each_batch(&self, prefix: &str, what: &str, f: &mut BatchFn<'_>) -> Result<()> {
         let pattern = format!(
             "{}{}*",
             glob_escape(&self.layout.data_key_prefix()),

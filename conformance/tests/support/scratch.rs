@@ -4,6 +4,7 @@
 //! README's table.
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -11,8 +12,8 @@ use std::time::Duration;
 use conformance::{Harness, Size, Spec, Unsupported};
 use store_api::{
     Capabilities, Clock, Entry, Error, EvictionPolicy, Evictions, Expiry, Key, MAX_KEY_LEN, Result,
-    SessionStore, Stats, SystemClock, Timestamp, UpdateAction, UpdateOutcome, Version, WriteMode,
-    WriteOutcome,
+    ScanEntry, ScanOptions, SessionStore, Stats, Support, SystemClock, Timestamp, UpdateAction,
+    UpdateOutcome, Version, WriteMode, WriteOutcome,
 };
 
 /// The one defect a scratch engine carries.
@@ -53,6 +54,14 @@ pub enum Defect {
     /// Each handle caches what it read and answers from the cache, missing other
     /// handles' writes.
     StaleReadCache,
+    /// `take` is a `get` and then a `delete`, two steps under two locks.
+    TakeInTwoSteps,
+    /// `scan` visits expired entries not yet purged.
+    ScanShowsExpired,
+    /// `clear` removes the live entries and leaves the expired ones behind.
+    ClearKeepsExpired,
+    /// The capabilities say the engine does not scan, and `scan` answers `Ok(0)`.
+    SilentlyNoScan,
 }
 
 impl Defect {
@@ -74,6 +83,10 @@ impl Defect {
             14 => Defect::PurgeOffByOne,
             15 => Defect::HandleLocalLock,
             16 => Defect::StaleReadCache,
+            17 => Defect::TakeInTwoSteps,
+            18 => Defect::ScanShowsExpired,
+            19 => Defect::ClearKeepsExpired,
+            20 => Defect::SilentlyNoScan,
             _ => Defect::None,
         }
     }
@@ -502,7 +515,94 @@ impl SessionStore for ScratchStore {
     fn capabilities(&self) -> Capabilities {
         let mut caps = Capabilities::new(self.max_for(MAX_KEY_LEN));
         caps.bounded = self.capacity.is_some();
+        if self.defect != Defect::SilentlyNoScan {
+            caps.scan = Support::Exact;
+        }
+        caps.clear = Support::Exact;
         caps
+    }
+
+    fn take(&self, key: &Key) -> Result<Option<Entry>> {
+        if self.defect != Defect::TakeInTwoSteps {
+            // The contract's default, built on `update`.
+            let mut taken = None;
+            self.update(key, &mut |e| {
+                taken = e.cloned();
+                match e {
+                    Some(_) => UpdateAction::Delete,
+                    None => UpdateAction::Keep,
+                }
+            })?;
+            return Ok(taken);
+        }
+        let e = self.get(key)?;
+        std::thread::yield_now();
+        if e.is_some() {
+            self.delete(key)?;
+        }
+        Ok(e)
+    }
+
+    fn scan(
+        &self,
+        options: &ScanOptions,
+        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        if self.failing {
+            return Err(self.outage());
+        }
+        if self.defect == Defect::SilentlyNoScan {
+            return Ok(0);
+        }
+        let now = self.clock.now();
+        let entries: Vec<ScanEntry> = {
+            let st = self.lock();
+            st.map
+                .iter()
+                .filter(|(k, s)| {
+                    (self.defect == Defect::ScanShowsExpired || self.live(s.expires_at, now))
+                        && options.matches(k)
+                })
+                .map(|(k, s)| {
+                    let value = copy(&s.value);
+                    let len = value.len();
+                    let value = options.values.then_some(value);
+                    ScanEntry::new(k.clone(), s.expires_at, s.version, len, value)
+                })
+                .collect()
+        };
+        let mut n = 0;
+        for e in entries {
+            n += 1;
+            if visit(e).is_break() {
+                break;
+            }
+        }
+        Ok(n)
+    }
+
+    fn clear(&self) -> Result<u64> {
+        if self.failing {
+            return Err(self.outage());
+        }
+        let now = self.clock.now();
+        let mut st = self.lock();
+        let keys: Vec<(Key, bool)> = st
+            .map
+            .iter()
+            .map(|(k, s)| (k.clone(), self.live(s.expires_at, now)))
+            .collect();
+        let mut live = 0;
+        for (k, is_live) in keys {
+            if is_live {
+                live += 1;
+            } else if self.defect == Defect::ClearKeepsExpired {
+                continue;
+            }
+            self.remove(&mut st, &k);
+        }
+        st.stats.writes += live;
+        Ok(live)
     }
 }
 
@@ -611,6 +711,24 @@ impl SessionStore for Handle {
         self.forget(to);
         self.engine.rotate(from, to)
     }
+
+    fn take(&self, key: &Key) -> Result<Option<Entry>> {
+        self.forget(key);
+        self.engine.take(key)
+    }
+
+    fn scan(
+        &self,
+        options: &ScanOptions,
+        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    ) -> Result<u64> {
+        self.engine.scan(options, visit)
+    }
+
+    fn clear(&self) -> Result<u64> {
+        self.cache().clear();
+        self.engine.clear()
+    }
 }
 
 /// The harness of a scratch engine carrying defect number `D` (0: none).
@@ -659,3 +777,7 @@ pub type ModeBeforeSize = Scratch<13>;
 pub type PurgeOffByOne = Scratch<14>;
 pub type HandleLocalLock = Scratch<15>;
 pub type StaleReadCache = Scratch<16>;
+pub type TakeInTwoSteps = Scratch<17>;
+pub type ScanShowsExpired = Scratch<18>;
+pub type ClearKeepsExpired = Scratch<19>;
+pub type SilentlyNoScan = Scratch<20>;
