@@ -29,6 +29,22 @@ impl PageFill {
     }
 }
 
+/// File-wide counters kept in the file's header ([`FastMmapStore::file_counters`]): what
+/// every process did since the file was initialised, unlike `Stats`, which counts one
+/// handle's calls. They wrap at 2^64.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileCounters {
+    /// Live entries evicted to make room.
+    pub evicted_live: u64,
+    /// Expired entries reclaimed to make room.
+    pub evicted_expired: u64,
+    /// Pages repaired (a writer died in them, or their bytes were damaged).
+    pub repairs: u64,
+    /// Records repairs dropped: entries that may have been live and are gone.
+    pub lost_in_repair: u64,
+}
+
 /// What [`FastMmapStore::verify`] found on one damaged page.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

@@ -77,7 +77,7 @@ cfg_not_loom! {
         DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, DEFAULT_READ_LOCK_TIMEOUT,
         FastMmapBuilder,
     };
-    pub use inspect::{PageFill, PageProblem, VerifyReport};
+    pub use inspect::{FileCounters, PageFill, PageProblem, VerifyReport};
     pub use store::FastMmapStore;
 }
 

@@ -22,7 +22,9 @@ use store_api::{Error, Result};
 use crate::builder::FastMmapBuilder;
 use crate::failpoint::Armed;
 use crate::format::geometry::Geometry;
-use crate::format::header::{HEADER_LEN, Header, HeaderState, INIT_MAGIC, version_counter};
+use crate::format::header::{
+    FileCounter, HEADER_LEN, Header, HeaderState, INIT_MAGIC, version_counter,
+};
 use crate::format::page::Page;
 use crate::format::region::Region;
 use crate::format::hash::KeyHasher;
@@ -290,7 +292,13 @@ fn initialise(
         let page = Page::new(&region, g, i).ok_or_else(|| Error::Corrupted {
             what: format!("{}: page {i} lies outside the file", path.display()),
         })?;
-        Locked::new(page, &hasher, Armed::default(), &repairs, global).wipe();
+        Locked::new(page, &hasher, Armed::default(), &repairs, region).wipe();
+    }
+    // A new file counts from zero (a re-initialised one too).
+    for c in FileCounter::ALL {
+        if let Some(w) = c.word(&region) {
+            w.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
     }
     let header = Header::new(g, now, secret);
     if !header.write(&region, (now << 20).max(1)) {

@@ -18,7 +18,7 @@ use crate::failpoint::Armed;
 use crate::format::checksum::CRC_MAX;
 use crate::format::geometry::Geometry;
 use crate::format::hash::{KeyHash, KeyHasher};
-use crate::format::header::{Header, version_counter};
+use crate::format::header::{FileCounter, Header};
 use crate::format::page::{Page, home};
 use crate::format::record::{decode_expiry, encode_expiry, record_size, version_of};
 use crate::format::region::Region;
@@ -671,14 +671,12 @@ impl FastMmapStore {
                     .into(),
             });
         }
-        let global = version_counter(&Region::of(self.os.map()))
-            .expect("the header holds the version counter");
         Ok(Locked::new(
             self.page(i),
             &self.hasher,
             self.fail,
             &self.counters.recovered,
-            global,
+            Region::of(self.os.map()),
         ))
     }
 
@@ -694,6 +692,30 @@ impl FastMmapStore {
     ) -> Result<Option<Found>> {
         l.find_verified(key.as_bytes(), kh, verify)
             .map_err(|d| self.corrupted(kh.page, d.0))
+    }
+
+    /// Adds evictions to the file-wide counters (the slow path of a write only).
+    #[cold]
+    fn count_evictions(&self, live: u64, expired: u64) {
+        let file = Region::of(self.os.map());
+        FileCounter::EvictedLive.add(&file, live);
+        FileCounter::EvictedExpired.add(&file, expired);
+    }
+
+    /// The file-wide counters: what every process that wrote the file since it was
+    /// initialised evicted and repaired (tools; each process's own share is in
+    /// [`SessionStore::stats`]). Processes running a build older than these counters
+    /// add nothing to them.
+    pub fn file_counters(&self) -> crate::FileCounters {
+        let file = Region::of(self.os.map());
+        // Relaxed: statistics.
+        let get = |c: FileCounter| c.word(&file).map_or(0, |w| w.load(Ordering::Relaxed));
+        crate::FileCounters {
+            evicted_live: get(FileCounter::EvictedLive),
+            evicted_expired: get(FileCounter::EvictedExpired),
+            repairs: get(FileCounter::Repairs),
+            lost_in_repair: get(FileCounter::LostInRepair),
+        }
     }
 
     /// The live entry of a found record at `now`, if any.
@@ -743,12 +765,16 @@ impl FastMmapStore {
         let ev = l.write(&req, now, self.policy).map_err(|NoRoom { evicted }| {
             // What went before the write gave up (a damaged page) is still reported.
             self.os.locks()[kh.page as usize].count(0, evicted.live, evicted.expired);
+            self.count_evictions(evicted.live, evicted.expired);
             Error::NoSpace {
                 key: key.clone(),
                 needed: record_size(key.len(), value.len()),
             }
         })?;
         self.os.locks()[kh.page as usize].count(1, ev.live, ev.expired);
+        if ev.live + ev.expired > 0 {
+            self.count_evictions(ev.live, ev.expired);
+        }
         Ok(WriteOutcome {
             version: version_of(version),
             evicted: Evictions::Counted {

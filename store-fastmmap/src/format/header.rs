@@ -58,6 +58,55 @@ pub(crate) const SECRET_LEN: usize = 192;
 pub(crate) const STATIC_END: usize = SECRET_OFFSET + SECRET_LEN;
 pub(crate) const NEXT_VERSION_OFFSET: usize = STATIC_END;
 
+/// Where the file-wide counters start: a cache line of their own after `next_version`'s,
+/// in what files before them had zero (so an older file starts counting from zero).
+pub(crate) const COUNTERS_OFFSET: usize = 320;
+const _: () = assert!(COUNTERS_OFFSET >= NEXT_VERSION_OFFSET + 64 && COUNTERS_OFFSET + 32 <= HEADER_LEN);
+
+/// A file-wide counter in the header, added to by every process (relaxed `fetch_add`s,
+/// on the rare paths only: evictions and repairs), zeroed at initialisation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileCounter {
+    /// Live entries evicted to make room (offset 320).
+    EvictedLive = 0,
+    /// Expired entries reclaimed to make room (offset 328).
+    EvictedExpired = 1,
+    /// Pages repaired (offset 336).
+    Repairs = 2,
+    /// Records repairs dropped (offset 344).
+    LostInRepair = 3,
+}
+
+impl FileCounter {
+    /// Every counter, in layout order.
+    pub(crate) const ALL: [FileCounter; 4] = [
+        FileCounter::EvictedLive,
+        FileCounter::EvictedExpired,
+        FileCounter::Repairs,
+        FileCounter::LostInRepair,
+    ];
+
+    /// The counter's word in a region over the whole file.
+    #[inline]
+    pub(crate) fn word<'a>(
+        self,
+        file: &super::region::Region<'a>,
+    ) -> Option<&'a std::sync::atomic::AtomicU64> {
+        file.u64_at(COUNTERS_OFFSET + 8 * self as usize)
+    }
+
+    /// Adds `n` (wrapping) to the counter of `file`.
+    #[inline]
+    pub(crate) fn add(self, file: &super::region::Region<'_>, n: u64) {
+        if n > 0
+            && let Some(w) = self.word(file)
+        {
+            // Relaxed: a statistic; only the atomicity of the addition matters.
+            w.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}
+
 /// The file's version counter (`next_version`) in a region over the whole file, if the
 /// file holds its header.
 #[inline]

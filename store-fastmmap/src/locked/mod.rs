@@ -40,7 +40,7 @@ mod room;
 mod slots;
 mod write;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 
 use store_api::{Entry, Timestamp, is_live};
 
@@ -53,6 +53,8 @@ use crate::counters::Repairs;
 use crate::failpoint::Armed;
 use crate::format::checksum::{self, Fields};
 use crate::format::hash::{KeyHash, KeyHasher};
+use crate::format::header::version_counter;
+use crate::format::region::Region;
 use crate::format::page::{Page, slot_parts};
 use crate::format::record::{decode_expiry, version_of};
 use crate::probe::{Found, Probe, probe, record_header};
@@ -89,8 +91,9 @@ pub(crate) struct Locked<'a> {
     ticket: Option<WriteTicket>,
     /// Counts repairs and the records they drop.
     repairs: &'a Repairs,
-    /// The file header's version counter, from which a page takes a fresh base.
-    global_version: &'a AtomicU64,
+    /// The whole file: its header's version counter, from which a page takes a fresh
+    /// base, and its file-wide counters.
+    file: Region<'a>,
 }
 
 /// Keeps every store before it ahead of every store after it in the compiled code: what
@@ -111,7 +114,7 @@ impl<'a> Locked<'a> {
         hasher: &'a KeyHasher,
         fail: Armed,
         repairs: &'a Repairs,
-        global_version: &'a AtomicU64,
+        file: Region<'a>,
     ) -> Self {
         Locked {
             page,
@@ -119,7 +122,7 @@ impl<'a> Locked<'a> {
             fail,
             ticket: None,
             repairs,
-            global_version,
+            file,
         }
     }
 
@@ -141,7 +144,8 @@ impl<'a> Locked<'a> {
     /// from the file header's counter.
     fn fresh_version_base(&self) -> u64 {
         // Relaxed: uniqueness needs only the atomicity of the read-modify-write.
-        self.global_version
+        version_counter(&self.file)
+            .expect("a locked page's file holds its header (checked under the lock)")
             .fetch_add(1 << 32, Ordering::Relaxed)
             .max(1)
     }
@@ -283,7 +287,7 @@ impl<'a> Locked<'a> {
 /// Heap-backed pages for the unit tests of every file of this module.
 #[cfg(test)]
 pub(super) mod fixture {
-    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::atomic::Ordering;
 
     use store_api::{EvictionPolicy, Timestamp};
 
@@ -308,7 +312,6 @@ pub(super) mod fixture {
         words: Vec<u64>,
         hasher: KeyHasher,
         repairs: Repairs,
-        global: AtomicU64,
     }
 
     impl Heap {
@@ -322,21 +325,17 @@ pub(super) mod fixture {
                 words: vec![0; (geo.file_len() / 8) as usize],
                 hasher: KeyHasher::new([9; SECRET_LEN], 1),
                 repairs: Repairs::default(),
-                global: AtomicU64::new(1 << 40),
             }
         }
 
         /// Runs `f` on the page, locked (the caller is the only user of the heap).
         pub(crate) fn with<T>(&mut self, f: impl FnOnce(&mut Locked<'_>) -> T) -> T {
             let r = Region::of_words(&mut self.words);
+            crate::format::header::version_counter(&r)
+                .unwrap()
+                .fetch_max(1 << 40, Ordering::Relaxed);
             let page = Page::new(&r, self.geo, 0).unwrap();
-            let mut l = Locked::new(
-                page,
-                &self.hasher,
-                Armed::default(),
-                &self.repairs,
-                &self.global,
-            );
+            let mut l = Locked::new(page, &self.hasher, Armed::default(), &self.repairs, r);
             f(&mut l)
         }
     }

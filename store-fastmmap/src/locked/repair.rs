@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 
 use super::{Damage, Locked};
 use crate::format::checksum::{self, Fields};
+use crate::format::header::FileCounter;
 use crate::format::page::{PAGE_MAGIC, slot_parts};
 use crate::format::record;
 use crate::probe::record_header;
@@ -69,6 +70,7 @@ impl Locked<'_> {
     /// Repairs the page in place (see the module docs). Counted in `Stats::recovered`.
     pub(crate) fn salvage(&mut self) {
         self.repairs.pages.fetch_add(1, Ordering::Relaxed);
+        FileCounter::Repairs.add(&self.file, 1);
         self.section(|l| l.salvage_in_section());
     }
 
@@ -114,6 +116,7 @@ impl Locked<'_> {
             lost += best.len() - geo.max_count();
         }
         self.repairs.lost.fetch_add(lost as u64, Ordering::Relaxed);
+        FileCounter::LostInRepair.add(&self.file, lost as u64);
         // Unlink them, then re-link records that their probe chain cannot reach (an
         // empty slot between their home and them): moved into the first empty slot of
         // their chain. Both linear in the slot table.
