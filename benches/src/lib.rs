@@ -42,6 +42,6 @@ pub use peers::MutexHashMap;
 #[cfg(feature = "peers")]
 pub use peers::{Lmdb, LocalRedis};
 pub use perl::{PerlDriver, PerlResult};
-pub use report::{Baseline, Cell, Goal, Pairing, Report, Row, SideBySide};
+pub use report::{Baseline, Cell, Goal, Pairing, Report, Row, SideBySide, Skip};
 pub use runner::{Runner, RunnerOptions};
 pub use workload::{HOT_KEYS, TTL, Workload, WorkloadKind};
