@@ -1,12 +1,13 @@
 //! The in-process baseline: a bare `Mutex<HashMap<String, Vec<u8>>>`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use store_api::{Expiry, Key, Result};
 
 use super::header;
-use crate::BenchStore;
+use crate::registry::EngineAdapter;
+use crate::{BenchStore, EngineId, Location, OpenedEngine, Sizing};
 
 /// A `Mutex<HashMap<String, Vec<u8>>>`: what a single-process web server would do with no
 /// sharing across processes, the floor any shared engine is measured against.
@@ -88,6 +89,36 @@ impl BenchStore for MutexHashMap {
         let before = map.len();
         map.retain(|_, rec| header::live(rec, now));
         Ok((before - map.len()) as u64)
+    }
+}
+
+/// The registry's adapter for the `Mutex<HashMap>` baseline: unbounded, and reachable
+/// from this process only.
+pub(crate) struct HashMapEngine;
+
+impl EngineAdapter for HashMapEngine {
+    fn id(&self) -> EngineId {
+        EngineId::HashMap
+    }
+
+    fn name(&self) -> &'static str {
+        "mutex-hashmap"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["hashmap"]
+    }
+
+    fn shared_across_processes(&self) -> bool {
+        false
+    }
+
+    fn create(&self, _sizing: Sizing, _redis_url: &str) -> Result<OpenedEngine> {
+        Ok(OpenedEngine {
+            store: Arc::new(MutexHashMap::default()),
+            location: Location::InProcess,
+            dir: None,
+        })
     }
 }
 
