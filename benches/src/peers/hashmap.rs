@@ -124,30 +124,10 @@ impl EngineAdapter for HashMapEngine {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn behaves_like_a_session_store() {
-        let s = MutexHashMap::default();
-        let k = Key::new("session:a").unwrap();
-        let mut buf = Vec::new();
-        assert!(!s.get_into(&k, &mut buf).unwrap());
-        s.put(&k, b"v", Expiry::After(Duration::from_secs(60)))
-            .unwrap();
-        assert!(s.get_into(&k, &mut buf).unwrap());
-        assert_eq!(buf, b"v");
-        assert!(s.touch(&k, Expiry::Never).unwrap());
-        assert_eq!(s.incr(&Key::new("c").unwrap()).unwrap(), 1);
-        assert_eq!(s.incr(&Key::new("c").unwrap()).unwrap(), 2);
-        s.put(&k, b"v", Expiry::At(store_api::Timestamp::ZERO))
-            .unwrap();
-        assert!(
-            !s.get_into(&k, &mut buf).unwrap(),
-            "a past expiry is expired at once"
-        );
-        assert!(!s.touch(&k, Expiry::Never).unwrap());
-        assert_eq!(s.purge_expired().unwrap(), 1);
+        super::super::tests::smoke(&MutexHashMap::default());
     }
 }

@@ -194,8 +194,6 @@ impl EngineAdapter for LmdbEngine {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
@@ -205,21 +203,6 @@ mod tests {
             value_len: 10,
         };
         let opened = LmdbEngine.create(sizing, "").unwrap();
-        let s = &opened.store;
-        let k = Key::new("session:a").unwrap();
-        let mut buf = Vec::new();
-        assert!(!s.get_into(&k, &mut buf).unwrap());
-        s.put(&k, b"v", Expiry::After(Duration::from_secs(60)))
-            .unwrap();
-        assert!(s.get_into(&k, &mut buf).unwrap());
-        assert_eq!(buf, b"v");
-        assert!(s.touch(&k, Expiry::Never).unwrap());
-        let c = Key::new("c").unwrap();
-        assert_eq!(s.incr(&c).unwrap(), 1);
-        assert_eq!(s.incr(&c).unwrap(), 2);
-        s.put(&k, b"v", Expiry::At(store_api::Timestamp::ZERO))
-            .unwrap();
-        assert!(!s.get_into(&k, &mut buf).unwrap());
-        assert_eq!(s.purge_expired().unwrap(), 1);
+        super::super::tests::smoke(&*opened.store);
     }
 }

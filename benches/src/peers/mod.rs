@@ -244,3 +244,36 @@ pub(crate) mod header {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use store_api::{Expiry, Key, Timestamp};
+
+    use crate::BenchStore;
+
+    /// The session-store semantics every peer's adapter keeps: a miss, a hit copied
+    /// whole, `touch`, `incr` from zero, a past expiry expired at once, and `purge_expired`
+    /// counting it.
+    pub(super) fn smoke(s: &dyn BenchStore) {
+        let k = Key::new("session:a").unwrap();
+        let mut buf = Vec::new();
+        assert!(!s.get_into(&k, &mut buf).unwrap());
+        s.put(&k, b"v", Expiry::After(Duration::from_secs(60)))
+            .unwrap();
+        assert!(s.get_into(&k, &mut buf).unwrap());
+        assert_eq!(buf, b"v");
+        assert!(s.touch(&k, Expiry::Never).unwrap());
+        let c = Key::new("c").unwrap();
+        assert_eq!(s.incr(&c).unwrap(), 1);
+        assert_eq!(s.incr(&c).unwrap(), 2);
+        s.put(&k, b"v", Expiry::At(Timestamp::ZERO)).unwrap();
+        assert!(
+            !s.get_into(&k, &mut buf).unwrap(),
+            "a past expiry is expired at once"
+        );
+        assert!(!s.touch(&k, Expiry::Never).unwrap());
+        assert_eq!(s.purge_expired().unwrap(), 1);
+    }
+}
