@@ -1,10 +1,11 @@
-//! The bench view of a store, the adapter from `store-api`, and the engine registry.
+//! The bench view of a store, the adapter from `store-api`, and what an opened store
+//! comes with (its sizing, where it lives).
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use store_api::{Error, Expiry, Key, Result, SessionStore, UpdateAction, WriteMode};
+use store_api::{Expiry, Key, Result, SessionStore, UpdateAction, WriteMode};
 
 /// The operations the workloads use: a narrow view of [`SessionStore`].
 ///
@@ -155,133 +156,9 @@ impl fmt::Debug for OpenedEngine {
     }
 }
 
-/// Every engine and peer the benches know.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum EngineId {
-    /// `store-fastmmap`: the flagship, one mmap'ed file shared by every process.
-    Fastmmap,
-    /// `store-memory`: the in-process reference engine.
-    Memory,
-    /// A bare `Mutex<HashMap<String, Vec<u8>>>`: the cost of doing nothing across
-    /// processes.
-    HashMap,
-    /// LMDB through heed, `NO_SYNC | WRITE_MAP` (feature `peers`).
-    Lmdb,
-    /// Redis on loopback through `store-redis` (feature `peers`).
-    Redis,
-}
-
-impl EngineId {
-    /// Every engine, in table order.
-    pub const ALL: [EngineId; 5] = [
-        EngineId::Fastmmap,
-        EngineId::Memory,
-        EngineId::HashMap,
-        EngineId::Lmdb,
-        EngineId::Redis,
-    ];
-
-    /// The name used on the command line and in tables.
-    pub fn name(self) -> &'static str {
-        match self {
-            EngineId::Fastmmap => "store-fastmmap",
-            EngineId::Memory => "store-memory",
-            EngineId::HashMap => "mutex-hashmap",
-            EngineId::Lmdb => "lmdb",
-            EngineId::Redis => "redis",
-        }
-    }
-
-    /// Looks an engine up by [`name`](Self::name) (or a short form: `fastmmap`, `memory`,
-    /// `hashmap`).
-    pub fn from_name(name: &str) -> Option<Self> {
-        let name = name.trim();
-        EngineId::ALL.into_iter().find(|e| {
-            e.name() == name || e.name().strip_prefix("store-") == Some(name) || {
-                *e == EngineId::HashMap && name == "hashmap"
-            }
-        })
-    }
-
-    /// Whether several processes see the same entries (multi-process workloads need it).
-    pub fn shared_across_processes(self) -> bool {
-        matches!(self, EngineId::Fastmmap | EngineId::Lmdb | EngineId::Redis)
-    }
-
-    /// `Ok` if this build can run the engine now, else why not (feature not built, no
-    /// server reachable).
-    pub fn available(self, redis_url: &str) -> std::result::Result<(), String> {
-        match self {
-            EngineId::Memory | EngineId::HashMap => Ok(()),
-            EngineId::Fastmmap => crate::peers::fastmmap_available(),
-            EngineId::Lmdb => crate::peers::lmdb_available(),
-            EngineId::Redis => crate::peers::redis_available(redis_url),
-        }
-    }
-
-    /// Creates a fresh, empty store sized for `sizing`.
-    ///
-    /// # Errors
-    /// When the engine is not available or fails to open.
-    pub fn create(self, sizing: Sizing, redis_url: &str) -> Result<OpenedEngine> {
-        match self {
-            EngineId::Memory => Ok(OpenedEngine {
-                store: Arc::new(ViaApi(store_memory::MemoryStore::new())),
-                location: Location::InProcess,
-                dir: None,
-            }),
-            EngineId::HashMap => Ok(OpenedEngine {
-                store: Arc::new(crate::MutexHashMap::default()),
-                location: Location::InProcess,
-                dir: None,
-            }),
-            EngineId::Fastmmap => crate::peers::fastmmap_create(sizing),
-            EngineId::Lmdb => crate::peers::lmdb_create(sizing),
-            EngineId::Redis => crate::peers::redis_create(redis_url),
-        }
-    }
-
-    /// Opens the store another process created at `location` (worker processes).
-    ///
-    /// # Errors
-    /// When the engine is not available, the location is in-process only, or opening
-    /// fails.
-    pub fn attach(self, location: &Location, sizing: Sizing) -> Result<Arc<dyn BenchStore>> {
-        match (self, location) {
-            (EngineId::Fastmmap, Location::Path(p)) => crate::peers::fastmmap_attach(p, sizing),
-            (EngineId::Lmdb, Location::Path(p)) => crate::peers::lmdb_attach(p, sizing),
-            (EngineId::Redis, Location::Redis(url)) => crate::peers::redis_attach(url),
-            _ => Err(Error::InvalidConfig {
-                option: "location",
-                reason: format!(
-                    "{} cannot be opened from another process at {}",
-                    self.name(),
-                    location.to_arg()
-                ),
-            }),
-        }
-    }
-}
-
-impl fmt::Display for EngineId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for e in EngineId::ALL {
-            assert_eq!(EngineId::from_name(e.name()), Some(e));
-        }
-        assert_eq!(EngineId::from_name("fastmmap"), Some(EngineId::Fastmmap));
-        assert_eq!(EngineId::from_name("hashmap"), Some(EngineId::HashMap));
-        assert_eq!(EngineId::from_name("nope"), None);
-    }
 
     #[test]
     fn locations_round_trip() {

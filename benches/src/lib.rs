@@ -22,6 +22,7 @@ mod measure;
 mod multiproc;
 mod peers;
 mod perl;
+mod registry;
 mod report;
 mod runner;
 mod workload;
@@ -29,7 +30,7 @@ mod workload;
 pub mod worker;
 
 pub use baseline::FcntlPair;
-pub use engine::{BenchStore, EngineId, Location, OpenedEngine, Sizing, ViaApi};
+pub use engine::{BenchStore, Location, OpenedEngine, Sizing, ViaApi};
 pub use keys::{KeySet, mix64, permutation, session_keys};
 pub use measure::{
     Budget, Interleaved, Mode, Summary, measure_interleaved, measure_interleaved_switching,
@@ -42,6 +43,7 @@ pub use peers::MutexHashMap;
 #[cfg(feature = "peers")]
 pub use peers::{Lmdb, LocalRedis};
 pub use perl::{PerlDriver, PerlResult};
-pub use report::{Baseline, Cell, Goal, Pairing, Report, Row, SideBySide};
+pub use registry::EngineId;
+pub use report::{Baseline, Cell, Goal, Pairing, Report, Row, SideBySide, Skip};
 pub use runner::{Runner, RunnerOptions};
 pub use workload::{HOT_KEYS, TTL, Workload, WorkloadKind};

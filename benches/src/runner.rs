@@ -6,15 +6,12 @@ use std::time::Instant;
 
 use crate::measure::{Interleaved, measure_interleaved};
 use crate::multiproc::WriterTarget;
-use crate::report::{Baseline, Cell, Pairing, Report, Row, SideBySide};
+use crate::report::{Baseline, Cell, Pairing, Report, Row, SideBySide, Skip};
 use crate::worker::WorkerCmd;
 use crate::{
     Budget, EngineId, FcntlPair, KeySet, OpenedEngine, PerlDriver, Summary, Workload, WorkloadKind,
     measure_op,
 };
-
-/// Why in-process engines have no multi-process cells.
-pub(crate) const IN_PROCESS: &str = "in-process engines cannot be shared by worker processes";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -219,7 +216,7 @@ impl Runner {
                                     summary,
                                     note: None,
                                 },
-                                Err(why) => Cell::Skipped(why),
+                                Err(why) => Cell::Skipped(Skip::Other(why)),
                             },
                         });
                     }
@@ -296,11 +293,11 @@ impl Runner {
 
     fn cell(&self, engine: EngineId, w: &Workload, keys: &KeySet, tag: &str) -> Cell {
         if w.kind() == WorkloadKind::MultiProcess && !engine.shared_across_processes() {
-            return Cell::Skipped(IN_PROCESS.into());
+            return Cell::Skipped(Skip::InProcess);
         }
         match self.measure(engine, w, keys, tag) {
             Ok(cell) => cell,
-            Err(e) => Cell::Skipped(format!("failed: {e}")),
+            Err(e) => Cell::Skipped(Skip::Other(format!("failed: {e}"))),
         }
     }
 
@@ -334,10 +331,10 @@ impl Runner {
                 }
                 let want = keys.expired.len() as u64;
                 if want > 0 && removed.iter().all(|&n| n == 0) {
-                    return Ok(Cell::Skipped(format!(
+                    return Ok(Cell::Skipped(Skip::Other(format!(
                         "purge_expired is a no-op returning 0 here (the backend expires entries itself); a call took {:.0} ns",
                         Summary::from_samples(&samples, 1, 0).median_ns
-                    )));
+                    ))));
                 }
                 let unexpected = removed.iter().filter(|&&n| n != want && n != 0).count() as u64;
                 let note = removed

@@ -1,6 +1,7 @@
 //! Helpers the behaviours share: keys, self-checking values, timeouts.
 
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use store_api::{Entry, Expiry, Key, SessionStore, WriteMode, WriteOutcome};
@@ -192,6 +193,44 @@ pub fn counter(v: Option<&[u8]>) -> u64 {
                 .unwrap_or_else(|_| panic!("a counter is 8 bytes, found {} bytes", b.len())),
         ),
     }
+}
+
+/// Starts two reader threads that, until `stop` is raised, read `keys` in turn with `get`
+/// and `get_into` and check that every value they find is a whole [`self_checking`]
+/// value: the torn-read check of the concurrency and capacity behaviours. A missing key
+/// fails the reader unless `missing_ok` (a bounded engine may evict; the keys may not be
+/// written yet). Join them with [`join_writers_then_readers`].
+pub(crate) fn torn_value_readers<S: SessionStore + 'static>(
+    store: &Arc<S>,
+    keys: &[Key],
+    stop: &Arc<AtomicBool>,
+    missing_ok: bool,
+) -> Vec<std::thread::JoinHandle<()>> {
+    (0..2usize)
+        .map(|t| {
+            let (store, keys, stop) = (store.clone(), keys.to_vec(), stop.clone());
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    let k = &keys[i % keys.len()];
+                    match get(&*store, k) {
+                        Some(e) => verify_self_checking(&e.value)
+                            .map(drop)
+                            .unwrap_or_else(|m| panic!("get({k}): {m}")),
+                        None => assert!(missing_ok, "{k} vanished from an unbounded store"),
+                    };
+                    match store.get_into(k, &mut buf).expect("get_into") {
+                        Some(_) => verify_self_checking(&buf)
+                            .map(drop)
+                            .unwrap_or_else(|m| panic!("get_into({k}): {m}")),
+                        None => assert!(missing_ok, "{k} vanished from an unbounded store"),
+                    };
+                    i += 1;
+                }
+            })
+        })
+        .collect()
 }
 
 /// Joins `writers`, then raises `stop` and joins `readers`; re-raises a panic from any of

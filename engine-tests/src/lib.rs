@@ -6,6 +6,11 @@
 //! | `tests/memory.rs` | `store-memory` (unbounded; 16 KiB when the suite asks for a small store) |
 //! | `tests/fastmmap.rs` | `store-fastmmap` with normal pages (256 KiB; 64 KiB x 2 when small) |
 //! | `tests/fastmmap_small_pages.rs` | `store-fastmmap` with 4 KiB pages, so eviction and page repair run constantly |
+//! | `tests/redis.rs` | `store-redis` on a private `redis-server` (one key prefix per harness), on a `ManualClock` for the expiry behaviours |
+//!
+//! The Redis harness starts its server with store-redis's `test-server` launcher, the one
+//! store-redis's own tests use; without a `redis-server` binary its behaviours are skipped
+//! with the reason printed, unless `STORE_REDIS_REQUIRE_SERVER=1` (set by CI).
 //!
 //! `tests/fastmmap_kill_mid_write.rs` is a regression found by the suite: it kills a
 //! fastmmap writer at each of the engine's failpoints and checks no other key is lost.
@@ -14,6 +19,8 @@
 
 mod fastmmap;
 mod memory;
+mod redis;
 
 pub use fastmmap::{FastMmap, FastMmapHarness, FastMmapSmallPages};
 pub use memory::MemoryHarness;
+pub use redis::RedisHarness;

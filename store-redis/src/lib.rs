@@ -36,6 +36,8 @@ mod keys;
 mod pool;
 mod scripts;
 mod store;
+#[cfg(feature = "test-server")]
+pub mod test_server;
 
 pub use builder::{DEFAULT_MAX_VALUE_LEN, DEFAULT_PREFIX, RedisStoreBuilder};
 pub use store::RedisStore;

@@ -1,12 +1,13 @@
 //! The in-process baseline: a bare `Mutex<HashMap<String, Vec<u8>>>`.
 
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use store_api::{Expiry, Key, Result};
 
 use super::header;
-use crate::BenchStore;
+use crate::registry::EngineAdapter;
+use crate::{BenchStore, EngineId, Location, OpenedEngine, Sizing};
 
 /// A `Mutex<HashMap<String, Vec<u8>>>`: what a single-process web server would do with no
 /// sharing across processes, the floor any shared engine is measured against.
@@ -91,32 +92,42 @@ impl BenchStore for MutexHashMap {
     }
 }
 
+/// The registry's adapter for the `Mutex<HashMap>` baseline: unbounded, and reachable
+/// from this process only.
+pub(crate) struct HashMapEngine;
+
+impl EngineAdapter for HashMapEngine {
+    fn id(&self) -> EngineId {
+        EngineId::HashMap
+    }
+
+    fn name(&self) -> &'static str {
+        "mutex-hashmap"
+    }
+
+    fn aliases(&self) -> &'static [&'static str] {
+        &["hashmap"]
+    }
+
+    fn shared_across_processes(&self) -> bool {
+        false
+    }
+
+    fn create(&self, _sizing: Sizing, _redis_url: &str) -> Result<OpenedEngine> {
+        Ok(OpenedEngine {
+            store: Arc::new(MutexHashMap::default()),
+            location: Location::InProcess,
+            dir: None,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn behaves_like_a_session_store() {
-        let s = MutexHashMap::default();
-        let k = Key::new("session:a").unwrap();
-        let mut buf = Vec::new();
-        assert!(!s.get_into(&k, &mut buf).unwrap());
-        s.put(&k, b"v", Expiry::After(Duration::from_secs(60)))
-            .unwrap();
-        assert!(s.get_into(&k, &mut buf).unwrap());
-        assert_eq!(buf, b"v");
-        assert!(s.touch(&k, Expiry::Never).unwrap());
-        assert_eq!(s.incr(&Key::new("c").unwrap()).unwrap(), 1);
-        assert_eq!(s.incr(&Key::new("c").unwrap()).unwrap(), 2);
-        s.put(&k, b"v", Expiry::At(store_api::Timestamp::ZERO))
-            .unwrap();
-        assert!(
-            !s.get_into(&k, &mut buf).unwrap(),
-            "a past expiry is expired at once"
-        );
-        assert!(!s.touch(&k, Expiry::Never).unwrap());
-        assert_eq!(s.purge_expired().unwrap(), 1);
+        super::super::tests::smoke(&MutexHashMap::default());
     }
 }

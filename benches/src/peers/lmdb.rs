@@ -8,7 +8,8 @@ use heed::{CommitOrAbort, Database, Env, EnvFlags, EnvOpenOptions};
 use store_api::{Error, Expiry, Key, Result};
 
 use super::header;
-use crate::{BenchStore, Location, OpenedEngine, Sizing};
+use crate::registry::{EngineAdapter, not_attachable};
+use crate::{BenchStore, EngineId, Location, OpenedEngine, Sizing};
 
 /// An LMDB environment with one unnamed database of `key -> header + value`.
 ///
@@ -154,55 +155,54 @@ impl BenchStore for Lmdb {
     }
 }
 
-pub(crate) fn lmdb_available() -> std::result::Result<(), String> {
-    Ok(())
-}
+/// The registry's adapter for LMDB.
+pub(crate) struct LmdbEngine;
 
-pub(crate) fn lmdb_create(sizing: Sizing) -> Result<OpenedEngine> {
-    let dir = tempfile::Builder::new()
-        .prefix("bench-lmdb-")
-        .tempdir()
-        .map_err(|e| Error::io("creating a temporary directory for LMDB", e))?;
-    let store = Lmdb::open(dir.path(), sizing)?;
-    Ok(OpenedEngine {
-        store: Arc::new(store),
-        location: Location::Path(dir.path().to_path_buf()),
-        dir: Some(dir),
-    })
-}
+impl EngineAdapter for LmdbEngine {
+    fn id(&self) -> EngineId {
+        EngineId::Lmdb
+    }
 
-pub(crate) fn lmdb_attach(dir: &Path, sizing: Sizing) -> Result<Arc<dyn BenchStore>> {
-    Ok(Arc::new(Lmdb::open(dir, sizing)?))
+    fn name(&self) -> &'static str {
+        "lmdb"
+    }
+
+    fn shared_across_processes(&self) -> bool {
+        true
+    }
+
+    fn create(&self, sizing: Sizing, _redis_url: &str) -> Result<OpenedEngine> {
+        let dir = tempfile::Builder::new()
+            .prefix("bench-lmdb-")
+            .tempdir()
+            .map_err(|e| Error::io("creating a temporary directory for LMDB", e))?;
+        let store = Lmdb::open(dir.path(), sizing)?;
+        Ok(OpenedEngine {
+            store: Arc::new(store),
+            location: Location::Path(dir.path().to_path_buf()),
+            dir: Some(dir),
+        })
+    }
+
+    fn attach(&self, location: &Location, sizing: Sizing) -> Result<Arc<dyn BenchStore>> {
+        let Location::Path(dir) = location else {
+            return Err(not_attachable(self.name(), location));
+        };
+        Ok(Arc::new(Lmdb::open(dir, sizing)?))
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     #[test]
     fn behaves_like_a_session_store() {
-        let opened = lmdb_create(Sizing {
+        let sizing = Sizing {
             entries: 10,
             value_len: 10,
-        })
-        .unwrap();
-        let s = &opened.store;
-        let k = Key::new("session:a").unwrap();
-        let mut buf = Vec::new();
-        assert!(!s.get_into(&k, &mut buf).unwrap());
-        s.put(&k, b"v", Expiry::After(Duration::from_secs(60)))
-            .unwrap();
-        assert!(s.get_into(&k, &mut buf).unwrap());
-        assert_eq!(buf, b"v");
-        assert!(s.touch(&k, Expiry::Never).unwrap());
-        let c = Key::new("c").unwrap();
-        assert_eq!(s.incr(&c).unwrap(), 1);
-        assert_eq!(s.incr(&c).unwrap(), 2);
-        s.put(&k, b"v", Expiry::At(store_api::Timestamp::ZERO))
-            .unwrap();
-        assert!(!s.get_into(&k, &mut buf).unwrap());
-        assert_eq!(s.purge_expired().unwrap(), 1);
+        };
+        let opened = LmdbEngine.create(sizing, "").unwrap();
+        super::super::tests::smoke(&*opened.store);
     }
 }

@@ -1,4 +1,8 @@
-//! Small adapters giving peers and engines the [`BenchStore`](crate::BenchStore) view.
+//! Every engine and peer the benches run, one file each: its row of the registry (an
+//! [`EngineAdapter`]: name, availability, how to create a store and reach it from another
+//! process) and, for peers, the small adapter giving them the
+//! [`BenchStore`](crate::BenchStore) view. Peers this build leaves out get a `NotBuilt`
+//! row under the same name.
 //!
 //! Peers that store raw bytes (LMDB, the `Mutex<HashMap>` baseline) keep the entry's
 //! absolute expiry in an 8-byte header before the value ([`header`]), checked on every
@@ -8,48 +12,94 @@ mod fastmmap;
 mod hashmap;
 #[cfg(feature = "peers")]
 mod lmdb;
+mod memory;
 mod redis;
 
-pub(crate) use fastmmap::{fastmmap_attach, fastmmap_available, fastmmap_create};
+pub(crate) use fastmmap::FastmmapEngine;
+pub(crate) use hashmap::HashMapEngine;
 pub use hashmap::MutexHashMap;
 #[cfg(feature = "peers")]
 pub use lmdb::Lmdb;
+pub(crate) use memory::MemoryEngine;
 #[cfg(feature = "peers")]
 pub use redis::LocalRedis;
-pub(crate) use redis::{redis_attach, redis_available, redis_create};
 
+use crate::registry::EngineAdapter;
+
+/// The LMDB row of the registry.
+#[cfg(feature = "peers")]
+pub(crate) const LMDB: &dyn EngineAdapter = &lmdb::LmdbEngine;
+/// The LMDB row of the registry: not in this build.
 #[cfg(not(feature = "peers"))]
-mod lmdb_off {
-    use std::path::Path;
+pub(crate) const LMDB: &dyn EngineAdapter = &not_built::NotBuilt {
+    id: crate::EngineId::Lmdb,
+    name: "lmdb",
+};
+
+/// The Redis row of the registry.
+#[cfg(feature = "peers")]
+pub(crate) const REDIS: &dyn EngineAdapter = &redis::RedisEngine;
+/// The Redis row of the registry: not in this build.
+#[cfg(not(feature = "peers"))]
+pub(crate) const REDIS: &dyn EngineAdapter = &not_built::NotBuilt {
+    id: crate::EngineId::Redis,
+    name: "redis",
+};
+
+/// The stand-in for a peer this build leaves out (feature `peers` off): listed under its
+/// usual name, never available.
+#[cfg(not(feature = "peers"))]
+mod not_built {
     use std::sync::Arc;
 
     use store_api::Result;
 
-    use crate::{BenchStore, OpenedEngine, Sizing};
+    use crate::registry::EngineAdapter;
+    use crate::{BenchStore, EngineId, Location, OpenedEngine, Sizing};
 
-    pub(crate) fn lmdb_available() -> std::result::Result<(), String> {
-        Err("not built: add `--features peers`".to_string())
+    /// A peer of this name that is not built (the names are those of its real adapter).
+    pub(crate) struct NotBuilt {
+        pub(crate) id: EngineId,
+        pub(crate) name: &'static str,
     }
 
-    pub(crate) fn lmdb_create(_: Sizing) -> Result<OpenedEngine> {
-        Err(super::not_built("lmdb"))
+    impl NotBuilt {
+        fn error(&self) -> store_api::Error {
+            store_api::Error::InvalidConfig {
+                option: "engines",
+                reason: format!(
+                    "{} is not in this build; rebuild with `--features peers`",
+                    self.name
+                ),
+            }
+        }
     }
 
-    pub(crate) fn lmdb_attach(_: &Path, _: Sizing) -> Result<Arc<dyn BenchStore>> {
-        Err(super::not_built("lmdb"))
-    }
-}
-#[cfg(feature = "peers")]
-pub(crate) use lmdb::{lmdb_attach, lmdb_available, lmdb_create};
-#[cfg(not(feature = "peers"))]
-pub(crate) use lmdb_off::{lmdb_attach, lmdb_available, lmdb_create};
+    impl EngineAdapter for NotBuilt {
+        fn id(&self) -> EngineId {
+            self.id
+        }
 
-/// The error for an engine this build leaves out.
-#[allow(dead_code)] // used only in some feature combinations
-pub(crate) fn not_built(engine: &str) -> store_api::Error {
-    store_api::Error::InvalidConfig {
-        option: "engines",
-        reason: format!("{engine} is not in this build; rebuild with `--features peers`"),
+        fn name(&self) -> &'static str {
+            self.name
+        }
+
+        /// Both left-out peers are shared across processes.
+        fn shared_across_processes(&self) -> bool {
+            true
+        }
+
+        fn available(&self, _redis_url: &str) -> std::result::Result<(), String> {
+            Err("not built: add `--features peers`".to_string())
+        }
+
+        fn create(&self, _sizing: Sizing, _redis_url: &str) -> Result<OpenedEngine> {
+            Err(self.error())
+        }
+
+        fn attach(&self, _location: &Location, _sizing: Sizing) -> Result<Arc<dyn BenchStore>> {
+            Err(self.error())
+        }
     }
 }
 
@@ -192,5 +242,38 @@ pub(crate) mod header {
             assert!(at <= now() + 60_000 + lag_ms(), "at most two ticks longer");
             assert!(at + 1_000 >= before + 60_000, "about the TTL");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use store_api::{Expiry, Key, Timestamp};
+
+    use crate::BenchStore;
+
+    /// The session-store semantics every peer's adapter keeps: a miss, a hit copied
+    /// whole, `touch`, `incr` from zero, a past expiry expired at once, and `purge_expired`
+    /// counting it.
+    pub(super) fn smoke(s: &dyn BenchStore) {
+        let k = Key::new("session:a").unwrap();
+        let mut buf = Vec::new();
+        assert!(!s.get_into(&k, &mut buf).unwrap());
+        s.put(&k, b"v", Expiry::After(Duration::from_secs(60)))
+            .unwrap();
+        assert!(s.get_into(&k, &mut buf).unwrap());
+        assert_eq!(buf, b"v");
+        assert!(s.touch(&k, Expiry::Never).unwrap());
+        let c = Key::new("c").unwrap();
+        assert_eq!(s.incr(&c).unwrap(), 1);
+        assert_eq!(s.incr(&c).unwrap(), 2);
+        s.put(&k, b"v", Expiry::At(Timestamp::ZERO)).unwrap();
+        assert!(
+            !s.get_into(&k, &mut buf).unwrap(),
+            "a past expiry is expired at once"
+        );
+        assert!(!s.touch(&k, Expiry::Never).unwrap());
+        assert_eq!(s.purge_expired().unwrap(), 1);
     }
 }

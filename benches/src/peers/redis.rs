@@ -1,12 +1,6 @@
 //! Redis on loopback through `store-redis` (feature `peers`), and a private
 //! `redis-server` for runs that were given no server.
 
-use std::sync::Arc;
-
-use store_api::Result;
-
-use crate::{BenchStore, OpenedEngine};
-
 /// Splits a [`Location::Redis`](crate::Location::Redis) string into URL and key prefix.
 #[cfg_attr(not(feature = "peers"), allow(dead_code))]
 fn split(location: &str) -> (&str, &str) {
@@ -17,13 +11,16 @@ fn split(location: &str) -> (&str, &str) {
 mod on {
     use std::net::{Ipv4Addr, TcpListener, TcpStream};
     use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{Duration, Instant};
 
+    use store_api::Result;
     use store_redis::RedisStore;
 
-    use super::*;
-    use crate::{Location, ViaApi};
+    use super::split;
+    use crate::registry::{EngineAdapter, not_attachable};
+    use crate::{BenchStore, EngineId, Location, OpenedEngine, Sizing, ViaApi};
 
     fn connect(url: &str, prefix: &str) -> Result<RedisStore> {
         RedisStore::builder(url)
@@ -32,33 +29,54 @@ mod on {
             .build()
     }
 
-    pub(crate) fn redis_available(url: &str) -> std::result::Result<(), String> {
-        connect(url, "bench:").map(drop).map_err(|e| {
-            format!(
-                "no Redis server reachable at {url} ({e}); pass --redis URL or install redis-server"
-            )
-        })
-    }
+    /// The registry's adapter for `store-redis`: one key prefix per store on a server.
+    pub(crate) struct RedisEngine;
 
-    pub(crate) fn redis_create(url: &str) -> Result<OpenedEngine> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        // A fresh prefix per store, so workloads never see each other's keys.
-        let prefix = format!(
-            "bench:{}:{}:",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        let store = connect(url, &prefix)?;
-        Ok(OpenedEngine {
-            store: Arc::new(ViaApi(store)),
-            location: Location::Redis(format!("{url}#{prefix}")),
-            dir: None,
-        })
-    }
+    impl EngineAdapter for RedisEngine {
+        fn id(&self) -> EngineId {
+            EngineId::Redis
+        }
 
-    pub(crate) fn redis_attach(location: &str) -> Result<Arc<dyn BenchStore>> {
-        let (url, prefix) = split(location);
-        Ok(Arc::new(ViaApi(connect(url, prefix)?)))
+        fn name(&self) -> &'static str {
+            "redis"
+        }
+
+        /// Its `Capabilities` say so; asking them needs a server, so the test below does.
+        fn shared_across_processes(&self) -> bool {
+            true
+        }
+
+        fn available(&self, url: &str) -> std::result::Result<(), String> {
+            connect(url, "bench:").map(drop).map_err(|e| {
+                format!(
+                    "no Redis server reachable at {url} ({e}); pass --redis URL or install redis-server"
+                )
+            })
+        }
+
+        fn create(&self, _sizing: Sizing, url: &str) -> Result<OpenedEngine> {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            // A fresh prefix per store, so workloads never see each other's keys.
+            let prefix = format!(
+                "bench:{}:{}:",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let store = connect(url, &prefix)?;
+            Ok(OpenedEngine {
+                store: Arc::new(ViaApi(store)),
+                location: Location::Redis(format!("{url}#{prefix}")),
+                dir: None,
+            })
+        }
+
+        fn attach(&self, location: &Location, _sizing: Sizing) -> Result<Arc<dyn BenchStore>> {
+            let Location::Redis(location) = location else {
+                return Err(not_attachable(self.name(), location));
+            };
+            let (url, prefix) = split(location);
+            Ok(Arc::new(ViaApi(connect(url, prefix)?)))
+        }
     }
 
     /// A `redis-server` this process started on a free loopback port, without
@@ -122,22 +140,7 @@ mod on {
 #[cfg(feature = "peers")]
 pub use on::LocalRedis;
 #[cfg(feature = "peers")]
-pub(crate) use on::{redis_attach, redis_available, redis_create};
-
-#[cfg(not(feature = "peers"))]
-pub(crate) fn redis_available(_url: &str) -> std::result::Result<(), String> {
-    Err("not built: add `--features peers`".to_string())
-}
-
-#[cfg(not(feature = "peers"))]
-pub(crate) fn redis_create(_url: &str) -> Result<OpenedEngine> {
-    Err(super::not_built("redis"))
-}
-
-#[cfg(not(feature = "peers"))]
-pub(crate) fn redis_attach(_location: &str) -> Result<Arc<dyn BenchStore>> {
-    Err(super::not_built("redis"))
-}
+pub(crate) use on::RedisEngine;
 
 #[cfg(test)]
 mod tests {
@@ -148,6 +151,26 @@ mod tests {
         assert_eq!(
             split("redis://127.0.0.1:1/0#bench:1:2:"),
             ("redis://127.0.0.1:1/0", "bench:1:2:")
+        );
+    }
+
+    #[cfg(feature = "peers")]
+    #[test]
+    fn shared_as_its_capabilities_say() {
+        use store_api::SessionStore;
+
+        use crate::registry::EngineAdapter;
+
+        let Some(server) = LocalRedis::start() else {
+            eprintln!("SKIP shared_as_its_capabilities_say: redis-server is not installed");
+            return;
+        };
+        let store = store_redis::RedisStore::builder(server.url())
+            .build()
+            .unwrap();
+        assert_eq!(
+            RedisEngine.shared_across_processes(),
+            store.capabilities().shared_across_processes
         );
     }
 }

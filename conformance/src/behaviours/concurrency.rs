@@ -1,13 +1,13 @@
 //! Concurrency: keys do not interfere, reads are never torn, a delete racing an update
 //! never ends resurrected.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Barrier};
 
 use store_api::{Error, Expiry, Key, SessionStore, UpdateAction, WriteMode};
 
 use crate::check::{
-    delete, get, join_writers_then_readers, key, put, self_checking, value, verify_self_checking,
+    delete, get, join_writers_then_readers, key, put, self_checking, torn_value_readers, value,
 };
 use crate::{Ctx, Harness, Outcome, Spec};
 
@@ -106,32 +106,8 @@ fn torn_reads(store: Arc<impl SessionStore + 'static>, same_length: bool, writes
             })
         })
         .collect();
-    let readers: Vec<_> = (0..2usize)
-        .map(|t| {
-            let (store, keys, stop) = (store.clone(), keys.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let mut i = t;
-                while !stop.load(Ordering::Relaxed) {
-                    let k = &keys[i % keys.len()];
-                    // Never deleted; a bounded engine may still evict (reported).
-                    match get(&*store, k) {
-                        Some(e) => verify_self_checking(&e.value)
-                            .map(drop)
-                            .unwrap_or_else(|m| panic!("get({k}): {m}")),
-                        None => assert!(bounded, "{k} vanished from an unbounded store"),
-                    };
-                    match store.get_into(k, &mut buf).expect("get_into") {
-                        Some(_) => verify_self_checking(&buf)
-                            .map(drop)
-                            .unwrap_or_else(|m| panic!("get_into({k}): {m}")),
-                        None => assert!(bounded, "{k} vanished from an unbounded store"),
-                    };
-                    i += 1;
-                }
-            })
-        })
-        .collect();
+    // Never deleted; a bounded engine may still evict (reported).
+    let readers = torn_value_readers(&store, &keys, &stop, bounded);
     join_writers_then_readers(writers, &stop, readers);
 }
 

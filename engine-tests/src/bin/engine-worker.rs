@@ -1,12 +1,13 @@
 //! The worker process of the conformance suite's multi-process behaviours, for every
 //! engine shared across processes; the first argument names the harness.
 
-use engine_tests::{FastMmapHarness, FastMmapSmallPages};
+use engine_tests::{FastMmapHarness, FastMmapSmallPages, RedisHarness};
 
 fn main() {
     match std::env::args().nth(1).as_deref() {
         Some("fastmmap") => conformance::worker::main::<FastMmapHarness>(),
         Some("fastmmap-small-pages") => conformance::worker::main::<FastMmapSmallPages>(),
+        Some("redis") => conformance::worker::main::<RedisHarness>(),
         other => {
             eprintln!("engine-worker: unknown harness {other:?}");
             std::process::exit(2)

@@ -1,49 +1,33 @@
-//! The conformance suite's [`Harness`] for `RedisStore`, shared by
-//! `tests/redis_conformance.rs` and the worker example `redis_conformance_worker`.
+//! The harness of `store-redis`: one key prefix per harness on a real `redis-server`.
 //!
-//! One server is shared by the harnesses alive at a time (each harness gets its own key
-//! prefix) and killed when the last one is dropped. A worker process rebuilds the
-//! harness from the server's URL and the prefix and never starts a server.
+//! One server ([`RedisServer`], store-redis's `test-server` feature, the launcher its own
+//! tests use) is shared by the harnesses alive at a time and killed when the last one is
+//! dropped. Without a `redis-server` binary every behaviour is skipped with the reason
+//! printed, unless `STORE_REDIS_REQUIRE_SERVER=1` (set by CI) makes that a failure. A
+//! worker process rebuilds the harness from the server's URL and the prefix and never
+//! starts a server.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError, Weak};
-
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use super::RedisServer;
 use conformance::{Corruption, Harness, Size, Spec, Unsupported};
 use store_redis::RedisStore;
+use store_redis::test_server::RedisServer;
 
-/// One store: a prefix on the shared server.
-pub struct Redis {
+/// The name of this harness, the first of its worker arguments.
+const NAME: &str = "redis";
+
+/// `store-redis` under the conformance suite. The expiry and model behaviours run on a
+/// `ManualClock` through `RedisStoreBuilder::clock` (server-clock expiry is covered by
+/// store-redis's own `redis_expiry.rs`); the bounded-store behaviours are skipped, since
+/// the engine is unbounded and Redis's `maxmemory` policy decides.
+pub struct RedisHarness {
     /// The server this harness keeps alive; `None` in a worker process.
-    server: Option<Arc<RedisServer>>,
+    _server: Option<Arc<RedisServer>>,
     url: String,
     prefix: String,
     spec: Spec,
-}
-
-/// Name of the worker example, built by `cargo test` next to the test binaries.
-const WORKER: &str = "redis_conformance_worker";
-
-/// The worker example's path: `target/<profile>/examples/` beside the test binary's
-/// `target/<profile>/deps/`. It exists when `cargo test` built every target; a run of
-/// one test target (`--test redis_conformance`) does not build it, and the
-/// multi-process behaviours are then skipped.
-pub fn worker_path() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let exe = std::env::current_exe().expect("current exe");
-        let profile_dir = exe
-            .parent()
-            .and_then(|deps| deps.parent())
-            .expect("target/<profile>/deps/<test>");
-        profile_dir
-            .join("examples")
-            .join(WORKER)
-            .to_string_lossy()
-            .into_owned()
-    })
 }
 
 fn shared_server() -> Result<Arc<RedisServer>, Unsupported> {
@@ -53,14 +37,14 @@ fn shared_server() -> Result<Arc<RedisServer>, Unsupported> {
         return Ok(server);
     }
     let server = Arc::new(
-        RedisServer::start("redis_conformance", &[])
+        RedisServer::start(module_path!(), &[])
             .ok_or_else(|| Unsupported::new("redis-server is not installed"))?,
     );
     *shared = Arc::downgrade(&server);
     Ok(server)
 }
 
-impl Redis {
+impl RedisHarness {
     fn connection(&self) -> redis::Connection {
         redis::Client::open(self.url.as_str())
             .and_then(|c| c.get_connection())
@@ -68,7 +52,7 @@ impl Redis {
     }
 }
 
-impl Harness for Redis {
+impl Harness for RedisHarness {
     type Store = RedisStore;
 
     fn create(spec: &Spec) -> Result<Self, Unsupported> {
@@ -79,9 +63,9 @@ impl Harness for Redis {
         }
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let server = shared_server()?;
-        Ok(Redis {
+        Ok(RedisHarness {
             url: server.url(),
-            server: Some(server),
+            _server: Some(server),
             prefix: format!("conf{}:", NEXT.fetch_add(1, Ordering::Relaxed)),
             spec: spec.clone(),
         })
@@ -154,26 +138,18 @@ impl Harness for Redis {
     }
 
     fn worker_args(&self) -> Option<Vec<String>> {
-        if !std::path::Path::new(worker_path()).is_file() {
-            eprintln!(
-                "redis_conformance: worker {} not built (run the whole `cargo test -p \
-                 store-redis`); multi-process behaviours skipped",
-                worker_path()
-            );
-            return None;
-        }
-        Some(vec![self.url.clone(), self.prefix.clone()])
+        Some(vec![NAME.into(), self.url.clone(), self.prefix.clone()])
     }
 
     fn from_worker_args(args: &[String]) -> Result<Self, String> {
         match args {
-            [url, prefix] => Ok(Redis {
-                server: None,
+            [name, url, prefix] if name == NAME => Ok(RedisHarness {
+                _server: None,
                 url: url.clone(),
                 prefix: prefix.clone(),
                 spec: Spec::new(),
             }),
-            _ => Err(format!("expected `<url> <prefix>`, got {args:?}")),
+            _ => Err(format!("expected `{NAME} <url> <prefix>`, got {args:?}")),
         }
     }
 }

@@ -1,0 +1,171 @@
+//! A real `redis-server` for tests (feature `test-server`): started on a free loopback
+//! port with persistence off, stopped (SIGKILL) when dropped. Shared by this crate's own
+//! tests and by `engine-tests`, which runs the conformance suite against this engine.
+//!
+//! The binary is `$REDIS_SERVER` or `redis-server` on `PATH`. Without it
+//! [`RedisServer::start`] prints a `SKIP` line and returns `None`, unless
+//! `STORE_REDIS_REQUIRE_SERVER=1` (set by CI), which turns the skip into a failure.
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use crate::{RedisStore, RedisStoreBuilder};
+
+/// A running `redis-server` child process.
+pub struct RedisServer {
+    binary: PathBuf,
+    port: u16,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+fn find_binary() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("REDIS_SERVER") {
+        let p = PathBuf::from(p);
+        assert!(p.is_file(), "REDIS_SERVER={} is not a file", p.display());
+        return Some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join("redis-server"))
+        .find(|p| p.is_file())
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+    l.local_addr().expect("local addr").port()
+}
+
+impl RedisServer {
+    /// Starts a server with `extra` arguments (e.g. `--requirepass x`), or `None` after
+    /// printing a skip line naming `test` when there is no binary.
+    ///
+    /// # Panics
+    /// When there is no binary and `STORE_REDIS_REQUIRE_SERVER=1`, or when the server
+    /// does not come up on any of 5 free ports.
+    pub fn start(test: &str, extra: &[&str]) -> Option<Self> {
+        let Some(binary) = find_binary() else {
+            if std::env::var_os("STORE_REDIS_REQUIRE_SERVER").is_some_and(|v| v == "1") {
+                panic!(
+                    "redis-server not found (PATH or $REDIS_SERVER) and STORE_REDIS_REQUIRE_SERVER=1"
+                );
+            }
+            // Straight to stderr: the test harness captures `eprintln!` of passing tests.
+            let name = std::thread::current().name().unwrap_or("?").to_owned();
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIP {test}::{name}: redis-server not found on PATH (install it: apt-get install -y \
+                 redis-server, or set REDIS_SERVER=/path/to/redis-server)"
+            );
+            return None;
+        };
+        let mut server = RedisServer {
+            binary,
+            port: 0,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+            child: None,
+        };
+        // Another test may grab the free port between our probe and the server's bind:
+        // try a few ports.
+        for _ in 0..5 {
+            server.port = free_port();
+            if server.spawn() {
+                return Some(server);
+            }
+        }
+        panic!("redis-server did not start on a loopback port after 5 tries");
+    }
+
+    /// `redis://127.0.0.1:<port>/0`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("server running").id()
+    }
+
+    /// A builder for a store on this server with short timeouts.
+    pub fn builder(&self, prefix: &str) -> RedisStoreBuilder {
+        RedisStore::builder(self.url())
+            .prefix(prefix)
+            .connect_timeout(Duration::from_secs(1))
+            .command_timeout(Duration::from_secs(1))
+    }
+
+    /// A store on this server.
+    pub fn store(&self, prefix: &str) -> RedisStore {
+        self.builder(prefix)
+            .build()
+            .expect("store on the test server")
+    }
+
+    /// Kills the server (SIGKILL) and waits for it; everything in it is lost.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        // The old socket may linger briefly; Redis binds with SO_REUSEADDR, but retry a
+        // few times anyway.
+        for _ in 0..20 {
+            if self.spawn() {
+                return;
+            }
+            sleep(Duration::from_millis(50));
+        }
+        panic!("redis-server did not restart on port {}", self.port);
+    }
+
+    /// Runs `redis-server` and waits (at most 5 s) until it accepts connections; false if
+    /// it exited (port taken).
+    fn spawn(&mut self) -> bool {
+        let dir = std::env::temp_dir();
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", dir.to_str().expect("utf-8 temp dir")])
+            .args(&self.extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        let mut child = cmd.spawn().expect("spawn redis-server");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                return false;
+            }
+            if TcpStream::connect((Ipv4Addr::LOCALHOST, self.port)).is_ok() {
+                // Someone else may own the port and our server be about to exit.
+                sleep(Duration::from_millis(20));
+                if let Ok(Some(_)) = child.try_wait() {
+                    return false;
+                }
+                self.child = Some(child);
+                return true;
+            }
+            sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        false
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
