@@ -50,6 +50,7 @@ pub struct FastMmapBuilder {
     pub(crate) mode: u32,
     pub(crate) read_lock_timeout: Duration,
     pub(crate) write_lock_timeout: Option<Duration>,
+    pub(crate) existing_only: bool,
 }
 
 impl Default for FastMmapBuilder {
@@ -67,6 +68,7 @@ impl Default for FastMmapBuilder {
             mode: DEFAULT_MODE,
             read_lock_timeout: DEFAULT_READ_LOCK_TIMEOUT,
             write_lock_timeout: None,
+            existing_only: false,
         }
     }
 }
@@ -184,6 +186,16 @@ impl FastMmapBuilder {
     /// are served in no particular order. A zero limit is refused by `open`.
     pub fn write_lock_timeout(mut self, timeout: Duration) -> Self {
         self.write_lock_timeout = Some(timeout);
+        self
+    }
+
+    /// Open only a file that exists and is an initialised store (default false): never
+    /// create the file or its directory, never initialise or re-initialise it, whatever
+    /// it holds. For tools that look at the file of running servers (`sessionctl`): a
+    /// missing file, an empty one or one an initialiser left half-written is an error,
+    /// not a new store. Cannot be combined with `init_file`.
+    pub fn existing_only(mut self, yes: bool) -> Self {
+        self.existing_only = yes;
         self
     }
 

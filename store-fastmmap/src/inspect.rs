@@ -16,6 +16,9 @@ pub struct PageFill {
     /// Bytes its records may occupy (the data area: the page less its header, slots and
     /// stamps).
     pub capacity: u64,
+    /// The page's write clock: advanced by every write to the page, wrapping at 2^32
+    /// (the difference of two readings, `wrapping_sub`, is the writes between them).
+    pub writes: u32,
 }
 
 impl PageFill {
@@ -98,6 +101,7 @@ impl FastMmapStore {
                     entries: p.count(),
                     bytes_used: used.min(capacity),
                     capacity,
+                    writes: p.tick(),
                 }
             })
             .collect()

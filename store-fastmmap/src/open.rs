@@ -64,7 +64,15 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     let mode = b.checked_mode()?;
     b.check_timeouts()?;
     let wanted = b.geometry()?;
-    let opened = open_store_file(&path, mode)?;
+    if b.existing_only && b.init_file {
+        return Err(Error::InvalidConfig {
+            option: "existing_only",
+            reason: "existing_only never initialises a file, so it cannot be combined with \
+                     init_file"
+                .into(),
+        });
+    }
+    let opened = open_store_file(&path, mode, !b.existing_only)?;
     let (header, map, identity) = {
         let header_lock = RangeLock::new(&path, &opened.file, 0, HEADER_LEN as u64, "the header")?;
         // The identity is read under the header lock, from the header just validated or
@@ -184,6 +192,18 @@ fn open_locked(
 
     match existing {
         Some(x) => Ok(x),
+        None if b.existing_only => Err(Error::Incompatible {
+            path,
+            reason: if len == 0 {
+                "the file is empty: no store was ever initialised in it (existing_only does \
+                 not initialise one)"
+                    .into()
+            } else {
+                "the file's initialisation never finished (its initialiser died); the next \
+                 server to open it initialises it (existing_only does not)"
+                    .into()
+            },
+        }),
         None => initialise(&path, file, wanted, len, keep_secret),
     }
 }

@@ -1,5 +1,26 @@
 //! The few `INFO` fields the store reports.
 
+/// A server's own counters since it started ([`RedisStore::server_counters`]): every
+/// client's and every prefix's, not one store's.
+///
+/// [`RedisStore::server_counters`]: crate::RedisStore::server_counters
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerCounters {
+    /// Commands the server processed.
+    pub commands: u64,
+    /// Key lookups that found their key.
+    pub keyspace_hits: u64,
+    /// Key lookups that did not.
+    pub keyspace_misses: u64,
+    /// Keys evicted under `maxmemory`.
+    pub evicted_keys: u64,
+    /// Keys in the store's logical database (every prefix's).
+    pub db_keys: u64,
+    /// Bytes the server allocated.
+    pub used_memory: u64,
+}
+
 /// Fields of an `INFO` reply; absent fields are 0.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct ServerInfo {
@@ -13,6 +34,12 @@ pub(crate) struct ServerInfo {
     pub(crate) maxmemory: u64,
     /// `evicted_keys`: keys the server evicted under `maxmemory`, since it started.
     pub(crate) evicted_keys: u64,
+    /// `total_commands_processed`, since the server started.
+    pub(crate) commands: u64,
+    /// `keyspace_hits`: lookups that found their key, since the server started.
+    pub(crate) keyspace_hits: u64,
+    /// `keyspace_misses`: lookups that did not.
+    pub(crate) keyspace_misses: u64,
 }
 
 impl ServerInfo {
@@ -35,6 +62,9 @@ impl ServerInfo {
                 "used_memory" => info.used_memory = num(),
                 "maxmemory" => info.maxmemory = num(),
                 "evicted_keys" => info.evicted_keys = num(),
+                "total_commands_processed" => info.commands = num(),
+                "keyspace_hits" => info.keyspace_hits = num(),
+                "keyspace_misses" => info.keyspace_misses = num(),
                 n if n == db_field => {
                     info.db_keys = value
                         .split(',')
@@ -55,7 +85,7 @@ mod tests {
 
     const SAMPLE: &str = "# Server\r\nredis_version:7.0.15\r\nredis_mode:standalone\r\n\r\n\
         # Memory\r\nused_memory:1048576\r\nmaxmemory:0\r\n\r\n# Stats\r\nevicted_keys:3\r\n\
-        expired_keys:9\r\n\r\n# Keyspace\r\ndb0:keys=12,expires=4,avg_ttl=100\r\n\
+        expired_keys:9\r\ntotal_commands_processed:70\r\nkeyspace_hits:40\r\nkeyspace_misses:8\r\n\r\n# Keyspace\r\ndb0:keys=12,expires=4,avg_ttl=100\r\n\
         db2:keys=5,expires=0,avg_ttl=0\r\n";
 
     #[test]
@@ -66,6 +96,10 @@ mod tests {
         assert_eq!(i.used_memory, 1_048_576);
         assert_eq!(i.maxmemory, 0);
         assert_eq!(i.evicted_keys, 3);
+        assert_eq!(
+            (i.commands, i.keyspace_hits, i.keyspace_misses),
+            (70, 40, 8)
+        );
         assert_eq!(ServerInfo::parse(SAMPLE, 0).db_keys, 12);
         assert_eq!(
             ServerInfo::parse(SAMPLE, 9).db_keys,

@@ -40,4 +40,5 @@ mod store;
 pub mod test_server;
 
 pub use builder::{DEFAULT_MAX_VALUE_LEN, DEFAULT_PREFIX, RedisStoreBuilder};
+pub use info::ServerCounters;
 pub use store::RedisStore;

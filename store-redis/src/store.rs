@@ -459,6 +459,28 @@ impl RedisStore {
         }
     }
 
+    /// The server's own counters since it started, for tools watching it (`sessionctl
+    /// watch`): they cover every client and prefix of the server, unlike `stats`' reads
+    /// and hits, which are this store object's.
+    ///
+    /// # Errors
+    /// The server cannot be reached.
+    pub fn server_counters(&self) -> Result<crate::ServerCounters> {
+        let text: String = self
+            .pool
+            .run(Retry::Idempotent, |c| redis::cmd("INFO").query(c))
+            .map_err(|e| self.backend("INFO", None, e))?;
+        let i = ServerInfo::parse(&text, self.db);
+        Ok(crate::ServerCounters {
+            commands: i.commands,
+            keyspace_hits: i.keyspace_hits,
+            keyspace_misses: i.keyspace_misses,
+            evicted_keys: i.evicted_keys,
+            db_keys: i.db_keys,
+            used_memory: i.used_memory,
+        })
+    }
+
     fn outcome(version: Version) -> WriteOutcome {
         WriteOutcome {
             version,

@@ -54,11 +54,12 @@ fn open_at(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags, mode: u32) -> io::Re
     retry(|| rustix::fs::openat(dir, name, flags, Mode::from_raw_mode(mode))).map(File::from)
 }
 
-/// Opens (creating with `mode`, narrowed by the umask, if absent) the store file,
-/// refusing an unsafe directory (see [`check_dir`]), symlinks, non-regular files, files
-/// with more than one hard link, files of another owner, and files that let others read
-/// them or let group or others write them (see [`check_file`]).
-pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
+/// Opens (if `create`, creating with `mode`, narrowed by the umask, if absent) the store
+/// file, refusing an unsafe directory (see [`check_dir`]), symlinks, non-regular files,
+/// files with more than one hard link, files of another owner, and files that let others
+/// read them or let group or others write them (see [`check_file`]). Without `create` a
+/// missing file or directory is an error and nothing is created.
+pub(crate) fn open_store_file(path: &Path, mode: u32, create: bool) -> Result<Opened, Error> {
     let name = path
         .file_name()
         .filter(|n| !n.is_empty() && *n != "." && *n != "..")
@@ -71,8 +72,27 @@ pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let dir = open_dir(parent)?;
+    let dir = open_dir(parent, create)?;
     check_dir(parent, &dir)?;
+    if !create {
+        let file = match open_at(dir.as_fd(), &name, OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC, 0) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(Error::io(
+                    format!("{}: no session store file there (nothing was created)", path.display()),
+                    e,
+                ));
+            }
+            Err(e) => return Err(open_error(path, e)),
+        };
+        check_file(path, &file)?;
+        return Ok(Opened {
+            file,
+            dir,
+            name,
+            created: false,
+        });
+    }
     let base = OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = dir.as_fd();
     let (file, created) = match open_at(fd, &name, base | OFlags::CREATE | OFlags::EXCL, mode) {
@@ -103,7 +123,7 @@ pub(crate) fn open_store_file(path: &Path, mode: u32) -> Result<Opened, Error> {
 /// (0700, as the Catalyst store creates its storage directory). If `dir` itself is a
 /// symbolic link, it must be this user's or root's (`/var/run`, say): one another user
 /// planted in a shared directory would lead the file wherever they chose.
-fn open_dir(dir: &Path) -> Result<OwnedFd, Error> {
+fn open_dir(dir: &Path, create: bool) -> Result<OwnedFd, Error> {
     let c = cstring(dir, dir.as_os_str().as_bytes())?;
     if let Ok(md) = std::fs::symlink_metadata(dir)
         && md.file_type().is_symlink()
@@ -133,7 +153,7 @@ fn open_dir(dir: &Path) -> Result<OwnedFd, Error> {
     };
     match open() {
         Ok(d) => Ok(d),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
             use std::os::unix::fs::DirBuilderExt;
             std::fs::DirBuilder::new()
                 .recursive(true)
@@ -403,11 +423,11 @@ mod tests {
     fn creates_with_the_mode_asked_for_never_wider() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        let o = open_store_file(&p, 0o640).unwrap();
+        let o = open_store_file(&p, 0o640, true).unwrap();
         assert!(o.created);
         let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777;
         assert_eq!(mode & !0o640, 0, "{mode:o}: the umask only narrows");
-        let again = open_store_file(&p, 0o600).unwrap();
+        let again = open_store_file(&p, 0o600, true).unwrap();
         assert!(!again.created);
     }
 
@@ -415,7 +435,7 @@ mod tests {
     fn creates_missing_directories_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("a/b/sessions");
-        open_store_file(&p, 0o600).unwrap();
+        open_store_file(&p, 0o600, true).unwrap();
         for d in [dir.path().join("a"), dir.path().join("a/b")] {
             let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o7777;
             assert_eq!(mode & !0o700, 0, "{}: {mode:o}", d.display());
@@ -427,10 +447,10 @@ mod tests {
     fn refuses_files_others_can_read() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        drop(open_store_file(&p, 0o600).unwrap());
+        drop(open_store_file(&p, 0o600, true).unwrap());
         for mode in [0o604, 0o644, 0o601] {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
-            let e = open_store_file(&p, 0o600).unwrap_err();
+            let e = open_store_file(&p, 0o600, true).unwrap_err();
             assert!(
                 matches!(e, Error::Incompatible { .. }) && e.to_string().contains("chmod o-rwx"),
                 "{mode:o}: {e}"
@@ -438,7 +458,7 @@ mod tests {
         }
         // Group-readable by the process's own group is the Perl store's 0640.
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
-        open_store_file(&p, 0o600).unwrap();
+        open_store_file(&p, 0o600, true).unwrap();
     }
 
     /// Regression (audit 2, finding 4): the directory was not checked.
@@ -450,7 +470,7 @@ mod tests {
         let p = shared.join("f");
         for mode in [0o777, 0o775, 0o757] {
             std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(mode)).unwrap();
-            let e = open_store_file(&p, 0o600).unwrap_err();
+            let e = open_store_file(&p, 0o600, true).unwrap_err();
             assert!(
                 matches!(e, Error::Incompatible { .. }) && e.to_string().contains("chmod go-w"),
                 "{mode:o}: {e}"
@@ -458,7 +478,7 @@ mod tests {
         }
         // Like /tmp: others may create files but not remove or rename ours.
         std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
-        open_store_file(&p, 0o600).unwrap();
+        open_store_file(&p, 0o600, true).unwrap();
     }
 
     /// Ownership tests need root (CI runs as root): a directory or group of another user.
@@ -479,7 +499,7 @@ mod tests {
         let theirs = dir.path().join("theirs");
         std::fs::create_dir(&theirs).unwrap();
         chown(&theirs, 12345, 12345);
-        let e = open_store_file(&theirs.join("f"), 0o600).unwrap_err();
+        let e = open_store_file(&theirs.join("f"), 0o600, true).unwrap_err();
         assert!(e.to_string().contains("owned by uid 12345"), "{e}");
         // Ours, setgid, with a group we are not in: the file gets our own group.
         let setgid = dir.path().join("setgid");
@@ -487,7 +507,7 @@ mod tests {
         chown(&setgid, 0, 12345);
         std::fs::set_permissions(&setgid, std::fs::Permissions::from_mode(0o2750)).unwrap();
         let p = setgid.join("f");
-        open_store_file(&p, 0o640).unwrap();
+        open_store_file(&p, 0o640, true).unwrap();
         use std::os::unix::fs::MetadataExt;
         assert_eq!(
             std::fs::metadata(&p).unwrap().gid(),
@@ -495,7 +515,7 @@ mod tests {
         );
         // An existing file readable by that group is refused.
         chown(&p, 0, 12345);
-        let e = open_store_file(&p, 0o640).unwrap_err();
+        let e = open_store_file(&p, 0o640, true).unwrap_err();
         assert!(e.to_string().contains("group 12345"), "{e}");
     }
 
@@ -507,17 +527,17 @@ mod tests {
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        let e = open_store_file(&link, 0o600).unwrap_err();
+        let e = open_store_file(&link, 0o600, true).unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
 
-        let e = open_store_file(dir.path(), 0o600).unwrap_err();
+        let e = open_store_file(dir.path(), 0o600, true).unwrap_err();
         assert!(
             matches!(e, Error::Io { .. } | Error::Incompatible { .. }),
             "{e}"
         );
 
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o666)).unwrap();
-        let e = open_store_file(&target, 0o600).unwrap_err();
+        let e = open_store_file(&target, 0o600, true).unwrap_err();
         assert!(e.to_string().contains("chmod go-w"), "{e}");
     }
 
@@ -526,17 +546,17 @@ mod tests {
     fn refuses_a_file_with_another_hard_link() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");
-        drop(open_store_file(&p, 0o600).unwrap());
+        drop(open_store_file(&p, 0o600, true).unwrap());
         let other = dir.path().join("other-name");
         std::fs::hard_link(&p, &other).unwrap();
         for path in [&p, &other] {
-            let e = open_store_file(path, 0o600).unwrap_err();
+            let e = open_store_file(path, 0o600, true).unwrap_err();
             assert!(
                 matches!(e, Error::Incompatible { .. }) && e.to_string().contains("2 hard links"),
                 "{e}"
             );
         }
         std::fs::remove_file(&other).unwrap();
-        open_store_file(&p, 0o600).unwrap();
+        open_store_file(&p, 0o600, true).unwrap();
     }
 }

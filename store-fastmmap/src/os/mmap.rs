@@ -10,8 +10,9 @@ use std::io;
 
 use memmap2::{MmapOptions, MmapRaw};
 
-/// A `MAP_SHARED` read-write mapping. Never dereferenced as `&[u8]`: every access goes
-/// through atomic views (see `format`), because other processes write it concurrently.
+/// A `MAP_SHARED` read-write mapping whose base is 8-aligned (checked when it is made).
+/// Never dereferenced as `&[u8]`: every access goes through atomic views (see `format`),
+/// because other processes write it concurrently.
 #[derive(Debug)]
 pub(crate) struct Mapping {
     raw: MmapRaw,
@@ -24,6 +25,10 @@ impl Mapping {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty mapping"));
         }
         let raw = MmapOptions::new().len(len).map_raw(file)?;
+        // `format::Region` relies on it (mmap returns page-aligned addresses).
+        if !(raw.as_mut_ptr() as usize).is_multiple_of(8) {
+            return Err(io::Error::other("mmap returned an address that is not 8-aligned"));
+        }
         Ok(Mapping { raw })
     }
 
