@@ -7,7 +7,6 @@ use std::sync::atomic::Ordering;
 use store_api::{Key, ScanEntry, ScanOptions, Timestamp, is_live};
 
 use super::{Damage, Locked};
-use crate::format::checksum::{self, Fields};
 use crate::format::page::slot_parts;
 use crate::format::record::{self, decode_expiry, version_of};
 use crate::probe::record_header;
@@ -35,29 +34,11 @@ impl PageCheck {
 }
 
 impl Locked<'_> {
-    /// The record a slot value points at, if it checks out completely (bounds, checksum,
-    /// key hash, a valid key), with its header.
-    fn checked_record(&self, v: u64) -> Option<(Key, record::RecordHeader, Vec<u8>)> {
-        let (off, tag) = slot_parts(v);
-        let hdr = record_header(&self.page, off as usize).ok()?;
-        let mut bytes = Vec::with_capacity(hdr.size());
-        if !self
-            .page
-            .region()
-            .read_append(off as usize, hdr.size(), &mut bytes)
-        {
-            return None;
-        }
-        let (h, key, value) = record::parse(&bytes)?;
-        let kh = self.hasher.hash(key);
-        let sound = kh.tag == tag
-            && kh.page == self.page.index()
-            && checksum::of_value(self.hasher, Fields::of(kh.raw, &h), value) == h.check;
-        if !sound {
-            return None;
-        }
-        let key = Key::new(std::str::from_utf8(key).ok()?).ok()?;
-        let value = value.to_vec();
+    /// As `checked_record`, with a key that is a valid [`Key`] (the engine writes no
+    /// other).
+    fn checked_entry(&self, v: u64) -> Option<(Key, record::RecordHeader, Vec<u8>)> {
+        let (key, h, value) = self.checked_record(v)?;
+        let key = Key::new(String::from_utf8(key).ok()?).ok()?;
         Some((key, h, value))
     }
 
@@ -75,7 +56,7 @@ impl Locked<'_> {
                 continue;
             }
             let (key, h, value) = self
-                .checked_record(v)
+                .checked_entry(v)
                 .ok_or(Damage("a record fails its checks"))?;
             let expires_at = decode_expiry(h.expires);
             if !is_live(expires_at, now) || !opts.matches(&key) {
@@ -114,7 +95,7 @@ impl Locked<'_> {
                 continue;
             }
             c.records += 1;
-            match self.checked_record(v) {
+            match self.checked_entry(v) {
                 None => c.bad_records += 1,
                 Some((key, _, _)) => {
                     if !keys.insert(key) {

@@ -9,7 +9,7 @@ use super::{Damage, Locked};
 use crate::format::checksum::{self, Fields};
 use crate::format::header::FileCounter;
 use crate::format::page::{PAGE_MAGIC, slot_parts};
-use crate::format::record;
+use crate::format::record::{self, RecordHeader};
 use crate::probe::record_header;
 use crate::seqlock::SeqLock;
 
@@ -46,9 +46,9 @@ impl Locked<'_> {
         None
     }
 
-    /// Whether the record a slot value points at checks out completely: bounds,
-    /// checksum, key hash (tag and page). Returns its key and version if so.
-    fn verify(&self, v: u64) -> Option<(Vec<u8>, u64)> {
+    /// The record a slot value points at, if it checks out completely (bounds,
+    /// checksum, key hash: tag and page): its key bytes, header and value.
+    pub(super) fn checked_record(&self, v: u64) -> Option<(Vec<u8>, RecordHeader, Vec<u8>)> {
         let (off, tag) = slot_parts(v);
         let hdr = record_header(&self.page, off as usize).ok()?;
         let mut bytes = Vec::with_capacity(hdr.size());
@@ -64,7 +64,7 @@ impl Locked<'_> {
         let ok = kh.tag == tag
             && kh.page == self.page.index()
             && checksum::of_value(self.hasher, Fields::of(kh.raw, &h), value) == h.check;
-        ok.then(|| (key.to_vec(), h.version))
+        ok.then(|| (key.to_vec(), h, value.to_vec()))
     }
 
     /// Repairs the page in place (see the module docs). Counted in `Stats::recovered`.
@@ -89,7 +89,7 @@ impl Locked<'_> {
             if v == 0 {
                 continue;
             }
-            match self.verify(v) {
+            match self.checked_record(v).map(|(key, h, _)| (key, h.version)) {
                 None => bad.push(v),
                 Some((key, version)) => match best.get_mut(&key) {
                     Some(b) if b.1 >= version => {
