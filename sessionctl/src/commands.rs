@@ -10,8 +10,7 @@ use crate::target::Target;
 use crate::{Failure, chain};
 
 fn write(out: &mut dyn Write, s: &str) -> Result<(), Failure> {
-    out.write_all(s.as_bytes())
-        .map_err(|e| Failure::new(format!("writing the output: {e}")))
+    out.write_all(s.as_bytes()).map_err(Failure::output)
 }
 
 fn key_of(m: &clap::ArgMatches) -> Result<Key, Failure> {
@@ -136,9 +135,7 @@ pub(crate) fn get(t: &Target, m: &clap::ArgMatches, out: &mut dyn Write) -> Resu
         return Err(Failure::new(format!("no live session under {k}")));
     };
     if m.get_flag("raw") {
-        return out
-            .write_all(&e.value)
-            .map_err(|e| Failure::new(format!("writing the output: {e}")));
+        return out.write_all(&e.value).map_err(Failure::output);
     }
     if m.get_flag("hex") {
         return write(out, &hex_dump(&e.value));

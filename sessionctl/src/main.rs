@@ -44,6 +44,18 @@ impl Failure {
         }
     }
 
+    /// Writing the output failed; a reader that went away (`sessionctl ... list | head`)
+    /// ends the command quietly, as for every Unix filter.
+    pub(crate) fn output(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            return Failure {
+                message: String::new(),
+                code: 0,
+            };
+        }
+        Failure::new(format!("writing the output: {e}"))
+    }
+
     /// Damage found (status 2, so scripts can tell it from a failure to look).
     pub(crate) fn damage(message: impl Into<String>) -> Self {
         Failure {
@@ -81,7 +93,9 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
             let _ = out.flush();
-            eprintln!("sessionctl: {}", f.message);
+            if !f.message.is_empty() {
+                eprintln!("sessionctl: {}", f.message);
+            }
             ExitCode::from(f.code)
         }
     }
@@ -92,8 +106,7 @@ fn run(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<(), Failure> {
     let prefix = m.get_one::<String>("redis-prefix").map(String::as_str);
     let target = target::Target::open(store, prefix)?;
     let (name, sub) = m.subcommand().expect("a subcommand is required");
-    let w =
-        |r: std::io::Result<()>| r.map_err(|e| Failure::new(format!("writing the output: {e}")));
+    let w = |r: std::io::Result<()>| r.map_err(Failure::output);
     match name {
         "stats" => stats::stats(&target, sub, out),
         "watch" => stats::watch(&target, sub, out),

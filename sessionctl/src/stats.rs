@@ -86,8 +86,7 @@ pub(crate) fn stats(t: &Target, m: &clap::ArgMatches, out: &mut dyn Write) -> Re
     } else {
         human(&r)
     };
-    out.write_all(text.as_bytes())
-        .map_err(|e| Failure::new(format!("writing the output: {e}")))
+    out.write_all(text.as_bytes()).map_err(Failure::output)
 }
 
 fn json_of(r: &Report) -> serde_json::Value {
@@ -167,7 +166,9 @@ fn human(r: &Report) -> String {
         line("evicted (expired)", c.evicted_expired.to_string());
         line("pages repaired", c.repairs.to_string());
         line("records lost in repair", c.lost_in_repair.to_string());
-        o.push_str("page fill (pages per bucket; the fullest evict on their next write)\n");
+        o.push_str(
+            "page fill, bytes or slots (pages per bucket; the fullest evict on their next write)\n",
+        );
         let h = f.histogram();
         let most = h.iter().copied().max().unwrap_or(0).max(1);
         let mut lo = 0;
@@ -257,7 +258,7 @@ fn prometheus(r: &Report) -> String {
         samples.push((",le=\"+Inf\"".into(), cum as f64));
         let name = "session_store_page_fill_ratio";
         o.push_str(&format!(
-            "# HELP {name} Pages by the share of their data area in use.\n# TYPE {name} histogram\n"
+            "# HELP {name} Pages by how full they are (bytes or slots, the larger).\n# TYPE {name} histogram\n"
         ));
         for (labels, v) in samples {
             o.push_str(&format!("{name}_bucket{{engine=\"{e}\"{labels}}} {v}\n"));
@@ -333,7 +334,7 @@ pub(crate) fn watch(t: &Target, m: &clap::ArgMatches, out: &mut dyn Write) -> Re
     let w = |out: &mut dyn Write, s: String| {
         out.write_all(s.as_bytes())
             .and_then(|()| out.flush())
-            .map_err(|e| Failure::new(format!("writing the output: {e}")))
+            .map_err(Failure::output)
     };
     let (ops_name, hit_note) = match t {
         Target::FastMmap(_) => (

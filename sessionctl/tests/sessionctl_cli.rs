@@ -365,3 +365,20 @@ fn a_real_redis_server_is_listed_read_and_cleared_under_its_prefix() {
         "another prefix's sessions survive"
     );
 }
+
+/// A reader that went away (`sessionctl FILE list | head -1`) ends the command quietly,
+/// as for every Unix filter: no error line, status 0.
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = made_file(dir.path());
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = Command::new(env!("CARGO_BIN_EXE_sessionctl"))
+        .args([path.to_str().unwrap(), "list"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(stderr(&o), "");
+}

@@ -11,6 +11,8 @@ pub struct PageFill {
     pub index: u32,
     /// Records linked on the page, expired ones not yet reclaimed included.
     pub entries: u32,
+    /// The most records the page may link (its slot limit).
+    pub max_entries: u32,
     /// Bytes its records occupy.
     pub bytes_used: u64,
     /// Bytes its records may occupy (the data area: the page less its header, slots and
@@ -22,13 +24,13 @@ pub struct PageFill {
 }
 
 impl PageFill {
-    /// `bytes_used / capacity`, from 0 to 1: a page near 1 evicts (or refuses) on its
-    /// next write that needs room.
+    /// How full the page is, from 0 to 1: the larger of its bytes in use over its
+    /// capacity and its entries over its slot limit (many small sessions fill the slots
+    /// first). A page near 1 evicts (or refuses) on its next write that needs room.
     pub fn ratio(&self) -> f64 {
-        if self.capacity == 0 {
-            return 0.0;
-        }
-        self.bytes_used as f64 / self.capacity as f64
+        let part = |n: f64, of: f64| if of > 0.0 { (n / of).min(1.0) } else { 0.0 };
+        part(self.bytes_used as f64, self.capacity as f64)
+            .max(part(f64::from(self.entries), f64::from(self.max_entries)))
     }
 }
 
@@ -89,6 +91,7 @@ impl FastMmapStore {
     /// their headers taken without locks.
     pub fn page_fills(&self) -> Vec<PageFill> {
         let capacity = self.geo().data_len() as u64;
+        let max_entries = u32::try_from(self.geo().max_count()).unwrap_or(u32::MAX);
         (0..self.num_pages())
             .map(|i| {
                 let p = self.page(i);
@@ -99,6 +102,7 @@ impl FastMmapStore {
                 PageFill {
                     index: i,
                     entries: p.count(),
+                    max_entries,
                     bytes_used: used.min(capacity),
                     capacity,
                     writes: p.tick(),
