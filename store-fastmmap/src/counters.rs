@@ -15,7 +15,9 @@
 //! async-signal-safe).
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::os::store_file::LockWord;
 
 /// Threads that count without atomic read-modify-writes.
 const THREAD_SLOTS: usize = 64;
@@ -45,6 +47,40 @@ impl Default for Counters {
             read_shards: (0..=THREAD_SLOTS).map(|_| ReadShard::default()).collect(),
             purged: AtomicU64::new(0),
             recovered: Repairs::default(),
+        }
+    }
+}
+
+/// A page's in-process lock and the counters its holder updates, on their own cache
+/// line: the holder owns them, so counting a write costs no atomic read-modify-write.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+pub(crate) struct PaddedLock {
+    /// The in-process page lock's word (`page_lock::PageLock`).
+    pub(crate) lock: AtomicU32,
+    pub(crate) writes: AtomicU64,
+    pub(crate) evicted_live: AtomicU64,
+    pub(crate) evicted_expired: AtomicU64,
+}
+
+impl LockWord for PaddedLock {
+    fn lock_word(&self) -> &AtomicU32 {
+        &self.lock
+    }
+}
+
+impl PaddedLock {
+    /// Adds to the page's counters; the caller holds the page's in-process lock.
+    pub(crate) fn count(&self, writes: u64, live: u64, expired: u64) {
+        for (c, n) in [
+            (&self.writes, writes),
+            (&self.evicted_live, live),
+            (&self.evicted_expired, expired),
+        ] {
+            if n > 0 {
+                // Relaxed load + store: only the lock holder writes these.
+                c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -14,7 +14,7 @@
 //!
 //! Several processes opening a new file at once therefore initialise it exactly once.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::path::Path;
 
 use store_api::{Error, Result};
@@ -30,33 +30,19 @@ use crate::format::region::Region;
 use crate::format::hash::KeyHasher;
 use crate::locked::Locked;
 use crate::os::file::{allocate, fstat, open_store_file, read_at, set_len, write_at, zero_range};
-use crate::os::lock::{lock_range, release};
+use crate::os::lock::RangeGuard;
 use crate::os::mmap::Mapping;
 use crate::store::{FastMmapStore, Parts};
 
-/// An fcntl `l_len` of 0: the range extends to the end of the file, however long.
-const TO_EOF: u64 = 0;
-
-/// A range lock on a file, released when dropped; it borrows the file, so it can never
-/// outlive its descriptor (and unlock a closed or reused one).
-struct RangeLock<'f> {
+/// Locks `range` of `file` (waiting), naming `what` in the error.
+fn lock<'f>(
+    path: &Path,
     file: &'f std::fs::File,
-    start: u64,
-    len: u64,
-}
-
-impl<'f> RangeLock<'f> {
-    fn new(path: &Path, file: &'f std::fs::File, start: u64, len: u64, what: &str) -> Result<Self> {
-        lock_range(file.as_raw_fd(), start, len)
-            .map_err(|e| Error::io(format!("locking {what} of {}", path.display()), e))?;
-        Ok(RangeLock { file, start, len })
-    }
-}
-
-impl Drop for RangeLock<'_> {
-    fn drop(&mut self) {
-        release(self.file.as_raw_fd(), self.start, self.len);
-    }
+    range: std::ops::Range<u64>,
+    what: &str,
+) -> Result<RangeGuard<'f>> {
+    RangeGuard::lock(file.as_fd(), range)
+        .map_err(|e| Error::io(format!("locking {what} of {}", path.display()), e))
 }
 
 pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
@@ -74,10 +60,10 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
     }
     let opened = open_store_file(&path, mode, !b.existing_only)?;
     let (header, map, identity) = {
-        let header_lock = RangeLock::new(&path, &opened.file, 0, HEADER_LEN as u64, "the header")?;
+        let header_lock = lock(&path, &opened.file, 0..HEADER_LEN as u64, "the header")?;
         // The identity is read under the header lock, from the header just validated or
         // written: a re-initialisation after the lock is released must be noticed.
-        let r = open_locked(&path, &b, wanted, header_lock.file).and_then(|(header, map)| {
+        let r = open_locked(&path, &b, wanted, &opened.file).and_then(|(header, map)| {
             let identity = Header::identity(&Region::of(&map)).ok_or_else(|| Error::Corrupted {
                 what: format!("{}: the header does not fit in the file", path.display()),
             })?;
@@ -267,7 +253,7 @@ fn initialise(
     // the header is whole again: they check the header under their page lock, so none
     // sees the file marked below while it could still write (a same-geometry
     // re-initialisation lets them carry on).
-    let _pages_lock = RangeLock::new(path, file, HEADER_LEN as u64, TO_EOF, "the pages")?;
+    let _pages_lock = lock(path, file, HEADER_LEN as u64..u64::MAX, "the pages")?;
     // Mark the file as being initialised before anything else changes (this also
     // extends an empty file to 8 bytes): if we die, the next opener sees `INIT_MAGIC`
     // and initialises again, and a store that still has the file open refuses to write.

@@ -2,7 +2,7 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use store_api::{
@@ -24,10 +24,10 @@ use crate::format::record::{decode_expiry, encode_expiry, record_size, version_o
 use crate::format::region::Region;
 use crate::locked::{Locked, NoRoom, WriteRequest};
 use crate::os::file::{Opened, fstat};
-use crate::os::lock::{lock_range, release, try_lock_range};
 use crate::os::mmap::Mapping;
-use crate::os::store_file::{LockWord, StoreFile};
-use crate::page_lock::PageLock;
+use crate::counters::PaddedLock;
+use crate::os::store_file::StoreFile;
+use crate::page_lock::{Backoff, PageGuard};
 use crate::probe::Found;
 use crate::read::{Read, lock_free};
 use crate::time::TimeSource;
@@ -35,39 +35,6 @@ use crate::time::TimeSource;
 /// How many times a reader retries a page whose counter is odd or changed before it
 /// falls back to taking the page lock (which repairs a page whose writer died).
 const READ_SPINS: u32 = 20_000;
-
-/// A page's in-process lock and the counters its holder updates, on their own cache
-/// line: the holder owns them, so counting a write costs no atomic read-modify-write.
-#[derive(Debug, Default)]
-#[repr(align(64))]
-struct PaddedLock {
-    lock: AtomicU32,
-    writes: AtomicU64,
-    evicted_live: AtomicU64,
-    evicted_expired: AtomicU64,
-}
-
-impl LockWord for PaddedLock {
-    fn lock_word(&self) -> &AtomicU32 {
-        &self.lock
-    }
-}
-
-impl PaddedLock {
-    /// Adds to the page's counters; the caller holds the page's in-process lock.
-    fn count(&self, writes: u64, live: u64, expired: u64) {
-        for (c, n) in [
-            (&self.writes, writes),
-            (&self.evicted_live, live),
-            (&self.evicted_expired, expired),
-        ] {
-            if n > 0 {
-                // Relaxed load + store: only the lock holder writes these.
-                c.store(c.load(Ordering::Relaxed) + n, Ordering::Relaxed);
-            }
-        }
-    }
-}
 
 /// A session store on one file shared by every process on a host that opens it.
 ///
@@ -90,20 +57,20 @@ impl PaddedLock {
 /// ```
 #[derive(Debug)]
 pub struct FastMmapStore {
-    path: PathBuf,
-    geo: Geometry,
+    pub(crate) path: PathBuf,
+    pub(crate) geo: Geometry,
     hasher: KeyHasher,
     /// The file, its mapping and the page locks (a forked child gets a new open file
     /// description at the same descriptor number: see `os::fork`).
-    os: StoreFile<PaddedLock>,
+    pub(crate) os: StoreFile<PaddedLock>,
     /// The file's identity, which names the page locks this thread holds (see `Held`).
-    file_id: (u64, u64),
+    pub(crate) file_id: (u64, u64),
     clock: TimeSource,
     default_ttl: Option<Duration>,
     policy: EvictionPolicy,
     read_lock_timeout: Duration,
     /// `None`: writes wait for page locks without a limit.
-    write_lock_timeout: Option<Duration>,
+    pub(crate) write_lock_timeout: Option<Duration>,
     counters: Counters,
     fail: Armed,
     /// The header words this store's view depends on (see `Header::identity`).
@@ -124,111 +91,6 @@ pub(crate) struct Parts {
     pub(crate) write_lock_timeout: Option<Duration>,
     pub(crate) fail: Armed,
     pub(crate) identity: [u64; 3],
-}
-
-/// Both locks of a page, released fcntl first, then in-process (reverse order). Small
-/// (the store, the page, the generation): it travels up through every write's results.
-struct PageGuard<'a> {
-    store: &'a FastMmapStore,
-    page: u32,
-    /// Whether the lock is on this thread's stack of held locks (see [`Held`]).
-    held: bool,
-    /// The fork generation the lock was taken in (see `os::fork`).
-    generation: u64,
-}
-
-impl PageGuard<'_> {
-    /// Fails if the process forked since the lock was taken (a fork inside an `update`
-    /// closure): the child holds no lock, so it must not write.
-    fn still_held(&self) -> Result<()> {
-        if self.store.os.epoch().current() == self.generation {
-            return Ok(());
-        }
-        Err(Error::Backend {
-            context: format!(
-                "{}: the process forked inside an `update` closure; the child does not hold \
-                 the page's lock (its parent does), so the update is not applied in the child",
-                self.store.path.display()
-            ),
-            source: Box::new(std::io::Error::other("forked while holding a page lock")),
-        })
-    }
-}
-
-impl Drop for PageGuard<'_> {
-    fn drop(&mut self) {
-        let s = self.store;
-        // A child (forked inside an `update` closure) holds neither of its parent's
-        // locks: after the fork refresh its descriptor is a description of its own, and
-        // before it (a fork that ran no handler) releasing would release the parent's;
-        // its in-process lock word was reset and may be another thread's now.
-        if s.os.epoch().current() == self.generation {
-            let (start, len) = s.lock_range(self.page);
-            release(s.os.fd(), start, len);
-            PageLock::new(&s.os.locks()[self.page as usize].lock).unlock();
-        }
-        if self.held {
-            Held::release(s.file_id);
-        }
-    }
-}
-
-/// The page locks the current thread holds, by file: a store call from inside an
-/// `update` closure (which holds its page's lock) would wait for itself forever.
-struct Held;
-
-/// Page locks one thread can hold at once and still be told of a re-entrant call (an
-/// `update` closure calling another store's `update`, and so on).
-const HELD_FILES: usize = 8;
-
-thread_local! {
-    /// The files (device, inode) of the page locks this thread holds, a stack of
-    /// `HELD_DEPTH` entries (guards are dropped in the reverse order of their locks).
-    static HELD: [std::cell::Cell<(u64, u64)>; HELD_FILES] =
-        const { [const { std::cell::Cell::new((0, 0)) }; HELD_FILES] };
-    static HELD_DEPTH: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-}
-
-impl Held {
-    /// Notes a page lock of `file` about to be taken; whether it is on the stack (not
-    /// beyond `HELD_FILES`), or `Err` if this thread already holds one of that file's
-    /// page locks and `nested` (the second page of a `rotate`, taken in the lock order)
-    /// is false.
-    #[inline]
-    fn take(file: (u64, u64), nested: bool) -> std::result::Result<bool, ()> {
-        let depth = HELD_DEPTH.with(std::cell::Cell::get);
-        HELD.with(|cells| {
-            if !nested
-                && cells[..depth.min(HELD_FILES)]
-                    .iter()
-                    .any(|c| c.get() == file)
-            {
-                return Err(());
-            }
-            let tracked = depth < HELD_FILES;
-            if tracked {
-                cells[depth].set(file);
-                HELD_DEPTH.with(|d| d.set(depth + 1));
-            }
-            Ok(tracked)
-        })
-    }
-
-    /// Takes a page lock of `file` off the stack (one that [`Held::take`] put there).
-    #[inline]
-    fn release(file: (u64, u64)) {
-        let depth = HELD_DEPTH.with(std::cell::Cell::get);
-        HELD.with(|cells| {
-            // Normally the top; any entry of the same file stands for this one.
-            if let Some(i) = (0..depth.min(HELD_FILES))
-                .rev()
-                .find(|&i| cells[i].get() == file)
-            {
-                cells[i].set(cells[depth - 1].get());
-                HELD_DEPTH.with(|d| d.set(depth - 1));
-            }
-        });
-    }
 }
 
 impl FastMmapStore {
@@ -452,172 +314,6 @@ impl FastMmapStore {
         Page::new(&Region::of(self.os.map()), self.geo, i).expect("page index below num_pages")
     }
 
-    /// Takes page `i`'s in-process lock, then its fcntl lock, waiting as long as it takes.
-    /// `nested`: the second page of a `rotate` (see [`Held::take`]).
-    #[inline(always)]
-    fn lock_page(&self, i: u32, nested: bool) -> Result<PageGuard<'_>> {
-        let (held, generation) = self.enter(i, nested)?;
-        // From here the guard releases what is taken (the in-process lock is kept past
-        // its own guard and released by the page guard).
-        let taken = match self.write_lock_timeout {
-            None => {
-                let inproc = PageLock::new(&self.os.locks()[i as usize].lock).lock();
-                let (start, len) = self.lock_range(i);
-                match lock_range(self.os.fd(), start, len) {
-                    Ok(()) => {
-                        inproc.keep();
-                        Ok(())
-                    }
-                    Err(e) => {
-                        drop(inproc);
-                        Err(self.lock_error(i, e))
-                    }
-                }
-            }
-            Some(limit) => self.lock_page_within(i, limit),
-        };
-        if let Err(e) = taken {
-            if held {
-                Held::release(self.file_id);
-            }
-            return Err(e);
-        }
-        Ok(PageGuard {
-            store: self,
-            page: i,
-            held,
-            generation,
-        })
-    }
-
-    /// Both locks of page `i`, polled for at most `limit` (`write_lock_timeout`): the
-    /// first try is the uncontended path's one system call; then spinning, then sleeps
-    /// of up to 1 ms. On success the in-process lock is kept for the page guard.
-    #[inline(never)]
-    fn lock_page_within(&self, i: u32, limit: Duration) -> Result<()> {
-        let (start, len) = self.lock_range(i);
-        let lock = PageLock::new(&self.os.locks()[i as usize].lock);
-        let mut deadline = None;
-        let mut round = 0u32;
-        loop {
-            if let Some(inproc) = lock.try_lock() {
-                match try_lock_range(self.os.fd(), start, len) {
-                    Ok(true) => {
-                        inproc.keep();
-                        return Ok(());
-                    }
-                    Ok(false) => drop(inproc),
-                    Err(e) => {
-                        drop(inproc);
-                        return Err(self.lock_error(i, e));
-                    }
-                }
-            }
-            let now = std::time::Instant::now();
-            let end = *deadline.get_or_insert(now + limit);
-            if now >= end {
-                return Err(self.write_timed_out(i, limit));
-            }
-            round = round.saturating_add(1);
-            if round < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::sleep(Duration::from_micros(u64::from(round.min(1_000))));
-            }
-        }
-    }
-
-    /// A write that waited `limit` for page `i`'s locks.
-    #[cold]
-    fn write_timed_out(&self, i: u32, limit: Duration) -> Error {
-        Error::Backend {
-            context: format!(
-                "page {i} of {}: its lock was held by another thread or process for more than \
-                 {limit:?} (write_lock_timeout), nothing was written; a process stopped or \
-                 stuck mid-write (SIGSTOP, a debugger, a hung disk) or an `update` closure \
-                 that does not return holds it; retry, or continue or kill that process",
-                self.path.display()
-            ),
-            source: Box::new(std::io::Error::from(std::io::ErrorKind::TimedOut)),
-        }
-    }
-
-    /// As [`Self::lock_page`] without waiting: `None` if another thread or process holds
-    /// the page.
-    fn try_lock_page(&self, i: u32) -> Result<Option<PageGuard<'_>>> {
-        let (held, generation) = self.enter(i, false)?;
-        let unheld = || {
-            if held {
-                Held::release(self.file_id);
-            }
-        };
-        let Some(inproc) = PageLock::new(&self.os.locks()[i as usize].lock).try_lock() else {
-            unheld();
-            return Ok(None);
-        };
-        let (start, len) = self.lock_range(i);
-        match try_lock_range(self.os.fd(), start, len) {
-            Ok(true) => {}
-            Ok(false) => {
-                drop(inproc);
-                unheld();
-                return Ok(None);
-            }
-            Err(e) => {
-                drop(inproc);
-                unheld();
-                return Err(self.lock_error(i, e));
-            }
-        }
-        inproc.keep();
-        Ok(Some(PageGuard {
-            store: self,
-            page: i,
-            held,
-            generation,
-        }))
-    }
-
-    /// The checks before any page lock: a forked child's stores are refreshed (and fail
-    /// if that failed), and a thread inside an `update` closure may not lock a page of
-    /// this file again (it would wait for itself). Returns the fork generation too.
-    #[inline(always)]
-    fn enter(&self, i: u32, nested: bool) -> Result<(bool, u64)> {
-        let generation = self.os.check().map_err(|e| self.refresh_failed(e))?;
-        let held = Held::take(self.file_id, nested).map_err(|()| Error::Backend {
-            context: format!(
-                "page {i} of {}: store called from inside an `update` closure, whose thread \
-                 holds a page lock of this file; it would wait for itself (the closure must \
-                 not call back into the store)",
-                self.path.display()
-            ),
-            source: Box::new(std::io::Error::from(std::io::ErrorKind::WouldBlock)),
-        })?;
-        Ok((held, generation))
-    }
-
-    /// This process is a forked child whose refresh of the store failed.
-    #[cold]
-    fn refresh_failed(&self, e: std::io::Error) -> Error {
-        Error::io(
-            format!(
-                "{}: this process was forked and could not open the file anew for its own \
-                 locks; open the store again in the child",
-                self.path.display()
-            ),
-            e,
-        )
-    }
-
-    /// The byte range page `i`'s fcntl lock covers: the page.
-    fn lock_range(&self, i: u32) -> (u64, u64) {
-        (self.geo.page_offset(i), u64::from(self.geo.page_size))
-    }
-
-    fn lock_error(&self, i: u32, e: std::io::Error) -> Error {
-        Error::io(format!("locking page {i} of {}", self.path.display()), e)
-    }
-
     /// The key's hash and its page, locked, checked and if need be repaired: the start
     /// of every single-key write.
     ///
@@ -811,7 +507,7 @@ impl FastMmapStore {
         let deadline = std::time::Instant::now() + limit;
         // Relaxed: only compared, to tell a stopped writer from busy ones.
         let seq_at_start = page.seq().load(Ordering::Relaxed);
-        let mut round = 0u32;
+        let mut backoff = Backoff::new();
         let _g = loop {
             if let Some(g) = self.try_lock_page(kh.page)? {
                 break g;
@@ -825,12 +521,7 @@ impl FastMmapStore {
                 let busy = page.seq().load(Ordering::Relaxed) != seq_at_start;
                 return Err(self.read_timed_out(kh.page, limit, busy));
             }
-            round = round.saturating_add(1);
-            if round < 64 {
-                std::hint::spin_loop();
-            } else {
-                std::thread::sleep(Duration::from_micros(u64::from(round.min(1_000))));
-            }
+            backoff.wait();
         };
         let mut l = self.checked(kh.page)?;
         let Some(f) = self.find(&mut l, key, kh, true)? else {

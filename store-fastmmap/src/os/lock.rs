@@ -9,7 +9,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 
 #[cfg(target_os = "linux")]
 const SETLKW: libc::c_int = libc::F_OFD_SETLKW;
@@ -105,6 +105,41 @@ pub(crate) fn try_lock_range(fd: RawFd, start: u64, len: u64) -> io::Result<bool
 /// never waits).
 pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
     setlk_cmd(fd, SETLK, libc::F_UNLCK as libc::c_short, start, len)
+}
+
+/// A write lock on a byte range of a file, released (as [`release`] does) when dropped.
+/// It borrows the descriptor, so it can never outlive it and unlock a closed or reused
+/// one. (The page guard releases by hand instead: in a child forked while it was held it
+/// must not release at all.)
+#[derive(Debug)]
+pub(crate) struct RangeGuard<'f> {
+    fd: BorrowedFd<'f>,
+    start: u64,
+    len: u64,
+}
+
+impl<'f> RangeGuard<'f> {
+    /// Waits for a write lock on `range` of `fd`; a range ending at `u64::MAX` extends to
+    /// the end of the file, however long it grows (fcntl's `l_len` of 0).
+    pub(crate) fn lock(fd: BorrowedFd<'f>, range: std::ops::Range<u64>) -> io::Result<Self> {
+        let len = if range.end == u64::MAX {
+            0
+        } else {
+            range.end.saturating_sub(range.start)
+        };
+        lock_range(fd.as_raw_fd(), range.start, len)?;
+        Ok(RangeGuard {
+            fd,
+            start: range.start,
+            len,
+        })
+    }
+}
+
+impl Drop for RangeGuard<'_> {
+    fn drop(&mut self) {
+        release(self.fd.as_raw_fd(), self.start, self.len);
+    }
 }
 
 /// How long [`release`] retries a transient unlock failure before it gives up.

@@ -1,4 +1,4 @@
-//! The in-process page lock: excludes the threads of one process from a page.
+//! The in-process level of the page lock: excludes the threads of one process from a page.
 //!
 //! fcntl OFD locks exclude open file descriptions, and all threads of a store share one,
 //! so threads need their own exclusion. Lock order (see `docs/FORMAT.md`): this lock
