@@ -48,7 +48,7 @@ pub use codec::{Bincode, Codec};
 pub use entry::{Entry, EntryMeta, Version};
 pub use error::{BoxError, Error, Result};
 pub use key::{Key, KeyRule, MAX_KEY_LEN};
-pub use scan::{ScanEntry, ScanOptions, Support};
+pub use scan::{ScanEntry, ScanOptions, Support, visit_part};
 pub use stats::{Blocking, Capabilities, Stats, UpdateAtomicity};
 pub use store::{SessionStore, SessionStoreExt};
 pub use time::{Clock, Expiry, ManualClock, SystemClock, Timestamp, is_live};

@@ -3,6 +3,8 @@
 //!
 //! [`SessionStore::scan`]: crate::SessionStore::scan
 
+use std::ops::ControlFlow;
+
 use crate::{Key, Timestamp, Version};
 
 /// One live entry as [`SessionStore::scan`](crate::SessionStore::scan) sees it.
@@ -76,6 +78,21 @@ impl ScanOptions {
             .as_deref()
             .is_none_or(|p| key.as_str().starts_with(p))
     }
+}
+
+/// Hands one part of a scan (a page, a shard, a batch of keys) to `visit`, an entry at a
+/// time, adding to `visited`; `Break` once `visit` stopped the scan. For engines that
+/// scan in parts: each part read under its lock, then visited with no lock held.
+pub fn visit_part(
+    part: impl IntoIterator<Item = ScanEntry>,
+    visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
+    visited: &mut u64,
+) -> ControlFlow<()> {
+    for e in part {
+        *visited += 1;
+        visit(e)?;
+    }
+    ControlFlow::Continue(())
 }
 
 /// How far an engine supports an operator's call ([`Capabilities::scan`],

@@ -790,11 +790,8 @@ impl SessionStore for FastMmapStore {
                     }
                 }
             };
-            for e in entries {
-                visited += 1;
-                if visit(e).is_break() {
-                    return Ok(visited);
-                }
+            if store_api::visit_part(entries, visit, &mut visited).is_break() {
+                break;
             }
         }
         Ok(visited)

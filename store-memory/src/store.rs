@@ -9,7 +9,7 @@ use std::time::Duration;
 use store_api::{
     Capabilities, Clock, Entry, EntryMeta, Error, EvictionPolicy, Evictions, Expiry, Key,
     MAX_KEY_LEN, Result, ScanEntry, ScanOptions, SessionStore, Stats, Support, Timestamp,
-    UpdateAction, UpdateOutcome, Version, WriteMode, WriteOutcome, is_live,
+    UpdateAction, UpdateOutcome, Version, WriteMode, WriteOutcome, is_live, visit_part,
 };
 
 use crate::MemoryStoreBuilder;
@@ -325,12 +325,9 @@ impl SessionStore for MemoryStore {
         let mut visited = 0;
         for m in self.shards.iter() {
             let now = self.clock.now();
-            let entries = lock(m).live_entries(options, now);
-            for e in entries {
-                visited += 1;
-                if visit(e).is_break() {
-                    return Ok(visited);
-                }
+            let part = lock(m).live_entries(options, now);
+            if visit_part(part, visit, &mut visited).is_break() {
+                break;
             }
         }
         Ok(visited)

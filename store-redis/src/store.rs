@@ -11,7 +11,7 @@ use redis::RedisError;
 use store_api::{
     Blocking, Capabilities, Clock, Entry, EntryMeta, Error, Evictions, Expiry, Key, MAX_KEY_LEN,
     Result, ScanEntry, ScanOptions, SessionStore, Stats, Support, Timestamp, UpdateAction,
-    UpdateAtomicity, UpdateOutcome, Version, WriteMode, WriteOutcome, is_live,
+    UpdateAtomicity, UpdateOutcome, Version, WriteMode, WriteOutcome, is_live, visit_part,
 };
 
 use crate::RedisStoreBuilder;
@@ -363,6 +363,56 @@ impl RedisStore {
         }
     }
 
+    /// The live entries of a batch of data keys (from `each_batch`), read with one
+    /// `MGET` and the server's time in one round trip; keys gone since the `SCAN`, foreign
+    /// data and expired entries are left out.
+    fn live_entries(&self, keys: &[Vec<u8>], options: &ScanOptions) -> Result<Vec<ScanEntry>> {
+        let data_prefix = self.layout.data_key_prefix();
+        let (raws, (secs, micros)): (Vec<Option<Vec<u8>>>, (u64, u64)) = self
+            .pool
+            .run(Retry::Idempotent, |c| {
+                redis::pipe()
+                    .atomic()
+                    .cmd("MGET")
+                    .arg(keys)
+                    .cmd("TIME")
+                    .query(c)
+            })
+            .map_err(|e| self.backend("scan (MGET)", None, e))?;
+        let now = match &self.clock {
+            Some(c) => c.now(),
+            None => Timestamp::from_millis(secs * 1000 + micros / 1000),
+        };
+        let mut out = Vec::new();
+        for (k, raw) in keys.iter().zip(raws) {
+            let Some(raw) = raw else { continue };
+            let Some(h) = Header::parse(&raw) else {
+                continue;
+            };
+            if !is_live(h.expires_at, now) {
+                continue;
+            }
+            let Some(key) = k
+                .strip_prefix(data_prefix.as_bytes())
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| Key::new(k).ok())
+            else {
+                continue;
+            };
+            let entry = h.into_entry(raw);
+            let len = entry.value.len();
+            let value = options.values.then_some(entry.value);
+            out.push(ScanEntry::new(
+                key,
+                entry.expires_at,
+                entry.version,
+                len,
+                value,
+            ));
+        }
+        Ok(out)
+    }
+
     /// `SCAN MATCH` over the data keys of session keys starting with `prefix`, a batch
     /// of up to 500 keys at a time (one round trip each), each key handed to `f` once
     /// (`SCAN` may return a key twice; the repeats are dropped) until it breaks. Every key
@@ -370,60 +420,6 @@ impl RedisStore {
     ///
     /// A scan on a Redis Cluster would have to visit every primary; this one visits the
     /// server the store is connected to (see the README's deployments).
-    fn scan_body(
-        &self,
-        options: &ScanOptions,
-        visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
-    ) -> Result<u64> {
-        let data_prefix = self.layout.data_key_prefix();
-        let prefix = options.prefix.as_deref().unwrap_or("");
-        let mut visited = 0;
-        self.each_batch(prefix, "scan", &mut |keys| {
-            let (raws, (secs, micros)): (Vec<Option<Vec<u8>>>, (u64, u64)) = self
-                .pool
-                .run(Retry::Idempotent, |c| {
-                    redis::pipe()
-                        .atomic()
-                        .cmd("MGET")
-                        .arg(keys)
-                        .cmd("TIME")
-                        .query(c)
-                })
-                .map_err(|e| self.backend("scan (MGET)", None, e))?;
-            let now = match &self.clock {
-                Some(c) => c.now(),
-                None => Timestamp::from_millis(secs * 1000 + micros / 1000),
-            };
-            for (k, raw) in keys.iter().zip(raws) {
-                // Gone since the SCAN, or foreign data under the prefix: not an entry.
-                let Some(raw) = raw else { continue };
-                let Some(h) = Header::parse(&raw) else {
-                    continue;
-                };
-                if !is_live(h.expires_at, now) {
-                    continue;
-                }
-                let Some(key) = k
-                    .strip_prefix(data_prefix.as_bytes())
-                    .and_then(|k| std::str::from_utf8(k).ok())
-                    .and_then(|k| Key::new(k).ok())
-                else {
-                    continue;
-                };
-                let entry = h.into_entry(raw);
-                let len = entry.value.len();
-                let value = options.values.then_some(entry.value);
-                visited += 1;
-                let e = ScanEntry::new(key, entry.expires_at, entry.version, len, value);
-                if visit(e).is_break() {
-                    return Ok(ControlFlow::Break(()));
-                }
-            }
-            Ok(ControlFlow::Continue(()))
-        })?;
-        Ok(visited)
-    }
-
     fn each_batch(&self, prefix: &str, what: &str, f: &mut BatchFn<'_>) -> Result<()> {
         let pattern = format!(
             "{}{}*",
@@ -700,7 +696,13 @@ impl SessionStore for RedisStore {
         options: &ScanOptions,
         visit: &mut dyn FnMut(ScanEntry) -> ControlFlow<()>,
     ) -> Result<u64> {
-        self.scan_body(options, visit)
+        let prefix = options.prefix.as_deref().unwrap_or("");
+        let mut visited = 0;
+        self.each_batch(prefix, "scan", &mut |keys| {
+            let part = self.live_entries(keys, options)?;
+            Ok(visit_part(part, visit, &mut visited))
+        })?;
+        Ok(visited)
     }
 
     /// Deletes the entries under this store's prefix only (never `FLUSHDB`: other

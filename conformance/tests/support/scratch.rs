@@ -572,12 +572,7 @@ impl SessionStore for ScratchStore {
                 .collect()
         };
         let mut n = 0;
-        for e in entries {
-            n += 1;
-            if visit(e).is_break() {
-                break;
-            }
-        }
+        let _ = store_api::visit_part(entries, visit, &mut n);
         Ok(n)
     }
 
