@@ -106,7 +106,6 @@ fn run(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<(), Failure> {
     let prefix = m.get_one::<String>("redis-prefix").map(String::as_str);
     let target = target::Target::open(store, prefix)?;
     let (name, sub) = m.subcommand().expect("a subcommand is required");
-    let w = |r: std::io::Result<()>| r.map_err(Failure::output);
     match name {
         "stats" => stats::stats(&target, sub, out),
         "watch" => stats::watch(&target, sub, out),
@@ -117,6 +116,6 @@ fn run(m: &clap::ArgMatches, out: &mut dyn Write) -> Result<(), Failure> {
         "touch" => commands::touch(&target, sub, out),
         "purge" => commands::purge(&target, out),
         "clear" => commands::clear(&target, sub, out),
-        other => w(writeln!(out, "unknown subcommand {other}")),
+        other => Err(Failure::new(format!("unknown subcommand {other}"))),
     }
 }

@@ -55,7 +55,7 @@ fn gather(t: &Target) -> Result<Report, Failure> {
                 path: s.path().display().to_string(),
                 page_size: s.page_size(),
                 num_pages: s.num_pages(),
-                file_len: 4096 + u64::from(s.page_size()) * u64::from(s.num_pages()),
+                file_len: s.page_range(s.num_pages() - 1).map_or(0, |r| r.end),
                 fills,
                 counters: s.file_counters(),
             };
@@ -284,29 +284,35 @@ fn prometheus(r: &Report) -> String {
 #[derive(Debug, Clone, Copy, Default)]
 struct Sample {
     entries: u64,
-    /// Writes (fastmmap: the pages' write clocks, summed with wrapping per page) or
-    /// commands (redis).
+    /// Writes since watching started (fastmmap: the pages' write clocks, which wrap at
+    /// 2^32, accumulated) or commands since the server started (redis).
     ops: u64,
     hits: Option<(u64, u64)>,
     evictions: u64,
 }
 
-fn sample(t: &Target, ticks: &mut Vec<u32>) -> Result<Sample, Failure> {
+/// The pages' write clocks as last read, and the writes they have counted since.
+#[derive(Debug, Default)]
+struct Clocks {
+    last: Vec<u32>,
+    writes: u64,
+}
+
+fn sample(t: &Target, clocks: &mut Clocks) -> Result<Sample, Failure> {
     match t {
         Target::FastMmap(s) => {
             let fills = s.page_fills();
-            let mut ops = 0u64;
-            if ticks.len() != fills.len() {
-                *ticks = fills.iter().map(|p| p.writes).collect();
+            if clocks.last.len() != fills.len() {
+                clocks.last = fills.iter().map(|p| p.writes).collect();
             }
-            for (p, last) in fills.iter().zip(ticks.iter_mut()) {
-                ops += u64::from(p.writes.wrapping_sub(*last));
+            for (p, last) in fills.iter().zip(clocks.last.iter_mut()) {
+                clocks.writes += u64::from(p.writes.wrapping_sub(*last));
                 *last = p.writes;
             }
             let c = s.file_counters();
             Ok(Sample {
                 entries: fills.iter().map(|p| u64::from(p.entries)).sum(),
-                ops,
+                ops: clocks.writes,
                 hits: None,
                 evictions: c.evicted_live + c.evicted_expired,
             })
@@ -354,20 +360,16 @@ pub(crate) fn watch(t: &Target, m: &clap::ArgMatches, out: &mut dyn Write) -> Re
             "entries", ops_name, "hit rate", "evictions/s"
         ),
     )?;
-    let mut ticks = Vec::new();
-    let mut last = sample(t, &mut ticks)?;
+    let mut clocks = Clocks::default();
+    let mut last = sample(t, &mut clocks)?;
     let mut at = Instant::now();
     let mut lines = 0u64;
     while count.is_none_or(|c| lines < c) {
         std::thread::sleep(interval);
-        let s = sample(t, &mut ticks)?;
+        let s = sample(t, &mut clocks)?;
         let secs = at.elapsed().as_secs_f64().max(1e-3);
         at = Instant::now();
-        let ops = match t {
-            // The fastmmap sample already holds the writes since the last one.
-            Target::FastMmap(_) => s.ops,
-            Target::Redis(_) => s.ops.saturating_sub(last.ops),
-        };
+        let ops = s.ops.saturating_sub(last.ops);
         let rate = match (s.hits, last.hits) {
             (Some((h, m)), Some((lh, lm))) => {
                 let (dh, dm) = (h.saturating_sub(lh), m.saturating_sub(lm));

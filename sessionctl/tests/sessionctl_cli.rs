@@ -382,3 +382,52 @@ fn a_closed_pipe_ends_the_output_quietly() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stderr(&o), "");
 }
+
+/// `watch` turns the pages' write clocks into writes per second: a writer running while
+/// it watches shows up, and an idle store shows zero.
+#[test]
+fn watch_counts_the_writes_of_a_running_writer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = made_file(dir.path());
+    let p = path.to_str().unwrap().to_owned();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (path, stop) = (path.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let s = FastMmapStore::open(&path).unwrap();
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                s.put(
+                    &key("busy"),
+                    &i.to_le_bytes(),
+                    Expiry::Never,
+                    WriteMode::Upsert,
+                )
+                .unwrap();
+                i += 1;
+            }
+        })
+    };
+    let o = sessionctl(&[&p, "watch", "--interval", "200ms", "--count", "2"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.join().unwrap();
+    let out = stdout(&o);
+    let rates: Vec<f64> = out
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().nth(1).unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(rates.len(), 2, "{out}");
+    assert!(rates.iter().all(|&r| r > 100.0), "a busy writer: {out}");
+    let o = sessionctl(&[&p, "watch", "--interval", "100ms", "--count", "1"]);
+    let idle: f64 = stdout(&o)
+        .lines()
+        .nth(2)
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(idle, 0.0, "{}", stdout(&o));
+}
