@@ -7,6 +7,7 @@ use std::time::Duration;
 use store_api::{Clock, Error, EvictionPolicy, Result};
 
 use crate::FastMmapStore;
+use crate::LockKind;
 use crate::format::geometry::{Geometry, MAX_PAGE_SIZE, MIN_PAGE_SIZE};
 use crate::time::TimeSource;
 
@@ -51,6 +52,7 @@ pub struct FastMmapBuilder {
     pub(crate) read_lock_timeout: Duration,
     pub(crate) write_lock_timeout: Option<Duration>,
     pub(crate) existing_only: bool,
+    pub(crate) lock_kind: Option<LockKind>,
 }
 
 impl Default for FastMmapBuilder {
@@ -69,6 +71,7 @@ impl Default for FastMmapBuilder {
             read_lock_timeout: DEFAULT_READ_LOCK_TIMEOUT,
             write_lock_timeout: None,
             existing_only: false,
+            lock_kind: None,
         }
     }
 }
@@ -199,6 +202,15 @@ impl FastMmapBuilder {
         self
     }
 
+    /// The lock kind of a file this opens creates or initialises (default
+    /// [`LockKind::Fcntl`]); see [`LockKind`]. An existing file keeps its own kind: given,
+    /// it must match (else [`Error::Incompatible`]); not given, the file's kind is used.
+    /// [`LockKind::Futex`] is Linux only (elsewhere `open` refuses it).
+    pub fn lock_kind(mut self, kind: LockKind) -> Self {
+        self.lock_kind = Some(kind);
+        self
+    }
+
     /// Opens (creating or initialising) the store. See [`FastMmapStore::open`] for the
     /// hazards of a shared mapping.
     ///
@@ -257,6 +269,7 @@ impl FastMmapBuilder {
         let g = Geometry {
             page_size,
             num_pages,
+            locks: self.lock_kind.unwrap_or_default(),
         };
         if let (Some(c), Some(_), Some(_)) = (self.cache_size, self.page_size, self.num_pages) {
             let got = u64::from(page_size) * u64::from(num_pages);

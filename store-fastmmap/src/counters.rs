@@ -39,6 +39,9 @@ pub(crate) struct Counters {
     read_shards: Box<[ReadShard]>,
     pub(crate) purged: AtomicU64,
     pub(crate) recovered: Repairs,
+    /// Page locks this process took over from a holder that died (the futex kind's
+    /// `EOWNERDEAD`).
+    pub(crate) owner_deaths: AtomicU64,
 }
 
 impl Default for Counters {
@@ -47,6 +50,7 @@ impl Default for Counters {
             read_shards: (0..=THREAD_SLOTS).map(|_| ReadShard::default()).collect(),
             purged: AtomicU64::new(0),
             recovered: Repairs::default(),
+            owner_deaths: AtomicU64::new(0),
         }
     }
 }

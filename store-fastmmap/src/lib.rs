@@ -65,6 +65,7 @@ cfg_not_loom! {
     mod failpoint;
     mod format;
     mod inspect;
+    mod lock_kind;
     mod locked;
     mod open;
     mod os;
@@ -77,6 +78,7 @@ cfg_not_loom! {
         DEFAULT_CACHE_SIZE, DEFAULT_MODE, DEFAULT_PAGE_SIZE, DEFAULT_READ_LOCK_TIMEOUT,
         FastMmapBuilder,
     };
+    pub use lock_kind::LockKind;
     pub use inspect::{FileCounters, PageFill, PageProblem, VerifyReport};
     pub use store::FastMmapStore;
 }

@@ -14,7 +14,7 @@
 //!
 //! Several processes opening a new file at once therefore initialise it exactly once.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
 
 use store_api::{Error, Result};
@@ -30,7 +30,8 @@ use crate::format::region::Region;
 use crate::format::hash::KeyHasher;
 use crate::locked::Locked;
 use crate::os::file::{allocate, fstat, open_store_file, read_at, set_len, write_at, zero_range};
-use crate::os::lock::RangeGuard;
+use crate::LockKind;
+use crate::os::lock::{RangeGuard, USERS_BYTE, hold_users_shared, release_users, try_users_alone};
 use crate::os::mmap::Mapping;
 use crate::store::{FastMmapStore, Parts};
 
@@ -58,20 +59,42 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
                 .into(),
         });
     }
+    #[cfg(not(target_os = "linux"))]
+    if b.lock_kind == Some(LockKind::Futex) {
+        return Err(futex_elsewhere());
+    }
     let opened = open_store_file(&path, mode, !b.existing_only)?;
+    let fd = opened.file.as_raw_fd();
     let (header, map, identity) = {
         let header_lock = lock(&path, &opened.file, 0..HEADER_LEN as u64, "the header")?;
+        // Whether any other store of a futex-kind file has it open (those hold a shared
+        // lock on the users byte; fcntl-kind stores hold none). Under the header lock, so
+        // no other opener can change the answer before we are done.
+        let alone = try_users_alone(fd)
+            .map_err(|e| Error::io(format!("locking the users byte of {}", path.display()), e))?;
         // The identity is read under the header lock, from the header just validated or
         // written: a re-initialisation after the lock is released must be noticed.
-        let r = open_locked(&path, &b, wanted, &opened.file).and_then(|(header, map)| {
+        let r = open_locked(&path, &b, wanted, &opened.file, alone).and_then(|(header, map)| {
+            if header.geometry.locks == LockKind::Futex {
+                admit_futex(&path, &header, &map, alone)?;
+                hold_users_shared(fd).map_err(|e| {
+                    Error::io(format!("locking the users byte of {}", path.display()), e)
+                })?;
+            } else if alone {
+                release_users(fd);
+            }
             let identity = Header::identity(&Region::of(&map)).ok_or_else(|| Error::Corrupted {
                 what: format!("{}: the header does not fit in the file", path.display()),
             })?;
             Ok((header, map, identity))
         });
+        if r.is_err() && alone {
+            release_users(fd);
+        }
         drop(header_lock);
         r?
     };
+    let users = header.geometry.locks == LockKind::Futex;
     let parts = Parts {
         identity,
         hasher: KeyHasher::new(header.secret, header.geometry.num_pages),
@@ -85,6 +108,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
         read_lock_timeout: b.read_lock_timeout,
         write_lock_timeout: b.write_lock_timeout,
         fail: Armed::from_env(),
+        users,
     };
     FastMmapStore::from_parts(parts)
 }
@@ -94,11 +118,18 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
 fn open_locked(
     path: &Path,
     b: &FastMmapBuilder,
-    wanted: Geometry,
+    mut wanted: Geometry,
     file: &std::fs::File,
+    alone: bool,
 ) -> Result<(Header, Mapping)> {
     let path = path.to_owned();
     let len = fstat(&path, file)?.st_size as u64;
+    // A file keeps its lock kind unless one is asked for (even through `init_file`).
+    if b.lock_kind.is_none()
+        && let Some(kind) = file_lock_kind(file, len)
+    {
+        wanted.locks = kind;
+    }
     // `init_file` on a sound file of the same geometry keeps its hash secret: processes
     // that still have the file open keep hashing keys to the same pages.
     let keep_secret = if b.init_file && len == wanted.file_len() {
@@ -190,7 +221,126 @@ fn open_locked(
                     .into()
             },
         }),
+        None if !alone => Err(Error::Incompatible {
+            path,
+            reason: "other processes have the file open with the futex lock kind, and \
+                     initialising it would reset their locks under them; stop them (or \
+                     let them close it) first"
+                .into(),
+        }),
         None => initialise(&path, file, wanted, len, keep_secret),
+    }
+}
+
+/// The lock kind of the file's header, if it has a sound one.
+fn file_lock_kind(file: &std::fs::File, len: u64) -> Option<LockKind> {
+    if len < HEADER_LEN as u64 {
+        return None;
+    }
+    let map = Mapping::map(file, HEADER_LEN).ok()?;
+    match Header::read(&Region::of(&map)) {
+        HeaderState::Present(h) => LockKind::from_header(h.lock_kind),
+        _ => None,
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn futex_elsewhere() -> Error {
+    Error::InvalidConfig {
+        option: "lock_kind",
+        reason: "the futex lock kind is Linux only (robust futexes); use LockKind::Fcntl".into(),
+    }
+}
+
+/// Admits this process to a futex-kind file (the caller holds the header lock; `alone`:
+/// no other store has the file open). Lock words a machine that crashed left behind
+/// (another boot id) are reset; a process of another PID namespace than the file's
+/// current users is refused, since robust locks name their owners by thread id, which
+/// only mean the same thing within one namespace.
+fn admit_futex(path: &Path, h: &Header, map: &Mapping, alone: bool) -> Result<()> {
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (path, h, map, alone);
+        return Err(futex_elsewhere());
+    }
+    #[cfg(target_os = "linux")]
+    {
+        use crate::format::header::{BOOT_ID_LEN, BOOT_ID_OFFSET, PID_NS_OFFSET};
+        use crate::os::robust;
+        let needs = |what: &str, e: std::io::Error| {
+            Error::io(
+                format!(
+                    "{}: the futex lock kind needs {what} to trust its locks; without it use \
+                     LockKind::Fcntl",
+                    path.display()
+                ),
+                e,
+            )
+        };
+        let boot = robust::boot_id().map_err(|e| needs("the boot id", e))?;
+        let ns = robust::pid_namespace().map_err(|e| needs("the PID namespace", e))?;
+        let region = Region::of(map);
+        let short = || Error::Corrupted {
+            what: format!("{}: the header does not fit in the file", path.display()),
+        };
+        let mut stored_boot = [0u8; BOOT_ID_LEN];
+        let mut stored_ns = [0u8; 16];
+        if !region.read_bytes(BOOT_ID_OFFSET, &mut stored_boot)
+            || !region.read_bytes(PID_NS_OFFSET, &mut stored_ns)
+        {
+            return Err(short());
+        }
+        let mut this_boot = [0u8; BOOT_ID_LEN];
+        this_boot[..boot.len()].copy_from_slice(&boot);
+        let mut this_ns = [0u8; 16];
+        this_ns[..8].copy_from_slice(&ns.0.to_le_bytes());
+        this_ns[8..].copy_from_slice(&ns.1.to_le_bytes());
+        if stored_boot != this_boot {
+            if !alone {
+                return Err(Error::Incompatible {
+                    path: path.to_owned(),
+                    reason: format!(
+                        "its robust locks are in use under another boot id ({}, this \
+                         machine's is {}): the file is shared with another machine (a \
+                         network filesystem), which no lock kind supports",
+                        String::from_utf8_lossy(&stored_boot).trim_end_matches('\0'),
+                        String::from_utf8_lossy(&boot)
+                    ),
+                });
+            }
+            // Set up on another boot (or never): a machine that died with a page locked
+            // ran no exit, so the kernel never marked that lock's owner dead. Nobody has
+            // the file open, so every lock word is reset; a page a writer died in is still
+            // marked by its seqlock, and its next writer repairs it.
+            for i in 0..h.geometry.num_pages {
+                let m = region
+                    .mutex_at(h.geometry.mutex_offset(i) as usize)
+                    .ok_or_else(short)?;
+                robust::init(m).map_err(|e| {
+                    Error::io(format!("resetting page {i}'s lock of {}", path.display()), e)
+                })?;
+            }
+            if !region.write_bytes(BOOT_ID_OFFSET, &this_boot) {
+                return Err(short());
+            }
+        }
+        if stored_ns != this_ns {
+            if !alone && stored_ns != [0; 16] {
+                return Err(Error::Incompatible {
+                    path: path.to_owned(),
+                    reason: "processes of another PID namespace (another container, or the \
+                             host) have the file open with the futex lock kind, whose robust \
+                             locks name their owners by thread id, which differ between PID \
+                             namespaces; open it from one PID namespace only, or initialise \
+                             it with LockKind::Fcntl, whose locks work across namespaces"
+                        .into(),
+                });
+            }
+            if !region.write_bytes(PID_NS_OFFSET, &this_ns) {
+                return Err(short());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -218,7 +368,21 @@ fn check_existing(
         ),
     })?;
     let g = h.geometry;
-    if b.geometry_given() && g != wanted {
+    if let Some(kind) = b.lock_kind
+        && kind != g.locks
+    {
+        return Err(Error::Incompatible {
+            path: path.to_owned(),
+            reason: format!(
+                "the file was created with the {} lock kind and the options ask for {kind}; \
+                 every process must lock a file the same way, so open it with the file's \
+                 kind (or no lock_kind option), or set init_file(true) to wipe and recreate \
+                 it with {kind}",
+                g.locks
+            ),
+        });
+    }
+    if b.geometry_given() && (g.page_size, g.num_pages) != (wanted.page_size, wanted.num_pages) {
         return Err(Error::Incompatible {
             path: path.to_owned(),
             reason: format!(
@@ -253,7 +417,7 @@ fn initialise(
     // the header is whole again: they check the header under their page lock, so none
     // sees the file marked below while it could still write (a same-geometry
     // re-initialisation lets them carry on).
-    let _pages_lock = lock(path, file, HEADER_LEN as u64..u64::MAX, "the pages")?;
+    let _pages_lock = lock(path, file, HEADER_LEN as u64..USERS_BYTE, "the pages")?;
     // Mark the file as being initialised before anything else changes (this also
     // extends an empty file to 8 bytes): if we die, the next opener sees `INIT_MAGIC`
     // and initialises again, and a store that still has the file open refuses to write.
@@ -299,6 +463,26 @@ fn initialise(
             what: format!("{}: page {i} lies outside the file", path.display()),
         })?;
         Locked::new(page, &hasher, Armed::default(), &repairs, region).wipe();
+    }
+    // A new lock table (nobody else has a futex-kind file open while it is initialised:
+    // see `open`); the boot id and PID namespace are recorded when it is first admitted.
+    if g.locks == LockKind::Futex {
+        for i in 0..g.num_pages {
+            let m = region
+                .mutex_at(g.mutex_offset(i) as usize)
+                .ok_or_else(|| Error::Corrupted {
+                    what: format!("{}: the lock table lies outside the file", path.display()),
+                })?;
+            crate::os::robust::init(m).map_err(|e| {
+                Error::io(format!("initialising page {i}'s lock of {}", path.display()), e)
+            })?;
+        }
+    }
+    let futex_fields = crate::format::header::BOOT_ID_OFFSET..crate::format::header::PID_NS_OFFSET + 16;
+    if !region.write_bytes(futex_fields.start, &[0; 56][..futex_fields.len()]) {
+        return Err(Error::Corrupted {
+            what: format!("{}: the header does not fit in the file", path.display()),
+        });
     }
     // A new file counts from zero (a re-initialised one too).
     for c in FileCounter::ALL {

@@ -71,10 +71,13 @@ pub struct FastMmapStore {
     read_lock_timeout: Duration,
     /// `None`: writes wait for page locks without a limit.
     pub(crate) write_lock_timeout: Option<Duration>,
-    counters: Counters,
+    pub(crate) counters: Counters,
+    /// The fork generation + 1 in which this process was found able to own robust
+    /// locks (the futex kind; 0: not yet).
+    pub(crate) futex_sound: std::sync::atomic::AtomicU64,
     fail: Armed,
     /// The header words this store's view depends on (see `Header::identity`).
-    identity: [u64; 3],
+    identity: [u64; 4],
 }
 
 /// What `open` assembled.
@@ -90,7 +93,9 @@ pub(crate) struct Parts {
     pub(crate) read_lock_timeout: Duration,
     pub(crate) write_lock_timeout: Option<Duration>,
     pub(crate) fail: Armed,
-    pub(crate) identity: [u64; 3],
+    pub(crate) identity: [u64; 4],
+    /// The descriptor holds a shared lock on the users byte (the futex kind).
+    pub(crate) users: bool,
 }
 
 impl FastMmapStore {
@@ -186,6 +191,19 @@ impl FastMmapStore {
     /// second aborts the process rather than hang every writer of the page.
     pub fn lock_release_retries(&self) -> u64 {
         crate::os::lock::release_retries()
+    }
+
+    /// The file's lock kind (recorded in its header).
+    pub fn lock_kind(&self) -> crate::LockKind {
+        self.geo.locks
+    }
+
+    /// Page locks this process took over from a holder that died holding them, after
+    /// repairing the page (the futex kind; the kernel reports such a death as
+    /// `EOWNERDEAD`). The fcntl kind's kernel releases a dead holder's lock without
+    /// telling, so it counts 0 there (its repairs are in [`Stats::recovered`]).
+    pub fn lock_owners_died(&self) -> u64 {
+        self.counters.owner_deaths.load(Ordering::Relaxed)
     }
 
     /// The page `key` hashes to (tests and tools).
@@ -289,7 +307,7 @@ impl FastMmapStore {
             })?;
         locks.resize_with(p.geo.num_pages as usize, PaddedLock::default);
         let st = fstat(&p.path, &p.opened.file)?;
-        let os = StoreFile::new(p.opened, p.map, locks.into_boxed_slice())
+        let os = StoreFile::new(p.opened, p.map, locks.into_boxed_slice(), p.users)
             .map_err(|e| Error::io(format!("opening {}", p.path.display()), e))?;
         Ok(FastMmapStore {
             os,
@@ -303,6 +321,7 @@ impl FastMmapStore {
             read_lock_timeout: p.read_lock_timeout,
             write_lock_timeout: p.write_lock_timeout,
             counters: Counters::default(),
+            futex_sound: std::sync::atomic::AtomicU64::new(0),
             fail: p.fail,
             identity: p.identity,
         })
@@ -354,7 +373,7 @@ impl FastMmapStore {
     /// Page `i` as its lock holder sees it, checked against the file header only (not
     /// repaired: `verify` looks at it as it is).
     #[inline(always)]
-    fn locked_view(&self, i: u32) -> Result<Locked<'_>> {
+    pub(crate) fn locked_view(&self, i: u32) -> Result<Locked<'_>> {
         // Before touching the page: `init_file` in another process may have given the
         // file another geometry or secret (or died half way); it holds every page lock
         // while it changes the file, so under ours the header is whole or marked.

@@ -2,14 +2,17 @@
 //! next writer (or a reader after its bounded spin) repairs that page alone, every other
 //! page keeps its data, no reader hangs, and the repair is counted.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use store_api::{SessionStore, SessionStoreExt};
 use store_fastmmap::{Failpoint, FastMmapStore};
 use support::{Fixture, crash_worker_at, keys_on_page, run_worker};
 
-fn setup(pages: u32) -> (Fixture, FastMmapStore, Vec<store_api::Key>) {
-    let fx = Fixture::new();
+fn setup(kind: LockKind, pages: u32) -> (Fixture, FastMmapStore, Vec<store_api::Key>) {
+    let fx = Fixture::of(kind);
     let s = fx.small(pages);
     let mut keys = Vec::new();
     for p in 0..pages {
@@ -31,8 +34,8 @@ fn assert_intact(s: &FastMmapStore, keys: &[store_api::Key]) {
     }
 }
 
-fn crash_during_put(fp: Failpoint) {
-    let (fx, s, keys) = setup(4);
+fn crash_during_put(kind: LockKind, fp: Failpoint) {
+    let (fx, s, keys) = setup(kind, 4);
     let path = fx.path();
     let p = path.to_str().unwrap();
     crash_worker_at(fp, &["put", p, "crash", "1", "100"]);
@@ -58,26 +61,22 @@ fn crash_during_put(fp: Failpoint) {
     assert_eq!(s.get_value(&crash).unwrap().unwrap(), b"after");
 }
 
-#[test]
-fn sigkill_after_begin() {
-    crash_during_put(Failpoint::PutAfterBegin);
+fn sigkill_after_begin(kind: LockKind) {
+    crash_during_put(kind, Failpoint::PutAfterBegin);
 }
 
-#[test]
-fn sigkill_after_record_written() {
-    crash_during_put(Failpoint::PutAfterRecord);
+fn sigkill_after_record_written(kind: LockKind) {
+    crash_during_put(kind, Failpoint::PutAfterRecord);
 }
 
-#[test]
-fn sigkill_after_slot_linked() {
-    crash_during_put(Failpoint::PutAfterLink);
+fn sigkill_after_slot_linked(kind: LockKind) {
+    crash_during_put(kind, Failpoint::PutAfterLink);
 }
 
 /// Compaction (here without eviction: a worker overwrites two keys until the page's free
 /// gap runs out) killed half way: the other records of the page keep their data.
-#[test]
-fn sigkill_mid_compaction_loses_no_other_record() {
-    let fx = Fixture::new();
+fn sigkill_mid_compaction_loses_no_other_record(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let keep: Vec<_> = (0..5).map(|i| support::key(format!("keep{i}"))).collect();
     for k in &keep {
@@ -103,9 +102,8 @@ fn sigkill_mid_compaction_loses_no_other_record() {
 /// Regression (audit 2, finding 1): a `rotate` within one page that needs room unlinked
 /// its source before compacting and wrote its target after, so a writer killed during
 /// the compaction lost the session under both names. It must survive under one of them.
-#[test]
-fn sigkill_mid_compaction_of_a_same_page_rotate_keeps_the_session() {
-    let fx = Fixture::new();
+fn sigkill_mid_compaction_of_a_same_page_rotate_keeps_the_session(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let (from, to) = (support::key("from"), support::key("to"));
     let value: Vec<u8> = (0..100u32).map(|i| (i * 13 + 1) as u8).collect();
@@ -149,9 +147,8 @@ fn sigkill_mid_compaction_of_a_same_page_rotate_keeps_the_session() {
 
 /// A record moved onto a range overlapping its old one, killed half way through the
 /// copy: the move journal puts it back together.
-#[test]
-fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
-    let fx = Fixture::new();
+fn sigkill_mid_overlapping_move_is_recovered_from_the_journal(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let small = support::key("small");
     let big = support::key("big");
@@ -184,9 +181,8 @@ fn sigkill_mid_overlapping_move_is_recovered_from_the_journal() {
 /// move rewrote the record bottom-up over words the journal still counted as intact at
 /// the old place, so a repair killed there left a record the next repair dropped. Two
 /// chained crashes (the mover, then its repairer) must lose nothing.
-#[test]
-fn a_repair_killed_while_finishing_a_journalled_move_is_finished_by_the_next() {
-    let fx = Fixture::new();
+fn a_repair_killed_while_finishing_a_journalled_move_is_finished_by_the_next(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let small = support::key("small");
     let big = support::key("big");
@@ -214,8 +210,8 @@ fn a_repair_killed_while_finishing_a_journalled_move_is_finished_by_the_next() {
 /// A replacement of the same size is written over the old record; killed at `fp` (half
 /// way), the key is left with no value (its bytes are a mix the checksum rejects, and
 /// repair drops the record), never a mix, and the page's other keys are intact.
-fn crash_mid_overwrite_in_place(fp: Failpoint) {
-    let (fx, s, keys) = setup(1);
+fn crash_mid_overwrite_in_place(kind: LockKind, fp: Failpoint) {
+    let (fx, s, keys) = setup(kind, 1);
     let path = fx.path();
     let p = path.to_str().unwrap();
     // `write` salts values with the worker's pid: same size, different bytes.
@@ -232,27 +228,23 @@ fn crash_mid_overwrite_in_place(fp: Failpoint) {
 
 /// Killed half way through the value: old and new bytes under the old header, which
 /// the checksum rejects.
-#[test]
-fn sigkill_mid_value_of_an_overwrite_in_place() {
-    crash_mid_overwrite_in_place(Failpoint::MidValue);
+fn sigkill_mid_value_of_an_overwrite_in_place(kind: LockKind) {
+    crash_mid_overwrite_in_place(kind, Failpoint::MidValue);
 }
 
 /// Killed with the new key and value over the old record, before its header.
-#[test]
-fn sigkill_mid_overwrite_in_place() {
-    crash_mid_overwrite_in_place(Failpoint::MidRecord);
+fn sigkill_mid_overwrite_in_place(kind: LockKind) {
+    crash_mid_overwrite_in_place(kind, Failpoint::MidRecord);
 }
 
 /// Killed between the header's words: the new version with the old lengths and checksum
 /// fails the checksum (it covers the version), so the record is dropped like a torn value.
-#[test]
-fn sigkill_mid_header_of_an_overwrite_in_place() {
-    crash_mid_overwrite_in_place(Failpoint::MidHeader);
+fn sigkill_mid_header_of_an_overwrite_in_place(kind: LockKind) {
+    crash_mid_overwrite_in_place(kind, Failpoint::MidHeader);
 }
 
-#[test]
-fn sigkill_mid_delete_shift() {
-    let fx = Fixture::new();
+fn sigkill_mid_delete_shift(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let path = fx.path();
     let p = path.to_str().unwrap();
@@ -278,9 +270,8 @@ fn sigkill_mid_delete_shift() {
 /// it continued. Now they give up after `read_lock_timeout` with `Backend` naming the
 /// page, readers of other pages are unaffected, and the page recovers once the writer
 /// is killed.
-#[test]
-fn a_stopped_writer_makes_readers_of_its_page_fail_after_the_timeout() {
-    let fx = Fixture::new();
+fn a_stopped_writer_makes_readers_of_its_page_fail_after_the_timeout(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx
         .builder()
         .page_size(4096)
@@ -322,3 +313,18 @@ fn a_stopped_writer_makes_readers_of_its_page_fail_after_the_timeout() {
     assert_eq!(s.get_value(&same).unwrap().unwrap(), b"same");
     assert_eq!(s.stats().unwrap().recovered, 1);
 }
+
+both_kinds!(
+    sigkill_after_begin,
+    sigkill_after_record_written,
+    sigkill_after_slot_linked,
+    sigkill_mid_compaction_loses_no_other_record,
+    sigkill_mid_compaction_of_a_same_page_rotate_keeps_the_session,
+    sigkill_mid_overlapping_move_is_recovered_from_the_journal,
+    a_repair_killed_while_finishing_a_journalled_move_is_finished_by_the_next,
+    sigkill_mid_value_of_an_overwrite_in_place,
+    sigkill_mid_overwrite_in_place,
+    sigkill_mid_header_of_an_overwrite_in_place,
+    sigkill_mid_delete_shift,
+    a_stopped_writer_makes_readers_of_its_page_fail_after_the_timeout,
+);

@@ -2,7 +2,10 @@
 //! parent's locks (audit 2, findings 2, 9, 10 and 11). Every fork happens in the
 //! `fastmmap-worker` binary, never in this multi-threaded test process.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use std::io::BufRead as _;
 use std::time::Duration;
@@ -48,9 +51,8 @@ fn run_within(args: &[&str], limit: Duration) -> Result<String, String> {
 /// lives. The child kept the parent's open file description (through its descriptor
 /// and its mapping), so the OFD lock of the page stayed held until the child exited:
 /// every writer of the page blocked. The child must hold nothing of the parent's.
-#[test]
-fn a_parent_killed_mid_write_does_not_leave_its_lock_to_a_forked_child() {
-    let fx = Fixture::new();
+fn a_parent_killed_mid_write_does_not_leave_its_lock_to_a_forked_child(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let path = fx.path();
     let p = path.to_str().unwrap();
@@ -104,12 +106,36 @@ fn a_parent_killed_mid_write_does_not_leave_its_lock_to_a_forked_child() {
 /// Regression (audit 2, finding 9): a child made by a raw `clone` (no fork handler
 /// runs) kept its parent's description, so parent and child were two writers in one
 /// page: increments were lost. The pid change is now detected on the write path.
-#[test]
-fn a_child_made_without_the_fork_handler_still_excludes_its_parent() {
-    let fx = Fixture::new();
+///
+/// The futex kind cannot serve such a child at all (its C library still holds its
+/// parent's thread id, and the kernel gave it no robust list): its writes fail with an
+/// error saying so, and the parent's all land.
+fn a_child_made_without_the_fork_handler_still_excludes_its_parent(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let path = fx.path();
     let n = 5_000u64;
+    if kind == LockKind::Futex {
+        let out = support::worker()
+            .args([
+                "clone-incr",
+                path.to_str().unwrap(),
+                "counter",
+                &n.to_string(),
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the child's writes must fail");
+        assert!(
+            err.contains("cannot own robust locks") && err.contains("fcntl"),
+            "{err}"
+        );
+        let v = s.get_value(&Key::new("counter").unwrap()).unwrap().unwrap();
+        assert_eq!(String::from_utf8(v).unwrap(), (n + 1).to_string());
+        assert_eq!(s.stats().unwrap().recovered, 0, "no page was torn");
+        return;
+    }
     run_worker(&[
         "clone-incr",
         path.to_str().unwrap(),
@@ -128,9 +154,8 @@ fn a_child_made_without_the_fork_handler_still_excludes_its_parent() {
 /// Regression (audit 2, finding 10): a fork while another thread held a page's
 /// in-process lock left the lock held in the child forever: its writers of that page
 /// spun for ever. The child now starts with its locks free.
-#[test]
-fn a_fork_while_another_thread_writes_leaves_the_child_free_to_write() {
-    let fx = Fixture::new();
+fn a_fork_while_another_thread_writes_leaves_the_child_free_to_write(kind: LockKind) {
+    let fx = Fixture::of(kind);
     drop(fx.small(1));
     let path = fx.path();
     run_within(
@@ -143,9 +168,8 @@ fn a_fork_while_another_thread_writes_leaves_the_child_free_to_write() {
 /// Regression (audit 2, finding 11): a child reopened the file by its path, so a
 /// relative `storage` path and a `chdir` after the fork (daemonising) made every write
 /// of the child fail.
-#[test]
-fn a_child_that_changes_directory_still_writes() {
-    let fx = Fixture::new();
+fn a_child_that_changes_directory_still_writes(kind: LockKind) {
+    let fx = Fixture::of(kind);
     drop(fx.small(1));
     let out = worker()
         .args(["fork-chdir", "sessions", "k"])
@@ -168,9 +192,8 @@ fn a_child_that_changes_directory_still_writes() {
 /// Regression (audit 2, finding 9b): a fork inside an `update` closure returned in both
 /// processes holding "the" page lock, and both wrote. The child's update now fails, and
 /// the parent's applies.
-#[test]
-fn a_fork_inside_an_update_closure_writes_only_in_the_parent() {
-    let fx = Fixture::new();
+fn a_fork_inside_an_update_closure_writes_only_in_the_parent(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let k = key("forked");
     let others = keys_on_page(&s, 0, 5);
@@ -185,3 +208,11 @@ fn a_fork_inside_an_update_closure_writes_only_in_the_parent() {
     }
     assert_eq!(s.stats().unwrap().recovered, 0, "no page was torn");
 }
+
+both_kinds!(
+    a_parent_killed_mid_write_does_not_leave_its_lock_to_a_forked_child,
+    a_child_made_without_the_fork_handler_still_excludes_its_parent,
+    a_fork_while_another_thread_writes_leaves_the_child_free_to_write,
+    a_child_that_changes_directory_still_writes,
+    a_fork_inside_an_update_closure_writes_only_in_the_parent,
+);

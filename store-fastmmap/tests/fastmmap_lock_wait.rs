@@ -3,7 +3,10 @@
 //! page and a `TimedOut` source, writes nothing, and leaves other pages and the page
 //! itself usable once the holder lets go.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -28,9 +31,8 @@ fn timed_out(e: &Error, page: u32) -> bool {
 /// Another process stopped mid-write holds the page: a bounded write gives up after
 /// its limit, writes nothing, and writes to another page go through meanwhile. Once the
 /// process is killed, the next write repairs the page and succeeds.
-#[test]
-fn a_write_gives_up_on_a_page_held_by_a_stopped_process() {
-    let fx = Fixture::new();
+fn a_write_gives_up_on_a_page_held_by_a_stopped_process(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx
         .builder()
         .page_size(4096)
@@ -77,9 +79,8 @@ fn a_write_gives_up_on_a_page_held_by_a_stopped_process() {
 /// A thread of this process inside an `update` closure holds the page: a bounded
 /// writer on another thread (the in-process lock) gives up too, and succeeds after the
 /// closure returns. Without a limit the writer waits for it.
-#[test]
-fn a_write_gives_up_on_a_page_held_by_another_thread() {
-    let fx = Fixture::new();
+fn a_write_gives_up_on_a_page_held_by_another_thread(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = std::sync::Arc::new(
         fx.builder()
             .page_size(4096)
@@ -129,9 +130,8 @@ fn a_write_gives_up_on_a_page_held_by_another_thread() {
     );
 }
 
-#[test]
-fn a_zero_write_lock_timeout_is_refused() {
-    let fx = Fixture::new();
+fn a_zero_write_lock_timeout_is_refused(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let err = fx
         .builder()
         .write_lock_timeout(Duration::ZERO)
@@ -148,3 +148,9 @@ fn a_zero_write_lock_timeout_is_refused() {
         "{err}"
     );
 }
+
+both_kinds!(
+    a_write_gives_up_on_a_page_held_by_a_stopped_process,
+    a_write_gives_up_on_a_page_held_by_another_thread,
+    a_zero_write_lock_timeout_is_refused,
+);

@@ -1,7 +1,10 @@
 //! Several real processes (the `fastmmap-worker` binary, never a fork of the test
 //! process) on one file.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use store_api::{Key, SessionStore, SessionStoreExt};
 use support::{Fixture, run_worker, worker};
@@ -38,9 +41,8 @@ fn args(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-#[test]
-fn atomic_updates_from_several_processes_end_at_p_times_m() {
-    let fx = Fixture::new();
+fn atomic_updates_from_several_processes_end_at_p_times_m(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(4);
     let p = fx.path();
     let p = p.to_str().unwrap();
@@ -65,9 +67,8 @@ fn atomic_updates_from_several_processes_end_at_p_times_m() {
     }
 }
 
-#[test]
-fn readers_beside_writers_never_see_a_torn_or_wrong_value() {
-    let fx = Fixture::new();
+fn readers_beside_writers_never_see_a_torn_or_wrong_value(kind: LockKind) {
+    let fx = Fixture::of(kind);
     // Two pages only, so readers and writers share pages all the time.
     let _s = fx
         .builder()
@@ -91,14 +92,22 @@ fn readers_beside_writers_never_see_a_torn_or_wrong_value() {
     }
 }
 
-#[test]
-fn simultaneous_first_open_initialises_exactly_once() {
+fn simultaneous_first_open_initialises_exactly_once(kind: LockKind) {
     for round in 0..3 {
-        let fx = Fixture::new();
+        let fx = Fixture::of(kind);
         let p = fx.path();
         let p = p.to_str().unwrap();
         let cmds: Vec<_> = (0..6)
-            .map(|i| args(&["open", p, "4096", "8", &format!("first:{round}:{i}")]))
+            .map(|i| {
+                args(&[
+                    "open",
+                    p,
+                    "4096",
+                    "8",
+                    &format!("first:{round}:{i}"),
+                    kind.name(),
+                ])
+            })
             .collect();
         spawn_all(&cmds);
         // Had two processes initialised, the first ones' keys would be gone.
@@ -110,9 +119,8 @@ fn simultaneous_first_open_initialises_exactly_once() {
     }
 }
 
-#[test]
-fn a_child_forked_after_open_works_and_excludes_its_parent() {
-    let fx = Fixture::new();
+fn a_child_forked_after_open_works_and_excludes_its_parent(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let p = fx.path();
     run_worker(&["fork-incr", p.to_str().unwrap(), "counter:fork", "2000"]);
@@ -123,9 +131,8 @@ fn a_child_forked_after_open_works_and_excludes_its_parent() {
     assert_eq!(String::from_utf8(v).unwrap(), "4001");
 }
 
-#[test]
-fn data_written_by_one_process_is_read_by_another() {
-    let fx = Fixture::new();
+fn data_written_by_one_process_is_read_by_another(kind: LockKind) {
+    let fx = Fixture::of(kind);
     drop(
         fx.builder()
             .page_size(64 << 10)
@@ -139,3 +146,11 @@ fn data_written_by_one_process_is_read_by_another() {
     let out = run_worker(&["read", p, "x", "50", "50"]);
     assert_eq!(out.trim(), "ok hits 50");
 }
+
+both_kinds!(
+    atomic_updates_from_several_processes_end_at_p_times_m,
+    readers_beside_writers_never_see_a_torn_or_wrong_value,
+    simultaneous_first_open_initialises_exactly_once,
+    a_child_forked_after_open_works_and_excludes_its_parent,
+    data_written_by_one_process_is_read_by_another,
+);

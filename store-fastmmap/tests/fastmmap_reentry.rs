@@ -3,7 +3,10 @@
 //! holds the page lock and waited for itself). The Perl store croaks "already locked";
 //! ours returns an error naming the cause, from every handle on the file.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use std::time::Duration;
 
@@ -20,9 +23,8 @@ fn within<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
         .expect("the call returned instead of waiting for itself")
 }
 
-#[test]
-fn a_store_call_from_inside_an_update_closure_is_an_error_not_a_hang() {
-    let fx = Fixture::new();
+fn a_store_call_from_inside_an_update_closure_is_an_error_not_a_hang(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = std::sync::Arc::new(fx.small(2));
     let second = std::sync::Arc::new(fx.small(2));
     let k = key("outer");
@@ -70,3 +72,5 @@ fn a_store_call_from_inside_an_update_closure_is_an_error_not_a_hang() {
     s.set(&same_page, b"after").unwrap();
     assert!(s.delete(&k).unwrap());
 }
+
+both_kinds!(a_store_call_from_inside_an_update_closure_is_an_error_not_a_hang,);

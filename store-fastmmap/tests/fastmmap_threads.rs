@@ -1,6 +1,9 @@
 //! Many threads of one process on one store (the Perl original is not thread-safe).
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,9 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use store_api::{Expiry, Key, SessionStore, SessionStoreExt, UpdateAction, WriteMode};
 use support::{Fixture, keys_on_page};
 
-#[test]
-fn threads_updating_one_key_lose_nothing() {
-    let fx = Fixture::new();
+fn threads_updating_one_key_lose_nothing(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = Arc::new(fx.small(2));
     let k = Key::new("counter").unwrap();
     let ts: Vec<_> = (0..8)
@@ -46,9 +48,8 @@ fn check(v: &[u8]) {
     assert_eq!(v, value(seed, v.len() - 8), "torn value");
 }
 
-#[test]
-fn writers_and_lock_free_readers_on_one_page() {
-    let fx = Fixture::new();
+fn writers_and_lock_free_readers_on_one_page(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = Arc::new(
         fx.builder()
             .page_size(16 << 10)
@@ -103,9 +104,8 @@ fn writers_and_lock_free_readers_on_one_page() {
     assert_eq!(s.stats().unwrap().recovered, 0);
 }
 
-#[test]
-fn rotations_across_pages_do_not_deadlock() {
-    let fx = Fixture::new();
+fn rotations_across_pages_do_not_deadlock(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = Arc::new(fx.small(4));
     let ts: Vec<_> = (0..4u32)
         .map(|t| {
@@ -127,3 +127,9 @@ fn rotations_across_pages_do_not_deadlock() {
         assert_eq!(s.get_value(&last).unwrap().unwrap(), b"v");
     }
 }
+
+both_kinds!(
+    threads_updating_one_key_lose_nothing,
+    writers_and_lock_free_readers_on_one_page,
+    rotations_across_pages_do_not_deadlock,
+);

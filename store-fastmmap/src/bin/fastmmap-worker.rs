@@ -33,8 +33,9 @@
 //!   mixed workload (`tests/support/mixed.rs`) until killed, printing the index of each
 //!   completed one on its own line (never-evict-live: any error ends it).
 //! - `put-page PATH PAGE`: upserts a key that hashes to page PAGE.
-//! - `open PATH PAGE_SIZE NUM_PAGES KEY`: opens with that geometry (creating the file),
-//!   create-only writes KEY, prints the file's secret-dependent page of KEY.
+//! - `open PATH PAGE_SIZE NUM_PAGES KEY [KIND]`: opens with that geometry (creating the
+//!   file, with lock kind KIND if given: `fcntl` or `futex`), create-only writes KEY,
+//!   prints the file's secret-dependent page of KEY.
 
 use std::process::ExitCode;
 
@@ -191,11 +192,14 @@ fn run(args: &[String]) -> R<String> {
     let cmd = args.first().ok_or("no command")?;
     let path: String = arg(args, 1)?;
     if cmd == "open" {
-        let store = FastMmapStore::builder()
+        let mut b = FastMmapStore::builder()
             .storage(&path)
             .page_size(arg(args, 2)?)
-            .num_pages(arg(args, 3)?)
-            .open()?;
+            .num_pages(arg(args, 3)?);
+        if args.len() > 5 {
+            b = b.lock_kind(arg::<String>(args, 5)?.parse::<store_fastmmap::LockKind>()?);
+        }
+        let store = b.open()?;
         let k = Key::new(arg::<String>(args, 4)?)?;
         store.put(&k, b"x", Expiry::Never, WriteMode::CreateOnly)?;
         return Ok(format!("page {}", store.page_of(&k)));
@@ -320,6 +324,9 @@ fn run(args: &[String]) -> R<String> {
             }
             let r = incr(&store, &k, n);
             if pid == 0 {
+                if let Err(e) = &r {
+                    eprintln!("child: {e}");
+                }
                 // SAFETY: as above.
                 #[allow(unsafe_code)]
                 unsafe {

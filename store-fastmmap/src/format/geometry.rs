@@ -4,6 +4,8 @@ use super::align8;
 use super::header::HEADER_LEN;
 use super::page::PAGE_HEADER_LEN;
 use super::record::{RECORD_HEADER_LEN, VLEN_MAX};
+use crate::LockKind;
+use crate::os::robust::MUTEX_STRIDE;
 
 /// Smallest page size.
 pub(crate) const MIN_PAGE_SIZE: u32 = 4 << 10;
@@ -17,11 +19,13 @@ pub(crate) const MAX_PAGES: u32 = 1 << 20;
 /// One slot per this many bytes of page.
 pub(crate) const BYTES_PER_SLOT: u32 = 128;
 
-/// The shape of a file: `num_pages` pages of `page_size` bytes after the header.
+/// The shape of a file: `num_pages` pages of `page_size` bytes after the header, and for
+/// the futex lock kind a lock table of one [`MUTEX_STRIDE`] line per page after them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Geometry {
     pub(crate) page_size: u32,
     pub(crate) num_pages: u32,
+    pub(crate) locks: LockKind,
 }
 
 impl Geometry {
@@ -67,9 +71,24 @@ impl Geometry {
         HEADER_LEN as u64 + u64::from(i) * u64::from(self.page_size)
     }
 
+    /// File offset of the lock table (the end of the pages; the futex kind only).
+    #[inline]
+    pub(crate) fn lock_table_offset(&self) -> u64 {
+        self.page_offset(self.num_pages)
+    }
+
+    /// File offset of page `i`'s mutex in the lock table (the futex kind only).
+    #[inline]
+    pub(crate) fn mutex_offset(&self, i: u32) -> u64 {
+        self.lock_table_offset() + u64::from(i) * MUTEX_STRIDE as u64
+    }
+
     /// Length of the whole file.
     pub(crate) fn file_len(&self) -> u64 {
-        self.page_offset(self.num_pages)
+        match self.locks {
+            LockKind::Fcntl => self.lock_table_offset(),
+            LockKind::Futex => self.mutex_offset(self.num_pages),
+        }
     }
 
     /// The largest value stored with a key of `key_len` bytes:
@@ -118,6 +137,7 @@ mod tests {
             let g = Geometry {
                 page_size: 1 << shift,
                 num_pages: 3,
+                locks: crate::LockKind::Fcntl,
             };
             g.check().unwrap();
             assert_eq!(g.slots_offset() % 8, 0);
@@ -134,6 +154,7 @@ mod tests {
         let g = Geometry {
             page_size: 256 << 10,
             num_pages: 1,
+            locks: crate::LockKind::Fcntl,
         };
         // data area = page_size * 29/32 - 64.
         assert_eq!(g.data_len(), (256 << 10) * 29 / 32 - 64);
@@ -152,6 +173,7 @@ mod tests {
             let g = Geometry {
                 page_size: ps,
                 num_pages: n,
+                locks: crate::LockKind::Fcntl,
             };
             assert!(g.check().is_err(), "{ps} x {n}");
         }

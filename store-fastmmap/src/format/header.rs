@@ -14,13 +14,22 @@
 //!  +-----------------------------------------------------------------+
 //!  |                            checksum                             |  40
 //!  +-----------------------------------------------------------------+
-//!  |                        reserved (2 rows)                        |  48
+//!  |            lock_kind           |      reserved, zero (12 bytes)  |  48
 //!  +-----------------------------------------------------------------+
 //!  |                 hash secret (192 bytes, 24 rows)                |  64
 //!  +-----------------------------------------------------------------+
 //!  |    next_version (its cache line, 256..320, holds nothing else)  | 256
 //!  +-----------------------------------------------------------------+
-//!  |                   reserved, zero (up to 4096)                   | 264
+//!  |                   reserved, zero (up to 320)                    | 264
+//!  +-----------------------------------------------------------------+
+//!  |        file-wide counters (4 rows, see `FileCounter`)           | 320
+//!  +-----------------------------------------------------------------+
+//!  |                      reserved, zero (up to 384)                 | 352
+//!  +-----------------------------------------------------------------+
+//!  |  futex kind: boot id (36 ASCII bytes + 4 zero), PID namespace   | 384
+//!  |  (device u64, inode u64), all zero until first opened           |
+//!  +-----------------------------------------------------------------+
+//!  |                   reserved, zero (up to 4096)                   | 440
 //!  +-----------------------------------------------------------------+
 //! ```
 //! All integers little-endian. The initialiser, holding the fcntl lock on the header
@@ -51,6 +60,8 @@ pub(crate) const SLOTS_OFFSET: usize = NUM_PAGES_OFFSET + 4;
 pub(crate) const RECORD_HEADER_OFFSET: usize = SLOTS_OFFSET + 4;
 pub(crate) const CREATED_OFFSET: usize = RECORD_HEADER_OFFSET + 4;
 pub(crate) const CHECKSUM_OFFSET: usize = CREATED_OFFSET + 8;
+/// The lock kind (u32, `LockKind::to_header`; 0, fcntl, in files from before it).
+pub(crate) const LOCK_KIND_OFFSET: usize = CHECKSUM_OFFSET + 8;
 pub(crate) const SECRET_OFFSET: usize = 64;
 /// Bytes of the hash secret.
 pub(crate) const SECRET_LEN: usize = 192;
@@ -62,6 +73,16 @@ pub(crate) const NEXT_VERSION_OFFSET: usize = STATIC_END;
 /// in what files before them had zero (so an older file starts counting from zero).
 pub(crate) const COUNTERS_OFFSET: usize = 320;
 const _: () = assert!(COUNTERS_OFFSET >= NEXT_VERSION_OFFSET + 64 && COUNTERS_OFFSET + 32 <= HEADER_LEN);
+
+/// The futex kind's record of who may trust the lock words: the boot id the lock table
+/// was last reset in (36 bytes, padded to 40), then the PID namespace of the processes
+/// using the file (device, inode). Written under the header lock only.
+pub(crate) const BOOT_ID_OFFSET: usize = 384;
+/// Bytes of the boot id field (the 36-byte UUID and 4 zero bytes).
+pub(crate) const BOOT_ID_LEN: usize = 40;
+/// The PID namespace field (two u64).
+pub(crate) const PID_NS_OFFSET: usize = BOOT_ID_OFFSET + BOOT_ID_LEN;
+const _: () = assert!(BOOT_ID_OFFSET >= COUNTERS_OFFSET + 32 && PID_NS_OFFSET + 16 <= HEADER_LEN);
 
 /// A file-wide counter in the header, added to by every process (relaxed `fetch_add`s,
 /// on the rare paths only: evictions and repairs), zeroed at initialisation.
@@ -129,6 +150,9 @@ pub(crate) struct Header {
     pub(crate) record_header_len: u32,
     pub(crate) created_ms: u64,
     pub(crate) secret: [u8; SECRET_LEN],
+    /// The lock kind's header value as stored (`geometry.locks` is its kind, or fcntl
+    /// for a value this code does not know, which `check` refuses).
+    pub(crate) lock_kind: u32,
 }
 
 /// What reading a header found.
@@ -173,6 +197,7 @@ impl Header {
             record_header_len: RECORD_HEADER_LEN as u32,
             created_ms,
             secret,
+            lock_kind: geometry.locks.to_header(),
         }
     }
 
@@ -188,6 +213,7 @@ impl Header {
         put32(&mut b, NUM_PAGES_OFFSET, self.geometry.num_pages);
         put32(&mut b, SLOTS_OFFSET, self.slots_per_page);
         put32(&mut b, RECORD_HEADER_OFFSET, self.record_header_len);
+        put32(&mut b, LOCK_KIND_OFFSET, self.lock_kind);
         b[CREATED_OFFSET..CREATED_OFFSET + 8].copy_from_slice(&self.created_ms.to_le_bytes());
         b[SECRET_OFFSET..STATIC_END].copy_from_slice(&self.secret);
         let c = checksum(&b);
@@ -247,24 +273,33 @@ impl Header {
             geometry: Geometry {
                 page_size: u32_of(&b, PAGE_SIZE_OFFSET),
                 num_pages: u32_of(&b, NUM_PAGES_OFFSET),
+                locks: crate::LockKind::from_header(u32_of(&b, LOCK_KIND_OFFSET))
+                    .unwrap_or_default(),
             },
             slots_per_page: u32_of(&b, SLOTS_OFFSET),
             record_header_len: u32_of(&b, RECORD_HEADER_OFFSET),
             created_ms: u64_of(&b, CREATED_OFFSET),
             secret,
+            lock_kind: u32_of(&b, LOCK_KIND_OFFSET),
         }))
     }
 
     /// Loads the words a store's view of the file depends on: the magic, the geometry
-    /// (`page_size`, `num_pages`) and the first 8 bytes of the hash secret. A store
+    /// (`page_size`, `num_pages`), the lock kind and the first 8 bytes of the hash
+    /// secret. A store
     /// compares them under every page lock with what it opened, so that a file
     /// re-initialised under it with another geometry or secret is noticed before the
     /// page is touched. `None` if the region is too short.
-    pub(crate) fn identity(region: &Region<'_>) -> Option<[u64; 3]> {
+    pub(crate) fn identity(region: &Region<'_>) -> Option<[u64; 4]> {
         // Relaxed: the header changes only under the header lock plus the lock on the
         // whole page range, which the caller's page lock excludes.
         let w = |off| region.u64_at(off).map(|w| w.load(Ordering::Relaxed));
-        Some([w(MAGIC_OFFSET)?, w(PAGE_SIZE_OFFSET)?, w(SECRET_OFFSET)?])
+        Some([
+            w(MAGIC_OFFSET)?,
+            w(PAGE_SIZE_OFFSET)?,
+            w(LOCK_KIND_OFFSET)?,
+            w(SECRET_OFFSET)?,
+        ])
     }
 
     /// Checks the fields against what this code supports; the reason if not.
@@ -273,6 +308,12 @@ impl Header {
             return Err(format!(
                 "format version {} (this code reads version {FORMAT_VERSION})",
                 self.format_version
+            ));
+        }
+        if crate::LockKind::from_header(self.lock_kind).is_none() {
+            return Err(format!(
+                "lock kind {} (this code knows 0, fcntl, and 1, futex)",
+                self.lock_kind
             ));
         }
         self.geometry.check()?;
@@ -299,6 +340,7 @@ mod tests {
             Geometry {
                 page_size: 4096,
                 num_pages: 2,
+                locks: crate::LockKind::Fcntl,
             },
             42,
             [7; SECRET_LEN],

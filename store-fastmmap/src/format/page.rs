@@ -325,6 +325,7 @@ mod tests {
         let geo = Geometry {
             page_size: 4096,
             num_pages: 2,
+            locks: crate::LockKind::Fcntl,
         };
         let mut words = vec![0u64; (geo.file_len() / 8) as usize];
         let r = Region::of_words(&mut words);
@@ -341,6 +342,7 @@ mod tests {
         let geo = Geometry {
             page_size: 4096,
             num_pages: 1,
+            locks: crate::LockKind::Fcntl,
         };
         let mut words = vec![0u64; (geo.file_len() / 8) as usize];
         let r = Region::of_words(&mut words);

@@ -105,6 +105,24 @@ impl<'a> Region<'a> {
         Some(unsafe { AtomicU32::from_ptr(self.base.add(off).cast()) })
     }
 
+    /// The lock-table mutex at `off` (the futex kind), if its `MUTEX_STRIDE` bytes are in
+    /// bounds and aligned for a `pthread_mutex_t`.
+    pub(crate) fn mutex_at(&self, off: usize) -> Option<crate::os::robust::Mutex> {
+        use crate::os::robust::MUTEX_STRIDE;
+        if off.checked_add(MUTEX_STRIDE)? > self.len
+            || !(self.base as usize)
+                .wrapping_add(off)
+                .is_multiple_of(MUTEX_STRIDE)
+        {
+            return None;
+        }
+        // SAFETY: in bounds and `MUTEX_STRIDE`-aligned (checked above; the stride is a
+        // multiple of the mutex's alignment); the memory lives as long as the mapping
+        // ('a), for which the `Mutex` is used only while the store (and so the mapping)
+        // lives. No reference to it is made: the C library accesses it.
+        Some(unsafe { crate::os::robust::Mutex::at(self.base.add(off)) })
+    }
+
     /// Checks that `[off, off + align8(n))` is in bounds and `off` aligned.
     #[inline]
     fn span_ok(&self, off: usize, n: usize) -> bool {

@@ -304,6 +304,7 @@ pub(super) mod fixture {
     pub(crate) const GEO: Geometry = Geometry {
         page_size: 4096,
         num_pages: 1,
+        locks: crate::LockKind::Fcntl,
     };
 
     /// A file of one page on the heap.

@@ -223,6 +223,7 @@ mod tests {
         let geo = Geometry {
             page_size: 16 << 20,
             num_pages: 1,
+            locks: crate::LockKind::Fcntl,
         };
         let mut h = Heap::with_geometry(geo);
         h.with(|l| {

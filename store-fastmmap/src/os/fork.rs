@@ -108,6 +108,9 @@ struct Entry {
     locks: AtomicPtr<AtomicU32>,
     stride: AtomicUsize,
     nlocks: AtomicUsize,
+    /// Nonzero if the store holds a shared lock on the file's users byte (the futex
+    /// kind, `lock::USERS_BYTE`), which the child's new description must take too.
+    users: AtomicU32,
 }
 
 impl Entry {
@@ -124,6 +127,7 @@ impl Entry {
             locks: AtomicPtr::new(std::ptr::null_mut()),
             stride: AtomicUsize::new(0),
             nlocks: AtomicUsize::new(0),
+            users: AtomicU32::new(0),
         }
     }
 }
@@ -148,6 +152,8 @@ pub(super) struct Target<'a> {
     pub(super) locks: *const AtomicU32,
     pub(super) stride: usize,
     pub(super) nlocks: usize,
+    /// Whether the store holds a shared lock on the users byte (see `Entry::users`).
+    pub(super) users: bool,
 }
 
 /// A store's place in the registry; unregisters when dropped.
@@ -249,6 +255,7 @@ impl Registration {
                     e.locks.store(t.locks.cast_mut(), Ordering::Relaxed);
                     e.stride.store(t.stride, Ordering::Relaxed);
                     e.nlocks.store(t.nlocks, Ordering::Relaxed);
+                    e.users.store(u32::from(t.users), Ordering::Relaxed);
                     // Release: pairs with the Acquire load in `refresh`.
                     e.state.store(LIVE, Ordering::Release);
                     let epoch = epoch().expect("installed above");
@@ -486,6 +493,18 @@ fn refresh_entry(e: &Entry) {
         Err(errno) => return abandon(e, fd, base, len, errno),
     };
     e.pending.store(new, Ordering::Relaxed);
+    // The new description is a user of the file as its parent's is (the futex kind),
+    // from before the old one goes (`dup3` below): there is no moment at which an opener
+    // could find the file unused and reset its lock words. (A raw system call,
+    // async-signal-safe.)
+    if e.users.load(Ordering::Relaxed) != 0
+        && let Err(x) = super::lock::hold_users_shared(new)
+    {
+        // SAFETY: `new` was opened above and is used by nothing else.
+        unsafe { libc::close(new) };
+        e.pending.store(-1, Ordering::Relaxed);
+        return abandon(e, fd, base, len, x.raw_os_error().unwrap_or(libc::ENOLCK));
+    }
     // SAFETY: `base`/`len` are the store's live mapping of this very file (the
     // registration's contract), replaced by a mapping of the same file at the same
     // address and length: every view into it stays valid.

@@ -107,6 +107,30 @@ pub(crate) fn unlock_range(fd: RawFd, start: u64, len: u64) -> io::Result<()> {
     setlk_cmd(fd, SETLK, libc::F_UNLCK as libc::c_short, start, len)
 }
 
+/// The users byte: every store of a futex-kind file holds a shared (read) lock on it for
+/// as long as it is open (a forked child's description too), so an opener that gets a
+/// write lock on it knows nobody else has the file open. Far beyond any file's end, so
+/// that no page or header lock covers it.
+pub(crate) const USERS_BYTE: u64 = 1 << 62;
+
+/// Takes a write lock on the users byte if no other description holds a lock on it:
+/// `Ok(true)` if this description is the file's only user.
+pub(crate) fn try_users_alone(fd: RawFd) -> io::Result<bool> {
+    try_lock_range(fd, USERS_BYTE, 1)
+}
+
+/// Holds a shared lock on the users byte (turning this description's write lock on it,
+/// if any, into a shared one), waiting while an opener holds its brief write lock.
+/// Async-signal-safe (a forked child's refresh calls it).
+pub(crate) fn hold_users_shared(fd: RawFd) -> io::Result<()> {
+    setlk(fd, libc::F_RDLCK as libc::c_short, USERS_BYTE, 1)
+}
+
+/// Lets go of this description's lock on the users byte.
+pub(crate) fn release_users(fd: RawFd) {
+    release(fd, USERS_BYTE, 1);
+}
+
 /// A write lock on a byte range of a file, released (as [`release`] does) when dropped.
 /// It borrows the descriptor, so it can never outlive it and unlock a closed or reused
 /// one. (The page guard releases by hand instead: in a child forked while it was held it

@@ -8,4 +8,5 @@ pub(crate) mod file;
 pub(crate) mod fork;
 pub(crate) mod lock;
 pub(crate) mod mmap;
+pub(crate) mod robust;
 pub(crate) mod store_file;

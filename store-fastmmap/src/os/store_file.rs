@@ -49,7 +49,14 @@ unsafe impl<L: Send + Sync> Sync for StoreFile<L> {}
 impl<L: LockWord> StoreFile<L> {
     /// Takes the opened file, its mapping and one lock element per page (at least one),
     /// and registers them. Fails if fork detection cannot be installed.
-    pub(crate) fn new(opened: Opened, map: Mapping, locks: Box<[L]>) -> io::Result<Self> {
+    /// `users`: the descriptor holds a shared lock on the users byte (`lock::USERS_BYTE`),
+    /// which a forked child's refresh takes again for its own description.
+    pub(crate) fn new(
+        opened: Opened,
+        map: Mapping,
+        locks: Box<[L]>,
+        users: bool,
+    ) -> io::Result<Self> {
         let Opened {
             file, dir, name, ..
         } = opened;
@@ -86,6 +93,7 @@ impl<L: LockWord> StoreFile<L> {
             locks: unsafe { base.cast::<u8>().add(offset) }.cast::<AtomicU32>(),
             stride: std::mem::size_of::<L>(),
             nlocks: n,
+            users,
         };
         let mut f = StoreFile {
             // Filled in below; a registration that fails frees the rest through `Drop`.

@@ -6,11 +6,12 @@ use std::time::Duration;
 use store_api::{Error, Result};
 
 use super::Backoff;
+use super::futex::Wait;
 use super::guard::PageGuard;
 use super::held::Held;
 use super::inproc::PageLock;
-use crate::FastMmapStore;
 use crate::os::lock::{lock_range, try_lock_range};
+use crate::{FastMmapStore, LockKind};
 
 impl FastMmapStore {
     /// Takes page `i`'s in-process lock, then its fcntl lock, waiting as long as it takes.
@@ -20,8 +21,16 @@ impl FastMmapStore {
         let (held, generation) = self.enter(i, nested)?;
         // From here the guard releases what is taken (the in-process lock is kept past
         // its own guard and released by the page guard).
-        let taken = match self.write_lock_timeout {
-            None => {
+        let taken = match (self.geo.locks, self.write_lock_timeout) {
+            (LockKind::Futex, limit) => {
+                let wait = limit.map_or(Wait::Forever, Wait::Within);
+                match self.lock_futex(i, wait, generation) {
+                    Ok(true) => Ok(()),
+                    Ok(false) => Err(self.write_timed_out(i, limit.unwrap_or_default())),
+                    Err(e) => Err(e),
+                }
+            }
+            (LockKind::Fcntl, None) => {
                 let inproc = PageLock::new(&self.os.locks()[i as usize].lock).lock();
                 let (start, len) = self.lock_range(i);
                 match lock_range(self.os.fd(), start, len) {
@@ -35,7 +44,7 @@ impl FastMmapStore {
                     }
                 }
             }
-            Some(limit) => self.lock_page_within(i, limit),
+            (LockKind::Fcntl, Some(limit)) => self.lock_page_within(i, limit),
         };
         if let Err(e) = taken {
             if held {
@@ -107,6 +116,24 @@ impl FastMmapStore {
                 Held::release(self.file_id);
             }
         };
+        if self.geo.locks == LockKind::Futex {
+            return match self.lock_futex(i, Wait::Never, generation) {
+                Ok(true) => Ok(Some(PageGuard {
+                    store: self,
+                    page: i,
+                    held,
+                    generation,
+                })),
+                Ok(false) => {
+                    unheld();
+                    Ok(None)
+                }
+                Err(e) => {
+                    unheld();
+                    Err(e)
+                }
+            };
+        }
         let Some(inproc) = PageLock::new(&self.os.locks()[i as usize].lock).try_lock() else {
             unheld();
             return Ok(None);

@@ -4,10 +4,11 @@ use store_api::{Error, Result};
 
 use super::held::Held;
 use super::inproc::PageLock;
-use crate::FastMmapStore;
 use crate::os::lock::release;
+use crate::{FastMmapStore, LockKind};
 
-/// Both locks of a page, released fcntl first, then in-process (reverse order). Small
+/// A page's lock: for the fcntl kind both locks, released fcntl first, then in-process
+/// (reverse order); for the futex kind the page's robust mutex. Small
 /// (the store, the page, the generation): it travels up through every write's results.
 pub(crate) struct PageGuard<'a> {
     pub(super) store: &'a FastMmapStore,
@@ -44,9 +45,14 @@ impl Drop for PageGuard<'_> {
         // before it (a fork that ran no handler) releasing would release the parent's;
         // its in-process lock word was reset and may be another thread's now.
         if s.os.epoch().current() == self.generation {
-            let (start, len) = s.lock_range(self.page);
-            release(s.os.fd(), start, len);
-            PageLock::new(&s.os.locks()[self.page as usize].lock).unlock();
+            match s.geo.locks {
+                LockKind::Fcntl => {
+                    let (start, len) = s.lock_range(self.page);
+                    release(s.os.fd(), start, len);
+                    PageLock::new(&s.os.locks()[self.page as usize].lock).unlock();
+                }
+                LockKind::Futex => s.unlock_futex(self.page),
+            }
         }
         if self.held {
             Held::release(s.file_id);

@@ -1,5 +1,7 @@
-//! The page lock: the two levels that keep writers of one page apart, in one place.
+//! The page lock: what keeps writers of one page apart, in one place, for both lock kinds
+//! ([`crate::LockKind`], recorded in the file header).
 //!
+//! The **fcntl** kind has two levels:
 //! - **Threads** of a process: `PageLock` (`inproc.rs`), a test-and-test-and-set lock
 //!   over a word of the in-process lock array, built under loom too.
 //! - **Processes**: the page's fcntl open-file-description byte-range lock
@@ -12,9 +14,16 @@
 //! - **Re-entry** (`held.rs`): a thread that holds a page lock of a file and calls the
 //!   store for the same file gets an error instead of waiting for itself.
 //!
-//! The ordering across processes is the kernel's: an fcntl lock granted after another
-//! process released it orders that process's stores before ours (`docs/FORMAT.md`,
-//! "Platform assumptions"); within a process, the in-process lock's acquire and release.
+//! The **futex** kind (`futex.rs`) has one: the page's robust process-shared mutex in the
+//! lock table (`os/robust.rs`), taken the same three ways, whose holder's death the
+//! kernel reports (`EOWNERDEAD`): the page is repaired before the mutex is marked
+//! consistent. Re-entry and the fork rules are the same for both.
+//!
+//! The ordering across processes: for fcntl the kernel's (an fcntl lock granted after
+//! another process released it orders that process's stores before ours); for futex
+//! the mutex word's release store and acquire compare-and-swap, on memory both
+//! processes map (`docs/FORMAT.md`, "Platform assumptions"); within a process, the
+//! in-process lock's acquire and release.
 
 mod inproc;
 
@@ -24,6 +33,8 @@ pub(crate) use inproc::PageLock;
 
 #[cfg(not(loom))]
 mod acquire;
+#[cfg(not(loom))]
+mod futex;
 #[cfg(not(loom))]
 mod guard;
 #[cfg(not(loom))]

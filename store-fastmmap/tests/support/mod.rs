@@ -6,11 +6,28 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use store_api::{Key, ManualClock};
-use store_fastmmap::{FastMmapBuilder, FastMmapStore};
+use store_fastmmap::{FastMmapBuilder, FastMmapStore, LockKind};
+
+/// Runs each named test function (taking a [`LockKind`]) once per lock kind, as the
+/// tests `fcntl::NAME` and `futex::NAME` (the latter on Linux only).
+#[macro_export]
+macro_rules! both_kinds {
+    ($($name:ident),* $(,)?) => {
+        mod fcntl {
+            $(#[test] fn $name() { super::$name(store_fastmmap::LockKind::Fcntl) })*
+        }
+        #[cfg(target_os = "linux")]
+        mod futex {
+            $(#[test] fn $name() { super::$name(store_fastmmap::LockKind::Futex) })*
+        }
+    };
+}
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
     pub clock: ManualClock,
+    /// The lock kind of the files its builder creates.
+    pub kind: LockKind,
 }
 
 impl Default for Fixture {
@@ -21,9 +38,15 @@ impl Default for Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
+        Fixture::of(LockKind::Fcntl)
+    }
+
+    /// A fixture whose files are created with lock kind `kind`.
+    pub fn of(kind: LockKind) -> Fixture {
         Fixture {
             dir: tempfile::tempdir().unwrap(),
             clock: ManualClock::default(),
+            kind,
         }
     }
 
@@ -35,6 +58,7 @@ impl Fixture {
         FastMmapStore::builder()
             .storage(self.path())
             .clock(Arc::new(self.clock.clone()))
+            .lock_kind(self.kind)
     }
 
     /// A small store: `pages` pages of 4 KiB.
