@@ -1,5 +1,6 @@
 //! The harnesses of `store-fastmmap`: normal pages, and 4 KiB pages so that eviction
-//! and page repair are exercised all the time.
+//! and page repair are exercised all the time; each with the fcntl lock kind and with
+//! the futex one.
 
 use std::fs::OpenOptions;
 use std::io::{Seek as _, SeekFrom, Write as _};
@@ -8,19 +9,20 @@ use std::sync::Arc;
 
 use conformance::{Corruption, Harness, Size, Spec, Unsupported};
 use store_api::{EvictionPolicy, ManualClock};
-use store_fastmmap::{FastMmapBuilder, FastMmapStore};
+use store_fastmmap::{FastMmapBuilder, FastMmapStore, LockKind};
 use tempfile::TempDir;
 
 /// Offset of the first page: the file starts with a 4 KiB header.
 const HEADER: u64 = 4096;
 
-/// `store-fastmmap` under the conformance suite; `SMALL_PAGES` picks 4 KiB pages.
+/// `store-fastmmap` under the conformance suite; `SMALL_PAGES` picks 4 KiB pages,
+/// `FUTEX` the futex lock kind (else fcntl).
 ///
 /// Each harness owns a temporary directory with one store file, created by the first
 /// `open` (so that simultaneous first opens from worker processes really race). A
 /// harness rebuilt in a worker does not own the directory.
 #[derive(Debug)]
-pub struct FastMmap<const SMALL_PAGES: bool> {
+pub struct FastMmap<const SMALL_PAGES: bool, const FUTEX: bool = false> {
     _dir: Option<TempDir>,
     path: PathBuf,
     page_size: u32,
@@ -34,12 +36,24 @@ pub struct FastMmap<const SMALL_PAGES: bool> {
 pub type FastMmapHarness = FastMmap<false>;
 /// 4 KiB pages: 1024 of them (4 when the suite asks for a small store).
 pub type FastMmapSmallPages = FastMmap<true>;
+/// As [`FastMmapHarness`], with the futex lock kind.
+pub type FastMmapFutex = FastMmap<false, true>;
+/// As [`FastMmapSmallPages`], with the futex lock kind.
+pub type FastMmapFutexSmallPages = FastMmap<true, true>;
 
-impl<const SMALL_PAGES: bool> FastMmap<SMALL_PAGES> {
-    const NAME: &'static str = if SMALL_PAGES {
-        "fastmmap-small-pages"
+impl<const SMALL_PAGES: bool, const FUTEX: bool> FastMmap<SMALL_PAGES, FUTEX> {
+    const NAME: &'static str = match (SMALL_PAGES, FUTEX) {
+        (true, false) => "fastmmap-small-pages",
+        (false, false) => "fastmmap",
+        (true, true) => "fastmmap-futex-small-pages",
+        (false, true) => "fastmmap-futex",
+    };
+
+    /// The lock kind of the files this harness creates.
+    pub const KIND: LockKind = if FUTEX {
+        LockKind::Futex
     } else {
-        "fastmmap"
+        LockKind::Fcntl
     };
 
     fn geometry(size: Size) -> (u32, u32) {
@@ -57,6 +71,7 @@ impl<const SMALL_PAGES: bool> FastMmap<SMALL_PAGES> {
             .init_file(false)
             .page_size(self.page_size)
             .num_pages(self.num_pages)
+            .lock_kind(Self::KIND)
             .policy(self.policy);
         if let Some(clock) = &self.clock {
             b = b.clock(Arc::new(clock.clone()));
@@ -85,7 +100,7 @@ fn io(e: std::io::Error) -> Unsupported {
     Unsupported::new(format!("harness I/O failed: {e}"))
 }
 
-impl<const SMALL_PAGES: bool> Harness for FastMmap<SMALL_PAGES> {
+impl<const SMALL_PAGES: bool, const FUTEX: bool> Harness for FastMmap<SMALL_PAGES, FUTEX> {
     type Store = FastMmapStore;
 
     fn create(spec: &Spec) -> Result<Self, Unsupported> {
@@ -145,6 +160,7 @@ impl<const SMALL_PAGES: bool> Harness for FastMmap<SMALL_PAGES> {
                     .init_file(true)
                     .page_size(self.page_size)
                     .num_pages(self.num_pages * 2)
+                    .lock_kind(Self::KIND)
                     .open()
                     .map(drop)
                     .map_err(|e| Unsupported::new(format!("making an incompatible file: {e}")))

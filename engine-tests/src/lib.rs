@@ -6,6 +6,7 @@
 //! | `tests/memory.rs` | `store-memory` (unbounded; 16 KiB when the suite asks for a small store) |
 //! | `tests/fastmmap.rs` | `store-fastmmap` with normal pages (256 KiB; 64 KiB x 2 when small) |
 //! | `tests/fastmmap_small_pages.rs` | `store-fastmmap` with 4 KiB pages, so eviction and page repair run constantly |
+//! | `tests/fastmmap_futex.rs`, `tests/fastmmap_futex_small_pages.rs` | the same two with the futex lock kind (Linux) |
 //! | `tests/redis.rs` | `store-redis` on a private `redis-server` (one key prefix per harness), on a `ManualClock` for the expiry behaviours |
 //!
 //! The Redis harness starts its server with store-redis's `test-server` launcher, the one
@@ -21,6 +22,8 @@ mod fastmmap;
 mod memory;
 mod redis;
 
-pub use fastmmap::{FastMmap, FastMmapHarness, FastMmapSmallPages};
+pub use fastmmap::{
+    FastMmap, FastMmapFutex, FastMmapFutexSmallPages, FastMmapHarness, FastMmapSmallPages,
+};
 pub use memory::MemoryHarness;
 pub use redis::RedisHarness;

@@ -16,15 +16,18 @@ use std::time::Duration;
 
 use conformance::check::{get, key, put, self_checking, verify_self_checking};
 use conformance::{Harness, Spec};
-use engine_tests::FastMmapSmallPages;
+use engine_tests::{FastMmapFutexSmallPages, FastMmapSmallPages};
 use store_api::SessionStore;
 use store_fastmmap::Failpoint;
 
 /// Kills a hammering worker at `fp` in page layout `variant`; `Ok(false)` if the worker
 /// never reached `fp` (not every layout makes every step happen).
-fn kill_at(fp: Failpoint, variant: usize) -> Result<bool, String> {
+fn kill_at<H: Harness<Store = store_fastmmap::FastMmapStore>>(
+    fp: Failpoint,
+    variant: usize,
+) -> Result<bool, String> {
     // Four 4 KiB pages; values small enough that no page ever needs to evict.
-    let h = FastMmapSmallPages::create(&Spec::new().small()).map_err(|u| u.to_string())?;
+    let h = H::create(&Spec::new().small()).map_err(|u| u.to_string())?;
     let store = h.open().map_err(|e| e.to_string())?;
     // Some variants put a large victim value first, so that later compactions move
     // the other entries.
@@ -101,6 +104,18 @@ const VARIANTS: usize = 24;
 
 #[test]
 fn no_other_key_is_lost_when_a_writer_is_killed_at_any_failpoint() {
+    killed_at_every_failpoint::<FastMmapSmallPages>();
+}
+
+/// The same with the futex lock kind: the kernel marks the dead writer's robust lock,
+/// and the next writer takes it over and repairs the page.
+#[cfg(target_os = "linux")]
+#[test]
+fn futex_no_other_key_is_lost_when_a_writer_is_killed_at_any_failpoint() {
+    killed_at_every_failpoint::<FastMmapFutexSmallPages>();
+}
+
+fn killed_at_every_failpoint<H: Harness<Store = store_fastmmap::FastMmapStore>>() {
     // The hammer job only writes, so it never reaches `DeleteMidShift`.
     let mut failures = Vec::new();
     let mut kills = 0;
@@ -110,7 +125,7 @@ fn no_other_key_is_lost_when_a_writer_is_killed_at_any_failpoint() {
     {
         let mut reached = 0;
         for v in 0..VARIANTS {
-            match kill_at(fp, v) {
+            match kill_at::<H>(fp, v) {
                 Ok(killed) => reached += usize::from(killed),
                 Err(e) => failures.push(format!("variant {v}: {e}")),
             }

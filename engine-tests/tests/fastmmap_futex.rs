@@ -1,0 +1,8 @@
+//! The conformance suite against `store-fastmmap` with normal pages and the futex lock
+//! kind.
+#![cfg(target_os = "linux")]
+
+conformance::suite!(
+    engine_tests::FastMmapFutex,
+    worker = env!("CARGO_BIN_EXE_engine-worker")
+);
