@@ -6,8 +6,9 @@
 //!
 //! The seed corpus holds real files written by the engine (`examples/write_seeds.rs`).
 //! The header checksum stops most mutations of the header at open; when the reserved
-//! header byte 48 has its low bit set the target recomputes the checksum, so the
-//! fuzzer also reaches the validation of every header field.
+//! header byte 60 has its low bit set the target recomputes the checksum, so the
+//! fuzzer also reaches the validation of every header field (the lock kind at 48
+//! among them). Files of both lock kinds are among the seeds.
 
 use store_api::{
     Error, Expiry, Key, ManualClock, SessionStore, UpdateAction, UpdateOutcome, WriteMode,

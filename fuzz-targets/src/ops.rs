@@ -88,6 +88,13 @@ fn op(u: &mut Unstructured<'_>) -> Result<Op> {
 
 /// The target body.
 pub fn ops(data: &[u8]) {
+    for &kind in scratch::kinds() {
+        ops_with(data, kind);
+    }
+}
+
+/// The target body for one lock kind.
+fn ops_with(data: &[u8], kind: store_fastmmap::LockKind) {
     let mut u = Unstructured::new(data);
     let (Ok(pages), Ok(ttl), Ok(never_evict)) = (
         u.int_in_range(1u32..=2),
@@ -104,7 +111,7 @@ pub fn ops(data: &[u8]) {
     };
     let dir = Scratch::new();
     let path = dir.path();
-    scratch::fresh_file(&path, 4096, pages);
+    scratch::fresh_file(&path, 4096, pages, kind);
     let clock = ManualClock::default();
     let open = || {
         scratch::open(&path, &clock, ttl, policy)

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use store_api::{EvictionPolicy, ManualClock};
-use store_fastmmap::{FastMmapBuilder, FastMmapStore};
+use store_fastmmap::{FastMmapBuilder, FastMmapStore, LockKind};
 use tempfile::TempDir;
 
 /// Length of the file header; page `i` starts at `HEADER_LEN + i * page_size`.
@@ -26,8 +26,18 @@ const SECRET_LEN: usize = 192;
 /// End of the checksummed part; the version counter follows.
 pub(crate) const STATIC_END: usize = SECRET_OFFSET + SECRET_LEN;
 const NEXT_VERSION_OFFSET: usize = STATIC_END;
-/// A byte the engine ignores (reserved): the `file` target reads a flag from it.
-pub(crate) const FLAG_OFFSET: usize = 48;
+/// A byte the engine ignores (reserved, after the lock kind at 48): the `file` target
+/// reads a flag from it.
+pub(crate) const FLAG_OFFSET: usize = 60;
+
+/// The lock kinds the store targets run every input under (the futex kind on Linux).
+pub(crate) fn kinds() -> &'static [LockKind] {
+    if cfg!(target_os = "linux") {
+        &[LockKind::Fcntl, LockKind::Futex]
+    } else {
+        &[LockKind::Fcntl]
+    }
+}
 
 /// A scratch directory for one input: on tmpfs when there is one, so inputs stay fast.
 pub(crate) struct Scratch {
@@ -62,15 +72,16 @@ pub(crate) fn fix_checksum(header: &mut [u8]) {
     header[CHECKSUM_OFFSET..CHECKSUM_OFFSET + 8].copy_from_slice(&c.to_le_bytes());
 }
 
-/// Creates an empty store file of `num_pages` pages of `page_size` bytes at `path`,
-/// then replaces its random hash secret, creation time and version counter with fixed
+/// Creates an empty store file of `num_pages` pages of `page_size` bytes and lock kind
+/// `kind` at `path`, then replaces its random hash secret, creation time and version counter with fixed
 /// values, so that keys land on the same pages and slots on every run.
-pub(crate) fn fresh_file(path: &Path, page_size: u32, num_pages: u32) {
+pub(crate) fn fresh_file(path: &Path, page_size: u32, num_pages: u32, kind: LockKind) {
     let store = FastMmapStore::builder()
         .storage(path)
         .init_file(true)
         .page_size(page_size)
         .num_pages(num_pages)
+        .lock_kind(kind)
         .open()
         .unwrap_or_else(|e| panic!("creating a {num_pages} x {page_size} store: {e}"));
     drop(store);

@@ -11,9 +11,18 @@ use crate::scratch::{self, HEADER_LEN, Scratch};
 
 /// Builds a file of `pages` 4 KiB pages, lets `fill` write to it, and returns its bytes.
 fn file_with(pages: u32, fill: impl FnOnce(&dyn SessionStore, &ManualClock)) -> Vec<u8> {
+    file_of(pages, store_fastmmap::LockKind::Fcntl, fill)
+}
+
+/// As [`file_with`], of lock kind `kind`.
+fn file_of(
+    pages: u32,
+    kind: store_fastmmap::LockKind,
+    fill: impl FnOnce(&dyn SessionStore, &ManualClock),
+) -> Vec<u8> {
     let dir = Scratch::new();
     let path = dir.path();
-    scratch::fresh_file(&path, 4096, pages);
+    scratch::fresh_file(&path, 4096, pages, kind);
     let clock = ManualClock::default();
     let store = scratch::builder(&path, &clock)
         .open()
@@ -64,5 +73,15 @@ pub fn file_seeds() -> Vec<(&'static str, Vec<u8>)> {
     let mut crashed = seeds[1].1.clone();
     crashed[HEADER_LEN as usize] |= 1;
     seeds.push(("crashed_writer_1page", crashed));
+    // A file of the futex lock kind (its lock table after the pages).
+    seeds.push((
+        "futex_all_keys_2pages",
+        file_of(2, store_fastmmap::LockKind::Futex, |s, _| {
+            for id in 0..KEYS {
+                let k = model_key(id);
+                s.set(&k, format!("value of {k}").as_bytes()).unwrap();
+            }
+        }),
+    ));
     seeds
 }

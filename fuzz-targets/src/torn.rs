@@ -135,13 +135,20 @@ fn open(path: &std::path::Path, clock: &ManualClock) -> FastMmapStore {
 
 /// The target body.
 pub fn torn(data: &[u8]) {
+    for &kind in scratch::kinds() {
+        torn_with(data, kind);
+    }
+}
+
+/// The target body for one lock kind.
+fn torn_with(data: &[u8], kind: store_fastmmap::LockKind) {
     let mut u = Unstructured::new(data);
     let Ok(pages) = u.int_in_range(1u32..=2) else {
         return;
     };
     let dir = Scratch::new();
     let path = dir.path();
-    scratch::fresh_file(&path, PAGE, pages);
+    scratch::fresh_file(&path, PAGE, pages, kind);
     let clock = ManualClock::default();
     let mut store = open(&path, &clock);
     let mut book = Book {

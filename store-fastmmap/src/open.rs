@@ -253,10 +253,11 @@ fn futex_elsewhere() -> Error {
 }
 
 /// Admits this process to a futex-kind file (the caller holds the header lock; `alone`:
-/// no other store has the file open). Lock words a machine that crashed left behind
-/// (another boot id) are reset; a process of another PID namespace than the file's
-/// current users is refused, since robust locks name their owners by thread id, which
-/// only mean the same thing within one namespace.
+/// no other store has the file open). The first opener resets the lock table and
+/// records its boot id and PID namespace; a later one of another boot (another machine)
+/// or another PID namespace than the file's current users is refused, since robust locks
+/// name their owners by thread id, which only mean the same thing within one namespace
+/// of one running kernel.
 fn admit_futex(path: &Path, h: &Header, map: &Mapping, alone: bool) -> Result<()> {
     #[cfg(not(target_os = "linux"))]
     {
@@ -295,23 +296,13 @@ fn admit_futex(path: &Path, h: &Header, map: &Mapping, alone: bool) -> Result<()
         let mut this_ns = [0u8; 16];
         this_ns[..8].copy_from_slice(&ns.0.to_le_bytes());
         this_ns[8..].copy_from_slice(&ns.1.to_le_bytes());
-        if stored_boot != this_boot {
-            if !alone {
-                return Err(Error::Incompatible {
-                    path: path.to_owned(),
-                    reason: format!(
-                        "its robust locks are in use under another boot id ({}, this \
-                         machine's is {}): the file is shared with another machine (a \
-                         network filesystem), which no lock kind supports",
-                        String::from_utf8_lossy(&stored_boot).trim_end_matches('\0'),
-                        String::from_utf8_lossy(&boot)
-                    ),
-                });
-            }
-            // Set up on another boot (or never): a machine that died with a page locked
-            // ran no exit, so the kernel never marked that lock's owner dead. Nobody has
-            // the file open, so every lock word is reset; a page a writer died in is still
-            // marked by its seqlock, and its next writer repairs it.
+        if alone {
+            // Nobody else has the file open, so nobody can hold a page lock: every lock
+            // word is reset. This is what clears a lock a machine that died with it held
+            // left behind (it ran no exit, so the kernel never marked that owner dead),
+            // and any lock word damaged in the file. A page a writer died in is still
+            // marked by its seqlock, and its next writer repairs it. This process's boot
+            // and PID namespace are recorded for the openers that join it.
             for i in 0..h.geometry.num_pages {
                 let m = region
                     .mutex_at(h.geometry.mutex_offset(i) as usize)
@@ -320,25 +311,35 @@ fn admit_futex(path: &Path, h: &Header, map: &Mapping, alone: bool) -> Result<()
                     Error::io(format!("resetting page {i}'s lock of {}", path.display()), e)
                 })?;
             }
-            if !region.write_bytes(BOOT_ID_OFFSET, &this_boot) {
+            if !region.write_bytes(BOOT_ID_OFFSET, &this_boot)
+                || !region.write_bytes(PID_NS_OFFSET, &this_ns)
+            {
                 return Err(short());
             }
+            return Ok(());
+        }
+        if stored_boot != this_boot {
+            return Err(Error::Incompatible {
+                path: path.to_owned(),
+                reason: format!(
+                    "processes that booted as {} have its robust locks in use, and this \
+                     machine booted as {}: the file is shared with another machine (a \
+                     network filesystem), which no lock kind supports",
+                    String::from_utf8_lossy(&stored_boot).trim_end_matches('\0'),
+                    String::from_utf8_lossy(&boot)
+                ),
+            });
         }
         if stored_ns != this_ns {
-            if !alone && stored_ns != [0; 16] {
-                return Err(Error::Incompatible {
-                    path: path.to_owned(),
-                    reason: "processes of another PID namespace (another container, or the \
-                             host) have the file open with the futex lock kind, whose robust \
-                             locks name their owners by thread id, which differ between PID \
-                             namespaces; open it from one PID namespace only, or initialise \
-                             it with LockKind::Fcntl, whose locks work across namespaces"
-                        .into(),
-                });
-            }
-            if !region.write_bytes(PID_NS_OFFSET, &this_ns) {
-                return Err(short());
-            }
+            return Err(Error::Incompatible {
+                path: path.to_owned(),
+                reason: "processes of another PID namespace (another container, or the \
+                         host) have the file open with the futex lock kind, whose robust \
+                         locks name their owners by thread id, which differ between PID \
+                         namespaces; open it from one PID namespace only, or initialise \
+                         it with LockKind::Fcntl, whose locks work across namespaces"
+                    .into(),
+            });
         }
         Ok(())
     }
@@ -464,26 +465,8 @@ fn initialise(
         })?;
         Locked::new(page, &hasher, Armed::default(), &repairs, region).wipe();
     }
-    // A new lock table (nobody else has a futex-kind file open while it is initialised:
-    // see `open`); the boot id and PID namespace are recorded when it is first admitted.
-    if g.locks == LockKind::Futex {
-        for i in 0..g.num_pages {
-            let m = region
-                .mutex_at(g.mutex_offset(i) as usize)
-                .ok_or_else(|| Error::Corrupted {
-                    what: format!("{}: the lock table lies outside the file", path.display()),
-                })?;
-            crate::os::robust::init(m).map_err(|e| {
-                Error::io(format!("initialising page {i}'s lock of {}", path.display()), e)
-            })?;
-        }
-    }
-    let futex_fields = crate::format::header::BOOT_ID_OFFSET..crate::format::header::PID_NS_OFFSET + 16;
-    if !region.write_bytes(futex_fields.start, &[0; 56][..futex_fields.len()]) {
-        return Err(Error::Corrupted {
-            what: format!("{}: the header does not fit in the file", path.display()),
-        });
-    }
+    // A futex-kind file's lock table is set up when it is admitted (`admit_futex`, next
+    // in this open: nobody else has the file open while it is initialised).
     // A new file counts from zero (a re-initialised one too).
     for c in FileCounter::ALL {
         if let Some(w) = c.word(&region) {

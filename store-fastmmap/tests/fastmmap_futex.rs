@@ -149,61 +149,62 @@ fn a_holder_killed_mid_write_is_taken_over_and_its_page_repaired() {
 }
 
 /// A machine that dies with a page locked runs no exit: no kernel marks that lock's
-/// owner dead. Its lock word names a thread of the old boot forever. Simulated here by a
-/// lock word naming a thread that does not exist, and a page left mid-write (odd
-/// seqlock): under the file's own boot id (the same boot) a writer waits its timeout
-/// out; under another boot id, the open resets the lock table and the writer repairs
-/// the page.
+/// owner dead, and its lock word names a thread of the old boot forever. Simulated here
+/// by a lock word naming a thread that does not exist, and a page left mid-write (odd
+/// seqlock). While any process has the file open nothing is reset (a live process could
+/// hold that lock): a writer waits its timeout out, and an opener of another boot (a
+/// machine sharing the file) is refused. The first opener after everyone closed it
+/// resets the lock table, records its boot, and the writer repairs the page.
 #[test]
-fn lock_words_left_by_a_crashed_boot_are_reset_on_the_next() {
+fn lock_words_left_by_a_crashed_boot_are_reset_by_the_next_first_opener() {
     let fx = Fixture::of(LockKind::Futex);
     let path = fx.path();
     let (page_size, pages) = (4096, 2);
     let k = support::key("k");
-    let page = {
-        let s = futex(&fx, pages);
-        s.set(&k, b"v").unwrap();
-        s.page_of(&k)
-    };
-    let stale = |boot: Option<&[u8]>| {
-        // A thread id no process has (above the kernel's pid_max limit of 2^22).
-        poke(
-            &path,
-            mutex_offset(page_size, pages, page),
-            &((1u32 << 29) + 12345).to_le_bytes(),
-        );
-        // The page's seqlock counter, odd: a writer died mid-write.
-        let seq = support::page_offset(page_size, page);
-        let mut c = u64::from_le_bytes(read_at(&path, seq, 8).try_into().unwrap());
-        c |= 1;
-        poke(&path, seq, &c.to_le_bytes());
-        if let Some(b) = boot {
-            poke(&path, BOOT_ID_OFFSET, b);
-        }
-    };
+    let first = futex(&fx, pages);
+    first.set(&k, b"v").unwrap();
+    let page = first.page_of(&k);
+    // A thread id no process has (above the kernel's pid_max limit of 2^22).
+    poke(
+        &path,
+        mutex_offset(page_size, pages, page),
+        &((1u32 << 29) + 12345).to_le_bytes(),
+    );
+    // The page's seqlock counter, odd: a writer died mid-write.
+    let seq = support::page_offset(page_size, page);
+    let c = u64::from_le_bytes(read_at(&path, seq, 8).try_into().unwrap()) | 1;
+    poke(&path, seq, &c.to_le_bytes());
     let timed = || {
         fx.builder()
             .write_lock_timeout(Duration::from_millis(300))
             .read_lock_timeout(Duration::from_millis(300))
             .open()
-            .unwrap()
     };
-    // The same boot: nothing may reset a lock another live process could hold.
-    stale(None);
-    let s = timed();
-    let err = s.set(&k, b"w").unwrap_err().to_string();
+    let second = timed().unwrap();
+    let err = second.set(&k, b"w").unwrap_err().to_string();
     assert!(err.contains(&format!("page {page} of")), "{err}");
-    drop(s);
-    // Another boot: reset at open, repaired by the first writer.
-    let before = read_at(&path, BOOT_ID_OFFSET, 36);
-    stale(Some(b"00000000-0000-4000-8000-000000000000"));
-    let s = timed();
+    let ours = read_at(&path, BOOT_ID_OFFSET, 36);
+    poke(
+        &path,
+        BOOT_ID_OFFSET,
+        b"00000000-0000-4000-8000-000000000000",
+    );
+    match timed() {
+        Err(Error::Incompatible { reason, .. }) => {
+            assert!(reason.contains("another machine"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    drop((first, second));
+    let s = timed().unwrap();
     assert_eq!(
         read_at(&path, BOOT_ID_OFFSET, 36),
-        before,
+        ours,
         "this boot's id recorded"
     );
+    let t = Instant::now();
     s.set(&k, b"w").unwrap();
+    assert!(t.elapsed() < Duration::from_millis(250));
     assert_eq!(s.get_value(&k).unwrap().unwrap(), b"w");
     assert_eq!(
         s.stats().unwrap().recovered,
