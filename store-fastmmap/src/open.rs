@@ -221,14 +221,70 @@ fn open_locked(
                     .into()
             },
         }),
-        None if !alone => Err(Error::Incompatible {
+        // Other processes have a futex-kind file open (fcntl-kind stores take no users
+        // lock) and wait on its lock table, which any change of geometry or kind would
+        // move or remove.
+        None if !alone && keep_secret.is_none() => Err(Error::Incompatible {
             path,
             reason: "other processes have the file open with the futex lock kind, and \
-                     initialising it would reset their locks under them; stop them (or \
-                     let them close it) first"
+                     initialising it with another geometry or lock kind would move their \
+                     locks under them; stop them (or let them close it) first, or \
+                     initialise it with the same geometry and kind"
                 .into(),
         }),
-        None => initialise(&path, file, wanted, len, keep_secret),
+        None => initialise(&path, file, wanted, len, keep_secret, !alone),
+    }
+}
+
+/// Every page mutex of a futex-kind file, held by an `init_file` while other stores have
+/// the file open; released when dropped.
+struct HeldTable {
+    map: Mapping,
+    held: u32,
+    geo: Geometry,
+}
+
+impl HeldTable {
+    fn lock_all(path: &Path, file: &std::fs::File, g: Geometry) -> Result<HeldTable> {
+        use crate::os::robust;
+        let map = Mapping::map(file, g.file_len() as usize)
+            .map_err(|e| Error::io(format!("mapping {}", path.display()), e))?;
+        let mut t = HeldTable {
+            map,
+            held: 0,
+            geo: g,
+        };
+        for i in 0..g.num_pages {
+            let m = t.mutex(i).ok_or_else(|| Error::Corrupted {
+                what: format!("{}: the lock table lies outside the file", path.display()),
+            })?;
+            let taken = robust::lock(m).map_err(|e| {
+                Error::io(format!("locking page {i} of {}: {e}", path.display()), e)
+            })?;
+            // A holder that died: the page is about to be wiped, nothing to repair.
+            if taken == robust::Taken::OwnerDied {
+                robust::make_consistent(m).map_err(|e| {
+                    let _ = robust::unlock(m);
+                    Error::io(format!("locking page {i} of {}: {e}", path.display()), e)
+                })?;
+            }
+            t.held = i + 1;
+        }
+        Ok(t)
+    }
+
+    fn mutex(&self, i: u32) -> Option<crate::os::robust::Mutex> {
+        Region::of(&self.map).mutex_at(self.geo.mutex_offset(i) as usize)
+    }
+}
+
+impl Drop for HeldTable {
+    fn drop(&mut self) {
+        for i in (0..self.held).rev() {
+            if let Some(m) = self.mutex(i) {
+                let _ = crate::os::robust::unlock(m);
+            }
+        }
     }
 }
 
@@ -413,12 +469,21 @@ fn initialise(
     g: Geometry,
     old_len: u64,
     keep_secret: Option<[u8; crate::format::header::SECRET_LEN]>,
+    in_use: bool,
 ) -> Result<(Header, Mapping)> {
     // Wait for every writer of the old file to leave its page, and keep them out until
     // the header is whole again: they check the header under their page lock, so none
     // sees the file marked below while it could still write (a same-geometry
     // re-initialisation lets them carry on).
     let _pages_lock = lock(path, file, HEADER_LEN as u64..USERS_BYTE, "the pages")?;
+    // The futex kind's writers take no fcntl lock: with other stores open (same geometry
+    // and kind, see `open_locked`), every page's robust mutex is held instead, in page
+    // order as writers take them, until the header is whole again.
+    let _table = if in_use && g.locks == LockKind::Futex {
+        Some(HeldTable::lock_all(path, file, g)?)
+    } else {
+        None
+    };
     // Mark the file as being initialised before anything else changes (this also
     // extends an empty file to 8 bytes): if we die, the next opener sees `INIT_MAGIC`
     // and initialises again, and a store that still has the file open refuses to write.

@@ -1,6 +1,9 @@
 //! The store-api contract on the fastmmap engine: the same behaviour as store-memory.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use std::time::Duration;
 
@@ -10,9 +13,8 @@ use store_api::{
 };
 use support::{Fixture, key};
 
-#[test]
-fn round_trip_non_ascii_and_empty_values() {
-    let fx = Fixture::new();
+fn round_trip_non_ascii_and_empty_values(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(4);
     let k = key("a");
     let v = "grüße, 世界".as_bytes();
@@ -30,9 +32,8 @@ fn round_trip_non_ascii_and_empty_values() {
     assert_ne!(m.version, out.version);
 }
 
-#[test]
-fn missing_key_is_none_and_delete_reports_liveness() {
-    let fx = Fixture::new();
+fn missing_key_is_none_and_delete_reports_liveness(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     assert!(s.get(&key("x")).unwrap().is_none());
     assert!(!s.delete(&key("x")).unwrap());
@@ -42,9 +43,8 @@ fn missing_key_is_none_and_delete_reports_liveness() {
     assert!(s.get(&key("x")).unwrap().is_none());
 }
 
-#[test]
-fn write_modes_follow_the_contract() {
-    let fx = Fixture::new();
+fn write_modes_follow_the_contract(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let k = key("m");
     assert!(matches!(
@@ -69,9 +69,8 @@ fn write_modes_follow_the_contract() {
     assert!(v1 != v2 && v2 != v3 && v1 != v3);
 }
 
-#[test]
-fn versions_are_never_reused_after_delete_recreate_and_reinit() {
-    let fx = Fixture::new();
+fn versions_are_never_reused_after_delete_recreate_and_reinit(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let mut seen = std::collections::HashSet::new();
     {
         let s = fx.small(2);
@@ -89,9 +88,8 @@ fn versions_are_never_reused_after_delete_recreate_and_reinit() {
 }
 
 /// `default_ttl`, the other builders' name, sets the same default as Perl's `expires`.
-#[test]
-fn default_ttl_is_the_same_option_as_expires() {
-    let fx = Fixture::new();
+fn default_ttl_is_the_same_option_as_expires(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx
         .builder()
         .page_size(4096)
@@ -107,9 +105,8 @@ fn default_ttl_is_the_same_option_as_expires() {
     );
 }
 
-#[test]
-fn expiry_boundary_default_ttl_and_touch() {
-    let fx = Fixture::new();
+fn expiry_boundary_default_ttl_and_touch(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx
         .builder()
         .page_size(4096)
@@ -156,9 +153,8 @@ fn expiry_boundary_default_ttl_and_touch() {
 
 use store_api::Clock as _;
 
-#[test]
-fn touch_keeps_value_and_version() {
-    let fx = Fixture::new();
+fn touch_keeps_value_and_version(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let k = key("t");
     let v = s.set(&k, b"val").unwrap().version;
@@ -172,9 +168,8 @@ fn touch_keeps_value_and_version() {
     assert!(!s.touch(&key("absent"), Expiry::Never).unwrap());
 }
 
-#[test]
-fn update_sets_keeps_deletes_and_sees_expired_as_none() {
-    let fx = Fixture::new();
+fn update_sets_keeps_deletes_and_sees_expired_as_none(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let k = key("u");
     let out = s
@@ -223,9 +218,8 @@ fn update_sets_keeps_deletes_and_sees_expired_as_none() {
     .unwrap();
 }
 
-#[test]
-fn update_closure_panic_leaves_page_intact_and_unlocked() {
-    let fx = Fixture::new();
+fn update_closure_panic_leaves_page_intact_and_unlocked(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     s.set(&key("p"), b"before").unwrap();
     let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -239,9 +233,8 @@ fn update_closure_panic_leaves_page_intact_and_unlocked() {
     assert_eq!(s.stats().unwrap().recovered, 0, "nothing to repair");
 }
 
-#[test]
-fn update_set_too_large_changes_nothing() {
-    let fx = Fixture::new();
+fn update_set_too_large_changes_nothing(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     s.set(&key("big"), b"old").unwrap();
     let max = s.max_value_len(key("big").len());
@@ -254,9 +247,8 @@ fn update_set_too_large_changes_nothing() {
     assert_eq!(s.get_value(&key("big")).unwrap().unwrap(), b"old");
 }
 
-#[test]
-fn rotate_moves_atomically_and_refuses_a_live_target() {
-    let fx = Fixture::new();
+fn rotate_moves_atomically_and_refuses_a_live_target(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(8);
     let (a, b, c) = (key("a"), key("b"), key("c"));
     s.put(
@@ -291,9 +283,8 @@ fn rotate_moves_atomically_and_refuses_a_live_target() {
     assert_eq!(s.get_value(&cur).unwrap().unwrap(), b"A");
 }
 
-#[test]
-fn purge_expired_counts_and_stats_add_up() {
-    let fx = Fixture::new();
+fn purge_expired_counts_and_stats_add_up(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(4);
     for i in 0..20 {
         let e = if i % 2 == 0 {
@@ -319,9 +310,8 @@ fn purge_expired_counts_and_stats_add_up() {
     assert!(st.bytes_used > 0);
 }
 
-#[test]
-fn capabilities_describe_a_shared_bounded_persistent_engine() {
-    let fx = Fixture::new();
+fn capabilities_describe_a_shared_bounded_persistent_engine(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx
         .builder()
         .page_size(64 << 10)
@@ -349,11 +339,27 @@ fn capabilities_describe_a_shared_bounded_persistent_engine() {
     assert_eq!(s.get_value(&k).unwrap().unwrap().len(), c.max_value_len);
 }
 
-#[test]
-fn store_is_send_sync_and_object_safe() {
+fn store_is_send_sync_and_object_safe(kind: LockKind) {
     fn assert_send_sync<T: Send + Sync + 'static>() {}
     assert_send_sync::<store_fastmmap::FastMmapStore>();
-    let fx = Fixture::new();
+    let fx = Fixture::of(kind);
     let s: Box<dyn SessionStore> = Box::new(fx.small(1));
     s.set(&key("dyn"), b"1").unwrap();
 }
+
+both_kinds!(
+    round_trip_non_ascii_and_empty_values,
+    missing_key_is_none_and_delete_reports_liveness,
+    write_modes_follow_the_contract,
+    versions_are_never_reused_after_delete_recreate_and_reinit,
+    default_ttl_is_the_same_option_as_expires,
+    expiry_boundary_default_ttl_and_touch,
+    touch_keeps_value_and_version,
+    update_sets_keeps_deletes_and_sees_expired_as_none,
+    update_closure_panic_leaves_page_intact_and_unlocked,
+    update_set_too_large_changes_nothing,
+    rotate_moves_atomically_and_refuses_a_live_target,
+    purge_expired_counts_and_stats_add_up,
+    capabilities_describe_a_shared_bounded_persistent_engine,
+    store_is_send_sync_and_object_safe,
+);

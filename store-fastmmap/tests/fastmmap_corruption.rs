@@ -1,7 +1,10 @@
 //! Damaged pages: validated before they are trusted, repaired or re-initialised alone,
 //! never a panic, a hang or a wrong value.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use store_api::{Error, Expiry, Key, SessionStore, SessionStoreExt};
 use store_fastmmap::FastMmapStore;
@@ -37,9 +40,8 @@ fn assert_intact(s: &store_fastmmap::FastMmapStore, keys: &[store_api::Key]) {
 /// Regression (Cache::FastMmap issue #26): a page whose header disagrees with its slot
 /// table made every later writer there crash. Here the header is validated, the page
 /// repaired, its records kept.
-#[test]
-fn a_page_header_that_disagrees_with_its_slot_table_is_repaired() {
-    let fx = Fixture::new();
+fn a_page_header_that_disagrees_with_its_slot_table_is_repaired(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(3);
     let keys = filled(&s, 3, 10);
     // count = 0xffff (above the slot limit), data_lo past the page end.
@@ -62,9 +64,8 @@ fn a_page_header_that_disagrees_with_its_slot_table_is_repaired() {
     assert_eq!(s.stats().unwrap().entries, 30);
 }
 
-#[test]
-fn a_count_too_small_for_the_slot_table_does_not_loop_or_return_wrong_values() {
-    let fx = Fixture::new();
+fn a_count_too_small_for_the_slot_table_does_not_loop_or_return_wrong_values(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let keys = filled(&s, 1, 20);
     poke(&fx.path(), page_offset(PS, 0) + 16, &0u32.to_le_bytes());
@@ -82,9 +83,8 @@ fn a_count_too_small_for_the_slot_table_does_not_loop_or_return_wrong_values() {
 /// Regression (audit #8): a delete that brought a damaged (too small) `count` to 0
 /// reset the data area while records were still linked; the next write then overwrote
 /// them. Now the page is repaired instead, and every other record survives.
-#[test]
-fn a_delete_that_brings_a_damaged_count_to_zero_keeps_the_other_records() {
-    let fx = Fixture::new();
+fn a_delete_that_brings_a_damaged_count_to_zero_keeps_the_other_records(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let keys = filled(&s, 1, 6).remove(0);
     poke(&fx.path(), page_offset(PS, 0) + 16, &1u32.to_le_bytes());
@@ -104,9 +104,8 @@ fn a_delete_that_brings_a_damaged_count_to_zero_keeps_the_other_records() {
     assert_eq!((st.entries, st.recovered), (9, 1), "{st:?}");
 }
 
-#[test]
-fn garbage_slots_never_panic_and_get_repaired() {
-    let fx = Fixture::new();
+fn garbage_slots_never_panic_and_get_repaired(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let keys = filled(&s, 2, 10);
     // Every slot of page 0 points far outside the page / at misaligned offsets.
@@ -127,8 +126,10 @@ fn garbage_slots_never_panic_and_get_repaired() {
 }
 
 /// A one-page store holding five keys (each key's value is its own bytes).
-fn five_on_one_page() -> (Fixture, store_fastmmap::FastMmapStore, Vec<store_api::Key>) {
-    let fx = Fixture::new();
+fn five_on_one_page(
+    kind: LockKind,
+) -> (Fixture, store_fastmmap::FastMmapStore, Vec<store_api::Key>) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let keys = filled(&s, 1, 5).remove(0);
     (fx, s, keys)
@@ -146,13 +147,12 @@ fn last_value_offset(fx: &Fixture, key_len: usize) -> u64 {
 /// A stray write into a record's value bytes, the seqlock counter untouched: an upsert
 /// of that key replaces the record whatever its old bytes (in place when the size is the
 /// same, appended otherwise) and nothing else is lost or repaired.
-#[test]
-fn an_upsert_replaces_a_record_whose_value_was_damaged() {
+fn an_upsert_replaces_a_record_whose_value_was_damaged(kind: LockKind) {
     for new_value in [
         None,
         Some(&b"a longer value than the key itself, appended"[..]),
     ] {
-        let (fx, s, keys) = five_on_one_page();
+        let (fx, s, keys) = five_on_one_page(kind);
         let last = keys.last().unwrap();
         poke(&fx.path(), last_value_offset(&fx, last.len()), &[0xff]);
         let value = new_value.unwrap_or(last.as_bytes());
@@ -186,9 +186,8 @@ fn own_or_nothing(
 /// sets a record's value length to the size of its key's next upsert, which then writes
 /// over the records above it. No read may return a value that was not written for its
 /// key, through that upsert and the evictions and compactions after it.
-#[test]
-fn an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value() {
-    let (fx, s, keys) = five_on_one_page();
+fn an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value(kind: LockKind) {
+    let (fx, s, keys) = five_on_one_page(kind);
     let last = keys.last().unwrap();
     let new_value = vec![b'n'; 200];
     // `lens` of the last record (value length in bits 0..24, key length above), 16 bytes
@@ -227,8 +226,8 @@ fn an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value() {
 
 /// Three records of `len`-byte values on one page, the lowest one's last value byte
 /// flipped by a stray write (the seqlock counter untouched).
-fn damaged_last_value(len: usize) -> (Fixture, FastMmapStore, Vec<(Key, Vec<u8>)>) {
-    let fx = Fixture::new();
+fn damaged_last_value(kind: LockKind, len: usize) -> (Fixture, FastMmapStore, Vec<(Key, Vec<u8>)>) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let entries: Vec<(Key, Vec<u8>)> = keys_on_page(&s, 0, 3)
         .into_iter()
@@ -255,19 +254,18 @@ fn assert_others_intact(s: &FastMmapStore, entries: &[(Key, Vec<u8>)], what: &st
 /// that checks one: a lock-free read (which then takes the lock, whose check drops the
 /// record), a conditional write (which verifies the entry it looks at), and the repair of
 /// a page whose writer died. Nothing else is lost.
-#[test]
-fn a_damaged_value_is_caught_either_side_of_the_checksum_cutoff() {
+fn a_damaged_value_is_caught_either_side_of_the_checksum_cutoff(kind: LockKind) {
     // An empty value has no byte to damage.
     for len in CUTOFF_LENS.into_iter().filter(|&n| n > 0) {
         let what = format!("{len} B, lock-free read");
-        let (_fx, s, entries) = damaged_last_value(len);
+        let (_fx, s, entries) = damaged_last_value(kind, len);
         let (last, _) = entries.last().unwrap();
         assert_eq!(s.get_value(last).unwrap(), None, "{what}");
         assert_eq!(s.lost_in_repair(), 1, "{what}");
         assert_others_intact(&s, &entries, &what);
 
         let what = format!("{len} B, conditional write");
-        let (_fx, s, entries) = damaged_last_value(len);
+        let (_fx, s, entries) = damaged_last_value(kind, len);
         let (last, _) = entries.last().unwrap();
         let err = s.replace(last, b"v2", Expiry::Never).unwrap_err();
         assert!(matches!(err, Error::NotFound { .. }), "{what}: {err}");
@@ -275,7 +273,7 @@ fn a_damaged_value_is_caught_either_side_of_the_checksum_cutoff() {
         assert_others_intact(&s, &entries, &what);
 
         let what = format!("{len} B, repair after a dead writer");
-        let (fx, s, entries) = damaged_last_value(len);
+        let (fx, s, entries) = damaged_last_value(kind, len);
         let (last, _) = entries.last().unwrap();
         poke(&fx.path(), page_offset(PS, 0), &1u64.to_le_bytes());
         assert_others_intact(&s, &entries, &what);
@@ -287,9 +285,8 @@ fn a_damaged_value_is_caught_either_side_of_the_checksum_cutoff() {
 
 /// The same damage under a conditional write: the mode looks at the current entry, so
 /// the record is verified first, found damaged, and dropped by a repair (counted).
-#[test]
-fn a_conditional_write_verifies_a_damaged_record_first() {
-    let (fx, s, keys) = five_on_one_page();
+fn a_conditional_write_verifies_a_damaged_record_first(kind: LockKind) {
+    let (fx, s, keys) = five_on_one_page(kind);
     let last = keys.last().unwrap();
     poke(&fx.path(), last_value_offset(&fx, last.len()), &[0xff]);
     let err = s
@@ -302,9 +299,8 @@ fn a_conditional_write_verifies_a_damaged_record_first() {
     assert_intact(&s, &keys[..4]);
 }
 
-#[test]
-fn a_damaged_value_is_dropped_by_the_checksum_on_repair() {
-    let (fx, s, keys) = five_on_one_page();
+fn a_damaged_value_is_dropped_by_the_checksum_on_repair(kind: LockKind) {
+    let (fx, s, keys) = five_on_one_page(kind);
     // The last record written sits at the lowest offset; flip a value byte in the data
     // area's first record and make the page odd (a writer died there).
     let last = keys.last().unwrap();
@@ -330,9 +326,8 @@ fn a_damaged_value_is_dropped_by_the_checksum_on_repair() {
     );
 }
 
-#[test]
-fn an_odd_counter_left_by_a_dead_writer_does_not_hang_readers() {
-    let fx = Fixture::new();
+fn an_odd_counter_left_by_a_dead_writer_does_not_hang_readers(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(2);
     let keys = filled(&s, 2, 5);
     poke(&fx.path(), page_offset(PS, 1), &7u64.to_le_bytes());
@@ -343,9 +338,8 @@ fn an_odd_counter_left_by_a_dead_writer_does_not_hang_readers() {
     assert_intact(&s, &keys[0]);
 }
 
-#[test]
-fn random_garbage_over_a_page_is_survived() {
-    let fx = Fixture::new();
+fn random_garbage_over_a_page_is_survived(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(3);
     let keys = filled(&s, 3, 8);
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
@@ -382,9 +376,8 @@ fn random_garbage_over_a_page_is_survived() {
     }
 }
 
-#[test]
-fn versions_are_not_reused_after_a_page_repair() {
-    let fx = Fixture::new();
+fn versions_are_not_reused_after_a_page_repair(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(1);
     let k = key("v");
     let mut seen = std::collections::HashSet::new();
@@ -404,3 +397,18 @@ fn versions_are_not_reused_after_a_page_repair() {
     assert!(seen.insert(s.set(&k, b"x").unwrap().version));
     assert_eq!(s.stats().unwrap().recovered, 5);
 }
+
+both_kinds!(
+    a_page_header_that_disagrees_with_its_slot_table_is_repaired,
+    a_count_too_small_for_the_slot_table_does_not_loop_or_return_wrong_values,
+    a_delete_that_brings_a_damaged_count_to_zero_keeps_the_other_records,
+    garbage_slots_never_panic_and_get_repaired,
+    an_upsert_replaces_a_record_whose_value_was_damaged,
+    an_upsert_over_a_lying_length_never_makes_a_read_return_a_wrong_value,
+    a_damaged_value_is_caught_either_side_of_the_checksum_cutoff,
+    a_conditional_write_verifies_a_damaged_record_first,
+    a_damaged_value_is_dropped_by_the_checksum_on_repair,
+    an_odd_counter_left_by_a_dead_writer_does_not_hang_readers,
+    random_garbage_over_a_page_is_survived,
+    versions_are_not_reused_after_a_page_repair,
+);

@@ -1,6 +1,9 @@
 //! Eviction, expiry reclaim, `NoSpace` and `TooLarge` within a bounded page.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use std::time::Duration;
 
@@ -24,9 +27,8 @@ fn k(i: usize) -> store_api::Key {
     store_api::Key::new(format!("key:{i:07}")).unwrap()
 }
 
-#[test]
-fn lru_evicts_the_least_recently_used_and_reports_it() {
-    let fx = Fixture::new();
+fn lru_evicts_the_least_recently_used_and_reports_it(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = one_page(&fx, EvictionPolicy::Lru);
     for i in 0..25 {
         let out = s
@@ -60,9 +62,8 @@ fn lru_evicts_the_least_recently_used_and_reports_it() {
     assert_eq!(st.entries, 26 - live);
 }
 
-#[test]
-fn expired_entries_are_reclaimed_before_live_ones() {
-    let fx = Fixture::new();
+fn expired_entries_are_reclaimed_before_live_ones(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = one_page(&fx, EvictionPolicy::Lru);
     for i in 0..25 {
         let e = if i % 5 == 0 {
@@ -89,9 +90,8 @@ fn expired_entries_are_reclaimed_before_live_ones() {
     assert_eq!(s.stats().unwrap().evicted_expired, 5);
 }
 
-#[test]
-fn never_evict_live_fails_with_no_space_and_changes_nothing() {
-    let fx = Fixture::new();
+fn never_evict_live_fails_with_no_space_and_changes_nothing(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = one_page(&fx, EvictionPolicy::NeverEvictLive);
     for i in 0..25 {
         s.put(&k(i), &[1; 100], Expiry::Never, WriteMode::Upsert)
@@ -120,9 +120,8 @@ fn never_evict_live_fails_with_no_space_and_changes_nothing() {
 
 /// Regression (Perl 1.57): an oversized write deleted the key's old value and evicted
 /// other items of the page. Here it is `TooLarge`, states the maximum, changes nothing.
-#[test]
-fn too_large_write_changes_nothing_and_states_the_maximum() {
-    let fx = Fixture::new();
+fn too_large_write_changes_nothing_and_states_the_maximum(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = one_page(&fx, EvictionPolicy::Lru);
     for i in 0..25 {
         s.put(&k(i), &[1; 100], Expiry::Never, WriteMode::Upsert)
@@ -155,9 +154,8 @@ fn too_large_write_changes_nothing_and_states_the_maximum() {
     assert_eq!(out.evicted.live(), Some(24));
 }
 
-#[test]
-fn overwrites_compact_instead_of_evicting() {
-    let fx = Fixture::new();
+fn overwrites_compact_instead_of_evicting(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = one_page(&fx, EvictionPolicy::Lru);
     for i in 0..20 {
         s.put(&k(i), &[1; 100], Expiry::Never, WriteMode::Upsert)
@@ -180,9 +178,8 @@ fn overwrites_compact_instead_of_evicting() {
     assert_eq!(s.stats().unwrap().entries, 20);
 }
 
-#[test]
-fn deletes_free_room_and_slots_are_reused() {
-    let fx = Fixture::new();
+fn deletes_free_room_and_slots_are_reused(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = one_page(&fx, EvictionPolicy::NeverEvictLive);
     for round in 0..50 {
         for i in 0..25 {
@@ -201,9 +198,8 @@ fn deletes_free_room_and_slots_are_reused() {
     assert_eq!(s.stats().unwrap().entries, 0);
 }
 
-#[test]
-fn eviction_stays_within_the_page() {
-    let fx = Fixture::new();
+fn eviction_stays_within_the_page(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let s = fx.small(4);
     let others: Vec<_> = (1..4).flat_map(|p| keys_on_page(&s, p, 5)).collect();
     for o in &others {
@@ -224,10 +220,9 @@ fn eviction_stays_within_the_page() {
 /// Regression (audit #11): a same-page `rotate` wrote `to` before removing `from`, so on
 /// a full page it evicted live entries (or failed with `NoSpace`) to make room for a
 /// record that only moves.
-#[test]
-fn a_same_page_rotate_on_a_full_page_evicts_nothing() {
+fn a_same_page_rotate_on_a_full_page_evicts_nothing(kind: LockKind) {
     for policy in [EvictionPolicy::Lru, EvictionPolicy::NeverEvictLive] {
-        let fx = Fixture::new();
+        let fx = Fixture::of(kind);
         let s = one_page(&fx, policy);
         // 2,000 bytes plus 10 x 144: the page cannot hold a second copy of the big value.
         let big = vec![7u8; 2000];
@@ -249,3 +244,14 @@ fn a_same_page_rotate_on_a_full_page_evicts_nothing() {
         assert_eq!((st.evicted_live, st.entries), (0, 11), "{policy:?}: {st:?}");
     }
 }
+
+both_kinds!(
+    lru_evicts_the_least_recently_used_and_reports_it,
+    expired_entries_are_reclaimed_before_live_ones,
+    never_evict_live_fails_with_no_space_and_changes_nothing,
+    too_large_write_changes_nothing_and_states_the_maximum,
+    overwrites_compact_instead_of_evicting,
+    deletes_free_room_and_slots_are_reused,
+    eviction_stays_within_the_page,
+    a_same_page_rotate_on_a_full_page_evicts_nothing,
+);

@@ -63,8 +63,17 @@ fn expiry(t: Option<u16>) -> Expiry {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
     #[test]
-    fn engine_matches_the_model(ops in proptest::collection::vec(op(), 1..80)) {
-        let fx = support::Fixture::new();
+    fn engine_matches_the_model(
+        ops in proptest::collection::vec(op(), 1..80),
+        futex in proptest::bool::ANY,
+    ) {
+        // Both lock kinds (the futex one on Linux only).
+        let kind = if futex && cfg!(target_os = "linux") {
+            store_fastmmap::LockKind::Futex
+        } else {
+            store_fastmmap::LockKind::Fcntl
+        };
+        let fx = support::Fixture::of(kind);
         let s = fx.builder().page_size(64 << 10).num_pages(2).open().unwrap();
         let clock = fx.clock.clone();
         let mut m: HashMap<u8, M> = HashMap::new();

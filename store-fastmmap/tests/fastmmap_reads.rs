@@ -3,7 +3,10 @@
 //! message, when `strace` is not installed or not permitted), and reads of every value
 //! length succeed while another store holds their page's lock.
 
+#[macro_use]
 mod support;
+
+use store_fastmmap::LockKind;
 
 use std::sync::mpsc;
 use std::time::Duration;
@@ -34,9 +37,8 @@ fn syscalls(path: &str, iters: u64, out: &std::path::Path) -> Option<u64> {
     total.split_whitespace().nth(3)?.parse().ok()
 }
 
-#[test]
-fn reads_make_no_system_calls() {
-    let fx = Fixture::new();
+fn reads_make_no_system_calls(kind: LockKind) {
+    let fx = Fixture::of(kind);
     drop(fx.small(4));
     let path = fx.path();
     let p = path.to_str().unwrap();
@@ -61,9 +63,8 @@ fn reads_make_no_system_calls() {
 /// store on the file (another open file description, so another lock owner) holds the
 /// page's lock, the readers' fallback to the lock giving up after 100 ms. A read that
 /// checked an intact record the wrong way would fall back to the lock, and fail here.
-#[test]
-fn reads_of_every_value_length_take_no_lock() {
-    let fx = Fixture::new();
+fn reads_of_every_value_length_take_no_lock(kind: LockKind) {
+    let fx = Fixture::of(kind);
     let reader = fx
         .builder()
         .page_size(4096)
@@ -101,8 +102,8 @@ fn reads_of_every_value_length_take_no_lock() {
 
 /// A one-page store whose first record is `session:read` = `value`, for the busy-page
 /// tests (a read timeout well above the scheduler's delays).
-fn busy_page() -> (Fixture, store_fastmmap::FastMmapStore, Key) {
-    let fx = Fixture::new();
+fn busy_page(kind: LockKind) -> (Fixture, store_fastmmap::FastMmapStore, Key) {
+    let fx = Fixture::of(kind);
     let s = fx
         .builder()
         .page_size(4096)
@@ -121,9 +122,8 @@ fn busy_page() -> (Fixture, store_fastmmap::FastMmapStore, Key) {
 /// reads lock-free between polls, and a timeout says whether the page kept changing. (A
 /// timeout well above the scheduler's delays: with five processes on two cores, a writer
 /// descheduled mid-write for 20 ms does hold the page unchanged, as a stopped one would.)
-#[test]
-fn readers_of_a_page_kept_busy_by_writers_are_not_told_of_a_stopped_writer() {
-    let (fx, s, k) = busy_page();
+fn readers_of_a_page_kept_busy_by_writers_are_not_told_of_a_stopped_writer(kind: LockKind) {
+    let (fx, s, k) = busy_page(kind);
     let path = fx.path();
     let p = path.to_str().unwrap();
     let writers = support::hot_writers(p, 4);
@@ -155,13 +155,12 @@ fn readers_of_a_page_kept_busy_by_writers_are_not_told_of_a_stopped_writer() {
 /// read under the lock (which repairs the page and drops the record) can answer, while
 /// writers of other processes keep the page's lock. The reader may time out, but must
 /// not blame a stopped writer.
-#[test]
-fn a_reader_that_needs_the_lock_of_a_busy_page_is_not_told_of_a_stopped_writer() {
+fn a_reader_that_needs_the_lock_of_a_busy_page_is_not_told_of_a_stopped_writer(kind: LockKind) {
     let mut outcomes = Vec::new();
     for _trial in 0..5 {
         // "session:read" (16 bytes padded) with "value" (8): the first record, at the
         // page end: its value starts 8 bytes before the end.
-        let (fx, s, k) = busy_page();
+        let (fx, s, k) = busy_page(kind);
         support::poke(&fx.path(), support::page_offset(4096, 1) - 8, b"X");
         let path = fx.path();
         let p = path.to_str().unwrap();
@@ -181,3 +180,10 @@ fn a_reader_that_needs_the_lock_of_a_busy_page_is_not_told_of_a_stopped_writer()
     }
     eprintln!("{outcomes:?}");
 }
+
+both_kinds!(
+    reads_make_no_system_calls,
+    reads_of_every_value_length_take_no_lock,
+    readers_of_a_page_kept_busy_by_writers_are_not_told_of_a_stopped_writer,
+    a_reader_that_needs_the_lock_of_a_busy_page_is_not_told_of_a_stopped_writer,
+);
