@@ -1,19 +1,24 @@
 //! A session store on one memory-mapped file shared by every worker process on a host:
 //! the Rust counterpart of Perl's `Catalyst::Plugin::Session::Store::FastMmap`, with
-//! lock-free reads, per-page fcntl write locks, keyed hashing, crash repair and reported
-//! evictions.
+//! lock-free reads, per-page write locks (fcntl byte-range locks, or robust futexes:
+//! [`LockKind`]), keyed hashing, crash repair and reported evictions.
 //!
 //! - the read: `read.rs` (lock-free); its locked fallback and every write's entry: `store.rs`
 //! - the seqlock: `seqlock.rs` (one comment per atomic naming its pairing; loom-checked)
-//! - the page lock: `page_lock.rs` (threads) over `os/lock.rs` (processes: fcntl OFD locks)
+//! - the page lock, both kinds: `page_lock/` (the in-process lock, acquisition, the
+//!   guard, re-entry, the futex kind) over `os/lock.rs` (fcntl OFD locks) and
+//!   `os/robust.rs` (robust process-shared mutexes, boot id, PID namespace)
+//! - the lock kinds: `lock_kind.rs` ([`LockKind`], recorded in the header)
 //! - the format: `format/` (header, page, record, hash, checksum; `docs/FORMAT.md`)
 //! - the writes and the repair: `locked/` (one file per mechanism; `locked/repair.rs`)
 //!
 //! The file is a 4 KiB header and equal pages; a key hashes (xxh3 keyed with the file's
 //! random secret) to a page and a slot. `get` takes no lock and makes no system call: it
 //! copies the entry out through atomic loads inside the page's seqlock window. Writes
-//! hold the page's open-file-description fcntl lock plus an in-process lock, so the store
-//! is safe across processes *and* threads. Entries are evicted LRU within their page,
+//! hold the page's lock: by default its open-file-description fcntl lock plus an
+//! in-process lock; with [`LockKind::Futex`] its robust process-shared mutex, which costs
+//! no system call uncontended. Either way the store is safe across processes *and*
+//! threads. Entries are evicted LRU within their page,
 //! expired ones first, and every eviction is reported. A writer killed mid-write leaves
 //! an odd seqlock counter; the next writer validates and repairs that page alone.
 //! Expiry is decided exactly with the system clock, mostly from the kernel's coarse clock
