@@ -12,8 +12,11 @@ use crate::{BenchStore, Location, OpenedEngine, Sizing};
 /// Every engine and peer the benches know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EngineId {
-    /// `store-fastmmap`: the flagship, one mmap'ed file shared by every process.
+    /// `store-fastmmap`: the flagship, one mmap'ed file shared by every process, with its
+    /// default lock kind (fcntl).
     Fastmmap,
+    /// `store-fastmmap-futex`: the flagship with the futex lock kind (Linux only).
+    FastmmapFutex,
     /// `store-memory`: the in-process reference engine.
     Memory,
     /// A bare `Mutex<HashMap<String, Vec<u8>>>`: the cost of doing nothing across
@@ -76,8 +79,9 @@ pub(crate) fn not_attachable(engine: &str, location: &Location) -> Error {
 }
 
 /// Every engine's adapter, in [`EngineId`] order, which is table order.
-const ADAPTERS: [&dyn EngineAdapter; 5] = [
-    &peers::FastmmapEngine,
+const ADAPTERS: [&dyn EngineAdapter; 6] = [
+    &peers::FastmmapEngine::FCNTL,
+    &peers::FastmmapEngine::FUTEX,
     &peers::MemoryEngine,
     &peers::HashMapEngine,
     peers::LMDB,
@@ -86,8 +90,9 @@ const ADAPTERS: [&dyn EngineAdapter; 5] = [
 
 impl EngineId {
     /// Every engine, in table order.
-    pub const ALL: [EngineId; 5] = [
+    pub const ALL: [EngineId; 6] = [
         EngineId::Fastmmap,
+        EngineId::FastmmapFutex,
         EngineId::Memory,
         EngineId::HashMap,
         EngineId::Lmdb,
@@ -103,8 +108,8 @@ impl EngineId {
         self.adapter().name()
     }
 
-    /// Looks an engine up by [`name`](Self::name) (or a short form: `fastmmap`, `memory`,
-    /// `hashmap`).
+    /// Looks an engine up by [`name`](Self::name) (or a short form: `fastmmap`,
+    /// `fastmmap-futex` or `futex`, `memory`, `hashmap`).
     pub fn from_name(name: &str) -> Option<Self> {
         let name = name.trim();
         ADAPTERS
@@ -170,6 +175,13 @@ mod tests {
             assert_eq!(EngineId::from_name(e.name()), Some(e));
         }
         assert_eq!(EngineId::from_name("fastmmap"), Some(EngineId::Fastmmap));
+        for short in ["fastmmap-futex", "futex", " store-fastmmap-futex "] {
+            assert_eq!(
+                EngineId::from_name(short),
+                Some(EngineId::FastmmapFutex),
+                "{short:?}"
+            );
+        }
         assert_eq!(EngineId::from_name("hashmap"), Some(EngineId::HashMap));
         assert_eq!(EngineId::from_name("nope"), None);
     }
@@ -184,6 +196,7 @@ mod tests {
             table,
             [
                 ("store-fastmmap", true),
+                ("store-fastmmap-futex", true),
                 ("store-memory", false),
                 ("mutex-hashmap", false),
                 ("lmdb", true),

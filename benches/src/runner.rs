@@ -134,24 +134,19 @@ impl Runner {
         } else {
             None
         };
-        // The ratio goals, each with its two halves measured side by side when the run
-        // has both.
-        let pairings: Vec<Pairing> = [
-            Pairing::GetVsMap,
-            Pairing::GetNewVsMap,
-            Pairing::PutVsPair,
-            Pairing::ReadsUnderWriter,
-        ]
-        .into_iter()
-        .filter(|p| {
-            engines.contains(&EngineId::Fastmmap)
-                && o.workloads.contains(&p.workload())
-                && match p.baseline() {
-                    Baseline::Engine(e) => engines.contains(&e),
-                    Baseline::FcntlPair | Baseline::NoWriter => true,
-                }
-        })
-        .collect();
+        // The pairings (the ratio goals', and reads with and without a writer), each with
+        // its two halves measured side by side when the run has both.
+        let pairings: Vec<Pairing> = Pairing::ALL
+            .into_iter()
+            .filter(|p| {
+                engines.contains(&p.engine())
+                    && o.workloads.contains(&p.workload())
+                    && match p.baseline() {
+                        Baseline::Engine(e) => engines.contains(&e),
+                        Baseline::FcntlPair | Baseline::NoWriter => true,
+                    }
+            })
+            .collect();
         let total =
             engines.len() * o.workloads.len() + 1 + usize::from(perl.is_some()) + pairings.len();
         let mut done = 0;
@@ -243,15 +238,16 @@ impl Runner {
         let w = pairing.workload();
         let keys = w.keys(tag);
         let value = w.value();
-        let fastmmap = self.open(EngineId::Fastmmap, &w, &keys)?;
+        let engine = pairing.engine();
+        let opened = self.open(engine, &w, &keys)?;
         let (mut buf_a, mut buf_b) = (Vec::new(), Vec::new());
-        let mut b = |i| w.op(&*fastmmap.store, &keys, &value, i, &mut buf_b);
+        let mut b = |i| w.op(&*opened.store, &keys, &value, i, &mut buf_b);
         let budget = &self.opts.budget;
         match pairing.baseline() {
             Baseline::NoWriter => crate::read_with_and_without_writer(
                 &WriterTarget {
-                    engine: EngineId::Fastmmap,
-                    opened: &fastmmap,
+                    engine,
+                    opened: &opened,
                     keys: &keys,
                     tag,
                     cmd: &self.opts.worker,

@@ -1,5 +1,6 @@
 //! The runner end to end on a tiny budget: worker processes start, share the fastmmap
-//! file, report, and every selected cell comes back measured with expected results.
+//! file (of either lock kind), report, and every selected cell comes back measured with
+//! expected results.
 
 use benches::worker::WorkerCmd;
 use benches::{Budget, Cell, EngineId, Mode, Pairing, Runner, RunnerOptions, Workload};
@@ -9,6 +10,12 @@ fn workers_share_the_store_and_every_cell_is_measured() {
     let mut budget = Budget::for_mode(Mode::Quick);
     budget.slow_samples = 2;
     let samples = budget.samples;
+    // The futex lock kind is Linux only; elsewhere the runner lists it as skipped.
+    let futex = cfg!(target_os = "linux");
+    let mut engines = vec![EngineId::Fastmmap, EngineId::HashMap];
+    if futex {
+        engines.insert(1, EngineId::FastmmapFutex);
+    }
     let workloads = vec![
         Workload::GetHit { value_len: 100 },
         Workload::PurgeExpired { entries: 2_000 },
@@ -17,7 +24,7 @@ fn workers_share_the_store_and_every_cell_is_measured() {
     ];
     let report = Runner::new(RunnerOptions {
         budget,
-        engines: vec![EngineId::Fastmmap, EngineId::HashMap],
+        engines: engines.clone(),
         workloads,
         redis_url: "redis://127.0.0.1:1/".into(),
         worker: WorkerCmd {
@@ -39,12 +46,16 @@ fn workers_share_the_store_and_every_cell_is_measured() {
         }
     }
     assert!(report.fcntl_pair.is_some());
-    assert_eq!(report.rows.len(), 8);
-    // The pairings the selection allows, each measured: get against the map, and reads
-    // with and without a writer process (resumed before each contended sample, paused
-    // before each quiet one).
+    assert_eq!(report.rows.len(), 4 * engines.len());
+    // The pairings the selection allows, each measured: get against the map (each kind),
+    // and the fcntl kind's reads with and without a writer process (resumed before each
+    // contended sample, paused before each quiet one).
     let pairings: Vec<Pairing> = report.side_by_side.iter().map(|s| s.pairing).collect();
-    assert_eq!(pairings, [Pairing::GetVsMap, Pairing::ReadsUnderWriter]);
+    let mut want = vec![Pairing::GetVsMap, Pairing::ReadsUnderWriter];
+    if futex {
+        want.push(Pairing::FutexGetVsMap);
+    }
+    assert_eq!(pairings, want);
     for s in &report.side_by_side {
         let m = s
             .result

@@ -27,6 +27,7 @@ struct FileReport {
     page_size: u32,
     num_pages: u32,
     file_len: u64,
+    lock_kind: store_fastmmap::LockKind,
     fills: Vec<f64>,
     counters: store_fastmmap::FileCounters,
 }
@@ -55,7 +56,9 @@ fn gather(t: &Target) -> Result<Report, Failure> {
                 path: s.path().display().to_string(),
                 page_size: s.page_size(),
                 num_pages: s.num_pages(),
-                file_len: s.page_range(s.num_pages() - 1).map_or(0, |r| r.end),
+                // The file's own length: the futex kind's lock table follows the pages.
+                file_len: std::fs::metadata(s.path()).map_or(0, |m| m.len()),
+                lock_kind: s.lock_kind(),
                 fills,
                 counters: s.file_counters(),
             };
@@ -102,6 +105,7 @@ fn json_of(r: &Report) -> serde_json::Value {
         v["page_size"] = json!(f.page_size);
         v["num_pages"] = json!(f.num_pages);
         v["file_len"] = json!(f.file_len);
+        v["lock_kind"] = json!(f.lock_kind.name());
         v["page_fill_histogram"] = json!(
             FILL_BUCKETS
                 .iter()
@@ -131,10 +135,11 @@ fn human(r: &Report) -> String {
         line(
             "geometry",
             format!(
-                "{} pages of {} bytes ({} bytes with the header)",
+                "{} pages of {} bytes ({} bytes in all)",
                 f.num_pages, f.page_size, f.file_len
             ),
         );
+        line("lock kind", f.lock_kind.name().to_owned());
     }
     if let Some(n) = r.sessions {
         line(

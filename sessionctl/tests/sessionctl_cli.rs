@@ -79,6 +79,39 @@ fn file_bytes(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap()
 }
 
+/// A futex-kind file: the tool adopts the file's kind, says which it is, and reports the
+/// whole file's length (the lock table follows the pages).
+#[cfg(target_os = "linux")]
+#[test]
+fn stats_and_verify_work_on_a_futex_kind_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("sessions");
+    let s = FastMmapStore::builder()
+        .storage(&path)
+        .page_size(4096)
+        .num_pages(4)
+        .lock_kind(store_fastmmap::LockKind::Futex)
+        .open()
+        .unwrap();
+    s.put(&key("a"), b"1", Expiry::Never, WriteMode::Upsert)
+        .unwrap();
+    let p = path.to_str().unwrap();
+    let o = sessionctl(&[p, "stats"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("lock kind              futex"),
+        "{}",
+        stdout(&o)
+    );
+    let o = sessionctl(&[p, "stats", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["lock_kind"], "futex");
+    assert_eq!(v["file_len"], 4096 + 4 * 4096 + 4 * 64);
+    let o = sessionctl(&[p, "verify"]);
+    assert!(o.status.success(), "{}{}", stdout(&o), stderr(&o));
+    drop(s);
+}
+
 #[test]
 fn stats_list_and_get_show_what_the_file_holds() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,7 +121,11 @@ fn stats_list_and_get_show_what_the_file_holds() {
     let o = sessionctl(&[p, "stats"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = stdout(&o);
-    assert!(text.contains("4 pages of 4096 bytes"), "{text}");
+    assert!(
+        text.contains("4 pages of 4096 bytes (20480 bytes in all)"),
+        "{text}"
+    );
+    assert!(text.contains("lock kind              fcntl"), "{text}");
     assert!(text.contains("entries                13"), "{text}");
 
     let o = sessionctl(&[p, "stats", "--json"]);

@@ -98,26 +98,29 @@ fn writers_carry_on_through_reinits_with_the_same_geometry(kind: LockKind) {
     drop(fx.small(4));
     let path = fx.path();
     let p = path.to_str().unwrap();
-    let mut writer = worker()
-        .args(["write", p, "w", "40", "100000000", "20"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    // Killed when dropped, so a failing assertion below leaves no writer running.
+    let mut writer = support::Stopped(
+        worker()
+            .args(["write", p, "w", "40", "100000000", "20"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     std::thread::sleep(Duration::from_millis(50));
     for _ in 0..50 {
         let s = fx.small_reinit(4);
         drop(s);
         std::thread::sleep(Duration::from_millis(5));
     }
-    let status = writer.try_wait().unwrap();
-    let _ = writer.kill();
-    let out = writer.wait_with_output().unwrap();
-    assert!(
-        status.is_none(),
-        "the writer stopped: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let status = writer.0.try_wait().unwrap();
+    let _ = writer.0.kill();
+    let mut err = String::new();
+    if let Some(mut e) = writer.0.stderr.take() {
+        use std::io::Read as _;
+        let _ = e.read_to_string(&mut err);
+    }
+    assert!(status.is_none(), "the writer stopped: {err}");
     let s = fx.small(4);
     assert!(s.stats().unwrap().entries <= 40);
 }

@@ -24,7 +24,8 @@ usage: compare [--quick | --full] [--engines a,b] [--workloads x,y] [--workers N
 
   --quick        tiny budget for CI (a few seconds)
   --full         the long version (1e6 sessions, longer samples), for BENCHMARKS.md
-  --engines      store-fastmmap,store-memory,mutex-hashmap,lmdb,redis (default: all built)
+  --engines      store-fastmmap,store-fastmmap-futex,store-memory,mutex-hashmap,lmdb,
+                 redis (default: all built)
   --workloads    names from --list (default: all)
   --workers N    largest worker-process count of the mp_* workloads (default 2)
   --out DIR      where results go (default target/compare)
@@ -113,7 +114,7 @@ fn run(args: &[String]) -> Result<(), String> {
                 .available(&redis)
                 .err()
                 .unwrap_or_else(|| "available".into());
-            println!("  {:15} {status}", e.name());
+            println!("  {:21} {status}", e.name());
         }
         println!("workloads ({mode:?} mode):");
         for w in &standard {

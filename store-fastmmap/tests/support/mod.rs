@@ -138,8 +138,9 @@ pub fn crash_worker_at(fp: store_fastmmap::Failpoint, args: &[&str]) {
 }
 
 /// A worker stopped at a failpoint, alive and holding its page lock (like a writer
-/// stopped by `SIGSTOP`); SIGKILLed when dropped.
-pub struct Stopped(std::process::Child);
+/// stopped by `SIGSTOP`), or any worker a test must not leave running if it panics;
+/// SIGKILLed when dropped.
+pub struct Stopped(pub std::process::Child);
 
 impl Drop for Stopped {
     fn drop(&mut self) {
