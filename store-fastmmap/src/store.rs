@@ -434,8 +434,24 @@ impl FastMmapStore {
     }
 
     /// The live entry of a found record at `now`, if any.
-    fn entry(&self, l: &Locked<'_>, f: &Found, now: Timestamp, page: u32) -> Result<Option<Entry>> {
-        l.entry(f, now).map_err(|d| self.corrupted(page, d.0))
+    /// The live entry of a found record, its liveness decided mostly without a precise
+    /// clock read (`now` is read only near the entry's expiry; see `time`).
+    fn entry(
+        &self,
+        l: &Locked<'_>,
+        f: &Found,
+        now: &mut impl FnMut() -> Timestamp,
+        page: u32,
+    ) -> Result<Option<Entry>> {
+        let expires_at = decode_expiry(f.hdr.expires);
+        if !self.clock.is_live_with(expires_at, now) {
+            return Ok(None);
+        }
+        Ok(Some(Entry {
+            value: l.value(f).map_err(|d| self.corrupted(page, d.0))?,
+            expires_at,
+            version: version_of(f.hdr.version),
+        }))
     }
 
     fn corrupted(&self, page: u32, what: &str) -> Error {
@@ -681,14 +697,19 @@ impl SessionStore for FastMmapStore {
 
     fn touch(&self, key: &Key, expiry: Expiry) -> Result<bool> {
         let (kh, _g, mut l) = self.locked_for(key)?;
-        let now = self.clock.now();
+        // The precise clock only where it is needed, as in `put`.
+        let mut t = None;
+        let mut now = || *t.get_or_insert_with(|| self.clock.now());
         let Some(f) = self.find(&mut l, key, kh, true)? else {
             return Ok(false);
         };
-        if !is_live(decode_expiry(f.hdr.expires), now) {
+        if !self
+            .clock
+            .is_live_with(decode_expiry(f.hdr.expires), &mut now)
+        {
             return Ok(false);
         }
-        let e = encode_expiry(expiry.resolve(now, self.default_ttl));
+        let e = encode_expiry(self.clock.resolve(expiry, self.default_ttl, &mut now));
         l.set_expires(&f, e)
             .map_err(|d| self.corrupted(kh.page, d.0))?;
         self.os.locks()[kh.page as usize].count(1, 0, 0);
@@ -701,10 +722,12 @@ impl SessionStore for FastMmapStore {
         f: &mut dyn FnMut(Option<&Entry>) -> UpdateAction,
     ) -> Result<UpdateOutcome> {
         let (kh, g, mut l) = self.locked_for(key)?;
-        let now = self.clock.now();
+        // The precise clock only where it is needed, as in `put`.
+        let mut t = None;
+        let mut now = || *t.get_or_insert_with(|| self.clock.now());
         let found = self.find(&mut l, key, kh, true)?;
         let current = match &found {
-            Some(fd) => self.entry(&l, fd, now, kh.page)?,
+            Some(fd) => self.entry(&l, fd, &mut now, kh.page)?,
             None => None,
         };
         self.counters.read(current.is_some());
@@ -727,14 +750,14 @@ impl SessionStore for FastMmapStore {
             }
             UpdateAction::Set { value, expiry } => {
                 self.check_len(key, value.len())?;
-                let expires_at = expiry.resolve(now, self.default_ttl);
+                let expires_at = self.clock.resolve(expiry, self.default_ttl, &mut now);
                 self.write_locked(
                     &mut l,
                     (key, kh),
                     &value,
                     expires_at,
                     (found.as_ref(), None),
-                    &mut || now,
+                    &mut now,
                 )
                 .map(UpdateOutcome::Written)
             }
@@ -866,7 +889,7 @@ impl FastMmapStore {
         let Some(ff) = self.find(lf, from, kf, true)? else {
             return Ok(false);
         };
-        let Some(entry) = self.entry(lf, &ff, now, kf.page)? else {
+        let Some(entry) = self.entry(lf, &ff, &mut || now, kf.page)? else {
             return Ok(false);
         };
         self.check_len(to, entry.value.len())?;

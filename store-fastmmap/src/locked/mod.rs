@@ -42,7 +42,7 @@ mod write;
 
 use std::sync::atomic::Ordering;
 
-use store_api::{Entry, Timestamp, is_live};
+use store_api::{Timestamp, is_live};
 
 pub(crate) use room::NoRoom;
 #[cfg(test)]
@@ -56,7 +56,7 @@ use crate::format::hash::{KeyHash, KeyHasher};
 use crate::format::header::version_counter;
 use crate::format::region::Region;
 use crate::format::page::{Page, slot_parts};
-use crate::format::record::{decode_expiry, version_of};
+use crate::format::record::decode_expiry;
 use crate::probe::{Found, Probe, probe, record_header};
 use crate::seqlock::{SeqLock, WriteTicket};
 
@@ -220,19 +220,6 @@ impl<'a> Locked<'a> {
             Fields::of(kh.raw, &f.hdr),
             f.hdr.check,
         )
-    }
-
-    /// A found record as a live entry at `now`, or `None` if expired.
-    pub(crate) fn entry(&self, f: &Found, now: Timestamp) -> Result<Option<Entry>, Damage> {
-        let expires_at = decode_expiry(f.hdr.expires);
-        if !is_live(expires_at, now) {
-            return Ok(None);
-        }
-        Ok(Some(Entry {
-            value: self.value(f)?,
-            expires_at,
-            version: version_of(f.hdr.version),
-        }))
     }
 
     /// The value of a found record.
