@@ -10,7 +10,8 @@
 //! - keys lost in a damaged page are exactly the records the repair counted
 //!   (`lost_in_repair`).
 //!
-//! `cargo test` runs a short campaign; `FASTMMAP_CAMPAIGN_TRIALS=N` runs N random kills
+//! Trials alternate between the two lock kinds (odd seeds: futex). `cargo test` runs a
+//! short campaign; `FASTMMAP_CAMPAIGN_TRIALS=N` runs N random kills
 //! and N/10 (at least 3) kills per failpoint, and prints the figures in FORMAT.md.
 
 #[path = "support/mixed.rs"]
@@ -167,8 +168,19 @@ fn damaged_pages(path: &std::path::Path) -> Vec<u32> {
         .collect()
 }
 
-/// One trial: workers started on a fresh file with `seed`, killed at a random moment
-/// (`armed` = None) or once worker 0 stops at `armed`.
+/// The lock kind of a trial's file: odd seeds use the futex kind (on Linux), so both
+/// kinds run the campaign at no extra cost.
+fn kind_of(seed: u64) -> store_fastmmap::LockKind {
+    if seed % 2 == 1 && cfg!(target_os = "linux") {
+        store_fastmmap::LockKind::Futex
+    } else {
+        store_fastmmap::LockKind::Fcntl
+    }
+}
+
+/// One trial: workers started on a fresh file with `seed` (and its lock kind,
+/// [`kind_of`]), killed at a random moment (`armed` = None) or once worker 0 stops at
+/// `armed`.
 fn trial(seed: u64, armed: Option<Failpoint>) -> Tally {
     let fx = Fixture::new();
     drop(
@@ -176,6 +188,7 @@ fn trial(seed: u64, armed: Option<Failpoint>) -> Tally {
             .storage(fx.path())
             .page_size(PAGE_SIZE)
             .num_pages(PAGES)
+            .lock_kind(kind_of(seed))
             .open()
             .unwrap(),
     );
@@ -349,7 +362,10 @@ fn random_sigkills_of_every_writer_lose_only_what_repair_counts() {
     for i in 0..n {
         let seed = 0x5eed_0000 + i;
         let t = trial(seed, None);
-        assert_sound(&format!("random kill, seed {seed:#x}"), &t);
+        assert_sound(
+            &format!("random kill, seed {seed:#x}, {} kind", kind_of(seed)),
+            &t,
+        );
         total += t;
     }
     eprintln!("random kills, all: {total:?}");
@@ -363,8 +379,12 @@ fn a_writer_killed_at_each_failpoint_with_others_running_loses_only_what_repair_
     for fp in Failpoint::ALL {
         let mut total = Tally::default();
         for i in 0..per {
-            let t = trial(0xfa11_0000 + i, Some(fp));
-            assert_sound(&format!("{}, trial {i}", fp.name()), &t);
+            let seed = 0xfa11_0000 + i;
+            let t = trial(seed, Some(fp));
+            assert_sound(
+                &format!("{}, trial {i}, {} kind", fp.name(), kind_of(seed)),
+                &t,
+            );
             total += t;
         }
         eprintln!("{}: {total:?}", fp.name());
