@@ -1,6 +1,6 @@
 //! The conformance suite against `store-fastmmap` with normal pages and the futex lock
 //! kind.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
 
 conformance::suite!(
     engine_tests::FastMmapFutex,

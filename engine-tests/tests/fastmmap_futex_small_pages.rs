@@ -1,6 +1,6 @@
 //! The conformance suite against `store-fastmmap` with 4 KiB pages and the futex lock
 //! kind, so that eviction, page repair and dead lock holders are exercised all the time.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
 
 conformance::suite!(
     engine_tests::FastMmapFutexSmallPages,

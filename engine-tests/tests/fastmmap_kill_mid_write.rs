@@ -109,7 +109,7 @@ fn no_other_key_is_lost_when_a_writer_is_killed_at_any_failpoint() {
 
 /// The same with the futex lock kind: the kernel marks the dead writer's robust lock,
 /// and the next writer takes it over and repairs the page.
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn futex_no_other_key_is_lost_when_a_writer_is_killed_at_any_failpoint() {
     killed_at_every_failpoint::<FastMmapFutexSmallPages>();

@@ -32,7 +32,7 @@ pub(crate) const FLAG_OFFSET: usize = 60;
 
 /// The lock kinds the store targets run every input under (the futex kind on Linux).
 pub(crate) fn kinds() -> &'static [LockKind] {
-    if cfg!(target_os = "linux") {
+    if cfg!(all(target_os = "linux", target_env = "gnu")) {
         &[LockKind::Fcntl, LockKind::Futex]
     } else {
         &[LockKind::Fcntl]

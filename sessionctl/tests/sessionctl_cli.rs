@@ -81,7 +81,7 @@ fn file_bytes(p: &Path) -> Vec<u8> {
 
 /// A futex-kind file: the tool adopts the file's kind, says which it is, and reports the
 /// whole file's length (the lock table follows the pages).
-#[cfg(target_os = "linux")]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[test]
 fn stats_and_verify_work_on_a_futex_kind_file() {
     let dir = tempfile::tempdir().unwrap();

@@ -205,7 +205,7 @@ impl FastMmapBuilder {
     /// The lock kind of a file this opens creates or initialises (default
     /// [`LockKind::Fcntl`]); see [`LockKind`]. An existing file keeps its own kind: given,
     /// it must match (else [`Error::Incompatible`]); not given, the file's kind is used.
-    /// [`LockKind::Futex`] is Linux only (elsewhere `open` refuses it).
+    /// [`LockKind::Futex`] needs Linux with glibc (elsewhere `open` refuses it).
     pub fn lock_kind(mut self, kind: LockKind) -> Self {
         self.lock_kind = Some(kind);
         self

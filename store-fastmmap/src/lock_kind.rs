@@ -15,12 +15,17 @@ pub enum LockKind {
     /// namespaces.
     #[default]
     Fcntl,
-    /// A robust, process-shared mutex per page (glibc's or musl's `pthread_mutex_t` with
+    /// A robust, process-shared mutex per page (glibc's `pthread_mutex_t` with
     /// `PTHREAD_MUTEX_ROBUST`, as LMDB's writer lock), in a lock table after the pages: no
     /// system call when uncontended, a futex wait when contended; a holder that dies is
-    /// detected by the kernel and its page repaired by the next writer. Linux only. All
-    /// processes using the file must be in one PID namespace (thread ids name the
-    /// owner); one in another namespace is refused while the file is in use.
+    /// detected by the kernel and its page repaired by the next writer. Linux with glibc
+    /// only. All processes using the file must be in one PID namespace (thread ids name
+    /// the owner); one in another namespace is refused while the file is in use.
+    ///
+    /// It trusts every process that can write the file: glibc keeps a held mutex's
+    /// robust-list pointers in the file, so bytes of it overwritten by another process can
+    /// corrupt the holder's memory (`docs/FORMAT.md`, "Lock kinds"). The store only opens
+    /// files no group or other user may write.
     Futex,
 }
 

@@ -59,8 +59,7 @@ pub(crate) fn open(b: FastMmapBuilder) -> Result<FastMmapStore> {
                 .into(),
         });
     }
-    #[cfg(not(target_os = "linux"))]
-    if b.lock_kind == Some(LockKind::Futex) {
+    if b.lock_kind == Some(LockKind::Futex) && !crate::os::robust::SUPPORTED {
         return Err(futex_elsewhere());
     }
     let opened = open_store_file(&path, mode, !b.existing_only)?;
@@ -222,19 +221,40 @@ fn open_locked(
             },
         }),
         // Other processes have a futex-kind file open (fcntl-kind stores take no users
-        // lock) and wait on its lock table, which any change of geometry or kind would
-        // move or remove.
-        None if !alone && keep_secret.is_none() => Err(Error::Incompatible {
+        // lock) and may wait on its lock table: initialising it then holds every page
+        // mutex, which needs the table where it is (the same geometry and kind: the same
+        // length), and few enough of them for the kernel to release them all if this
+        // process dies holding them.
+        None if !alone && (wanted.locks != LockKind::Futex || len != wanted.file_len()) => {
+            Err(Error::Incompatible {
+                path,
+                reason: "other processes have the file open with the futex lock kind, and \
+                         initialising it with another geometry or lock kind would move the \
+                         locks they wait on; stop them (or let them close it) first, or \
+                         initialise it with the file's own geometry and kind"
+                    .into(),
+            })
+        }
+        None if !alone && wanted.num_pages > IN_USE_INIT_MAX_PAGES => Err(Error::Incompatible {
             path,
-            reason: "other processes have the file open with the futex lock kind, and \
-                     initialising it with another geometry or lock kind would move their \
-                     locks under them; stop them (or let them close it) first, or \
-                     initialise it with the same geometry and kind"
-                .into(),
+            reason: format!(
+                "other processes have the file open with the futex lock kind, and \
+                 initialising it then holds every page's lock; the kernel releases at most \
+                 2048 robust locks of a process that dies, so a file of {} pages (more \
+                 than {IN_USE_INIT_MAX_PAGES}) is initialised only when nobody else has it \
+                 open",
+                wanted.num_pages
+            ),
         }),
         None => initialise(&path, file, wanted, len, keep_secret, !alone),
     }
 }
+
+/// The most pages of a futex-kind file an `init_file` initialises while other stores have
+/// it open: it then holds every page's robust mutex, and a dying thread's robust list is
+/// walked by the kernel for at most 2048 entries (`ROBUST_LIST_LIMIT`), which must
+/// cover these and any the application holds itself.
+const IN_USE_INIT_MAX_PAGES: u32 = 1024;
 
 /// Every page mutex of a futex-kind file, held by an `init_file` while other stores have
 /// the file open; released when dropped.
@@ -300,11 +320,12 @@ fn file_lock_kind(file: &std::fs::File, len: u64) -> Option<LockKind> {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
 fn futex_elsewhere() -> Error {
     Error::InvalidConfig {
         option: "lock_kind",
-        reason: "the futex lock kind is Linux only (robust futexes); use LockKind::Fcntl".into(),
+        reason: "the futex lock kind needs Linux with glibc (robust process-shared mutexes); \
+                 use LockKind::Fcntl"
+            .into(),
     }
 }
 
@@ -322,6 +343,9 @@ fn admit_futex(path: &Path, h: &Header, map: &Mapping, alone: bool) -> Result<()
     }
     #[cfg(target_os = "linux")]
     {
+        if !crate::os::robust::SUPPORTED {
+            return Err(futex_elsewhere());
+        }
         use crate::format::header::{BOOT_ID_LEN, BOOT_ID_OFFSET, PID_NS_OFFSET};
         use crate::os::robust;
         let needs = |what: &str, e: std::io::Error| {
@@ -491,8 +515,15 @@ fn initialise(
     // Another geometry or secret: the old pages are zeroed, so that a lock-free reader
     // of a store still open with the old view finds no record it could verify (the new
     // records use another secret) and stores no stamp into the new layout.
-    if keep_secret.is_none() && old_len > HEADER_LEN as u64 {
-        zero_range(path, file, HEADER_LEN as u64, old_len - HEADER_LEN as u64)?;
+    // The lock table of a file in use is left alone: its mutexes are held (above) and
+    // other processes wait on them.
+    let zero_end = if _table.is_some() {
+        g.lock_table_offset()
+    } else {
+        old_len
+    };
+    if keep_secret.is_none() && zero_end > HEADER_LEN as u64 {
+        zero_range(path, file, HEADER_LEN as u64, zero_end - HEADER_LEN as u64)?;
     }
     if old_len != g.file_len() {
         set_len(path, file, g.file_len())?;

@@ -171,7 +171,7 @@ fn damaged_pages(path: &std::path::Path) -> Vec<u32> {
 /// The lock kind of a trial's file: odd seeds use the futex kind (on Linux), so both
 /// kinds run the campaign at no extra cost.
 fn kind_of(seed: u64) -> store_fastmmap::LockKind {
-    if seed % 2 == 1 && cfg!(target_os = "linux") {
+    if seed % 2 == 1 && cfg!(all(target_os = "linux", target_env = "gnu")) {
         store_fastmmap::LockKind::Futex
     } else {
         store_fastmmap::LockKind::Fcntl

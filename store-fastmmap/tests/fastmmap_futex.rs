@@ -4,7 +4,7 @@
 //! refused while the file is in use. (The suites every kind runs are the `both_kinds!`
 //! tests of `fastmmap_crash.rs`, `fastmmap_fork.rs`, `fastmmap_lock_wait.rs`,
 //! `fastmmap_processes.rs`, `fastmmap_threads.rs` and `fastmmap_reentry.rs`.)
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", target_env = "gnu"))]
 
 #[macro_use]
 mod support;
@@ -311,4 +311,64 @@ fn a_process_in_a_new_pid_namespace_is_refused() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(s2.stats().unwrap().entries, 1);
+}
+
+/// An `init_file` with other stores open holds every page's lock; the kernel releases at
+/// most 2048 robust locks of a thread that dies, so a file of more than 1024 pages is
+/// initialised only when nobody else has it open.
+#[test]
+fn a_large_file_in_use_is_not_initialised_under_its_users() {
+    let fx = Fixture::of(LockKind::Futex);
+    let open = |init| {
+        fx.builder()
+            .page_size(4096)
+            .num_pages(1025)
+            .init_file(init)
+            .open()
+    };
+    let s = open(false).unwrap();
+    match open(true) {
+        Err(Error::Incompatible { reason, .. }) => {
+            assert!(
+                reason.contains("2048") && reason.contains("1025 pages"),
+                "{reason}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    s.set(&support::key("still"), b"here").unwrap();
+    drop(s);
+    open(true).unwrap();
+}
+
+/// An initialiser that died after marking the file (`FMINIT`) while others had it open:
+/// the next opener asking for the file's geometry initialises it under every page lock,
+/// and the stores that had it open are told to reopen.
+#[test]
+fn a_file_whose_initialiser_died_in_use_is_initialised_by_the_next_opener() {
+    let fx = Fixture::of(LockKind::Futex);
+    let path = fx.path();
+    let a = futex(&fx, 2);
+    a.set(&support::key("old"), b"v").unwrap();
+    poke(&path, 0, b"FMINIT\r\n");
+    let b = futex(&fx, 2);
+    b.set(&support::key("new"), b"w").unwrap();
+    assert_eq!(b.get_value(&support::key("new")).unwrap().unwrap(), b"w");
+    assert!(
+        b.get(&support::key("old")).unwrap().is_none(),
+        "initialised"
+    );
+    match a.set(&support::key("x"), b"y") {
+        Err(Error::Incompatible { reason, .. }) => assert!(reason.contains("open the file again")),
+        other => panic!("{other:?}"),
+    }
+    // Another geometry still may not move the table under `b`.
+    assert!(matches!(
+        fx.builder()
+            .page_size(4096)
+            .num_pages(3)
+            .init_file(true)
+            .open(),
+        Err(Error::Incompatible { .. })
+    ));
 }

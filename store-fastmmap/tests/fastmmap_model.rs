@@ -67,8 +67,8 @@ proptest! {
         ops in proptest::collection::vec(op(), 1..80),
         futex in proptest::bool::ANY,
     ) {
-        // Both lock kinds (the futex one on Linux only).
-        let kind = if futex && cfg!(target_os = "linux") {
+        // Both lock kinds (the futex one on Linux with glibc).
+        let kind = if futex && cfg!(all(target_os = "linux", target_env = "gnu")) {
             store_fastmmap::LockKind::Futex
         } else {
             store_fastmmap::LockKind::Fcntl

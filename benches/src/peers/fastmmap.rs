@@ -66,8 +66,8 @@ impl EngineAdapter for FastmmapEngine {
     }
 
     fn available(&self, _redis_url: &str) -> std::result::Result<(), String> {
-        if self.kind == LockKind::Futex && !cfg!(target_os = "linux") {
-            return Err("the futex lock kind is Linux only".to_string());
+        if self.kind == LockKind::Futex && !cfg!(all(target_os = "linux", target_env = "gnu")) {
+            return Err("the futex lock kind needs Linux with glibc".to_string());
         }
         Ok(())
     }
@@ -155,12 +155,12 @@ mod tests {
             format!("store-fastmmap-{}", futex.kind.name()),
             "the futex row is named after its kind"
         );
-        if cfg!(target_os = "linux") {
+        if cfg!(all(target_os = "linux", target_env = "gnu")) {
             assert_eq!(futex.available(""), Ok(()));
         } else {
             assert_eq!(
                 futex.available(""),
-                Err("the futex lock kind is Linux only".to_string())
+                Err("the futex lock kind needs Linux with glibc".to_string())
             );
         }
     }

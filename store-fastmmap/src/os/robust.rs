@@ -17,17 +17,32 @@
 //!   the owner would believe it owns the lock. The file records the PID namespace
 //!   ([`pid_namespace`]); another one is refused while the file is in use.
 //!
-//! The mutex words are in memory other processes write: this module never makes a
-//! reference to them, only hands raw pointers to the C library, whose mutex code is
-//! written for shared memory. A word another process corrupted can make a lock fail
-//! (`EINVAL`, reported as an error) or misbehave as a lock, never make this process's
-//! memory unsound.
+//! **Trust.** The mutexes are in memory other processes write, and this module never makes
+//! a reference to them: it hands raw pointers to the C library, whose mutex code is
+//! written for shared memory. But glibc keeps more than the lock word there: each held
+//! robust mutex carries the links of its owner's robust list (pointers into the owner's
+//! memory), which `pthread_mutex_unlock` follows and writes through, and a `__kind` word it
+//! obeys. Bytes of a held mutex overwritten by another process (a stray write, a hostile
+//! one) can therefore make the owner's unlock write to an address those bytes name, abort
+//! in a glibc assertion, or lose wake-ups: the futex kind trusts every process that can
+//! write the file, as LMDB's lock file does. `open` lets only the file's owner write it
+//! (group or other write permission is refused, see `os/file.rs`), and the first opener
+//! re-initialises every mutex, so this is about the owner's own processes. A corrupted
+//! lock word that is not held makes a lock fail or wait (`write_lock_timeout`). The fcntl
+//! kind keeps no such state in the file.
+//!
+//! Supported with glibc only (`target_env = "gnu"`): [`thread_ids_sound`] reads glibc's
+//! lock word layout, and musl registers a thread's robust list lazily; elsewhere `open`
+//! refuses the kind.
 //!
 //! libc, not rustix: rustix has no pthread calls.
 #![allow(unsafe_code)]
 
 use std::io;
 use std::time::Duration;
+
+/// Whether this build can use the futex kind: Linux with glibc.
+pub(crate) const SUPPORTED: bool = cfg!(all(target_os = "linux", target_env = "gnu"));
 
 /// Bytes of the lock table each page's mutex occupies: a cache line, so that two pages'
 /// mutexes never share one.
@@ -132,8 +147,10 @@ fn taken(rc: libc::c_int, what: &str) -> io::Result<Taken> {
         libc::EDEADLK => Err(io::Error::new(
             io::ErrorKind::Deadlock,
             format!(
-                "{what}: the page's robust lock names this thread as its owner; a process of \
-                 another PID namespace (a container) holds it under the same thread id"
+                "{what}: the page's robust lock names this thread as its owner: this thread \
+                 would wait for a lock it holds (an init_file or a store call from inside an \
+                 update closure, deeper than the store tracks), or a process of another PID \
+                 namespace holds it under the same thread id"
             ),
         )),
         e => Err(io::Error::new(

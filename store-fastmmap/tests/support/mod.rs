@@ -9,14 +9,14 @@ use store_api::{Key, ManualClock};
 use store_fastmmap::{FastMmapBuilder, FastMmapStore, LockKind};
 
 /// Runs each named test function (taking a [`LockKind`]) once per lock kind, as the
-/// tests `fcntl::NAME` and `futex::NAME` (the latter on Linux only).
+/// tests `fcntl::NAME` and `futex::NAME` (the latter on Linux with glibc).
 #[macro_export]
 macro_rules! both_kinds {
     ($($name:ident),* $(,)?) => {
         mod fcntl {
             $(#[test] fn $name() { super::$name(store_fastmmap::LockKind::Fcntl) })*
         }
-        #[cfg(target_os = "linux")]
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         mod futex {
             $(#[test] fn $name() { super::$name(store_fastmmap::LockKind::Futex) })*
         }
