@@ -11,7 +11,14 @@ use crate::RedisStore;
 use crate::format::HEADER_LEN;
 use crate::info::ServerInfo;
 use crate::keys::{FORMAT, KeyLayout};
-use crate::pool::{Pool, Retry};
+use crate::pool::{Pool, Retry, Target};
+
+/// How often the cluster client retries a command that met a redirection, a slot
+/// without a primary (`CLUSTERDOWN`) or a dead node, and between which waits (ms): about
+/// 10 s in all, longer than a failover takes with Redis's default node timeout.
+const CLUSTER_RETRIES: u32 = 12;
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 1_000;
 
 /// Largest value accepted unless told otherwise (4 MiB, as `store-memory`: sessions are
 /// small; a larger value is almost always a bug).
@@ -46,6 +53,9 @@ pub struct RedisStoreBuilder {
     default_ttl: Option<Duration>,
     max_value_len: usize,
     max_update_attempts: u32,
+    /// The nodes of a Redis Cluster to start from, when the store talks to a cluster
+    /// (`url` is then unused).
+    cluster: Option<Vec<String>>,
 }
 
 impl std::fmt::Debug for RedisStoreBuilder {
@@ -53,6 +63,13 @@ impl std::fmt::Debug for RedisStoreBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RedisStoreBuilder")
             .field("url", &redact(&self.url))
+            .field(
+                "cluster",
+                &self
+                    .cluster
+                    .as_ref()
+                    .map(|c| c.iter().map(|u| redact(u)).collect::<Vec<_>>()),
+            )
             .field("prefix", &self.prefix)
             .field("clock", &self.clock)
             .field("connect_timeout", &self.connect_timeout)
@@ -98,7 +115,14 @@ impl RedisStoreBuilder {
             default_ttl: None,
             max_value_len: DEFAULT_MAX_VALUE_LEN,
             max_update_attempts: 16,
+            cluster: None,
         }
+    }
+
+    pub(crate) fn new_cluster(seeds: Vec<String>) -> Self {
+        let mut b = RedisStoreBuilder::new(String::new());
+        b.cluster = Some(seeds);
+        b
     }
 
     /// The prefix of every Redis key the store uses (default [`DEFAULT_PREFIX`]), so that
@@ -207,10 +231,8 @@ impl RedisStoreBuilder {
                 });
             }
         }
-        let client = Client::open(self.url.as_str()).map_err(|e| {
-            let tls = ["rediss:", "valkeys:"]
-                .iter()
-                .any(|s| self.url.starts_with(s));
+        let tls_hint = |url: &str, e: &redis::RedisError| {
+            let tls = ["rediss:", "valkeys:"].iter().any(|s| url.starts_with(s));
             Error::InvalidConfig {
                 option: "url",
                 reason: if tls {
@@ -219,20 +241,73 @@ impl RedisStoreBuilder {
                     format!("not a usable Redis URL: {e}")
                 },
             }
-        })?;
-        let info = client.get_connection_info();
-        let addr = format!("{} db {}", info.addr(), info.redis_settings().db());
-        let db = info.redis_settings().db();
+        };
+        let (target, addr, db) = match &self.cluster {
+            None => {
+                let client =
+                    Client::open(self.url.as_str()).map_err(|e| tls_hint(&self.url, &e))?;
+                let info = client.get_connection_info();
+                let addr = format!("{} db {}", info.addr(), info.redis_settings().db());
+                let db = info.redis_settings().db();
+                (Target::Single(client), addr, db)
+            }
+            Some(seeds) => {
+                if seeds.is_empty() {
+                    return Err(Error::InvalidConfig {
+                        option: "cluster",
+                        reason: "no cluster node given; name at least one (better: all \
+                                 primaries)"
+                            .into(),
+                    });
+                }
+                let mut b = redis::cluster::ClusterClient::builder(seeds.clone())
+                    .connection_timeout(self.connect_timeout)
+                    // A failover takes the cluster a few seconds (the node timeout plus
+                    // the election): retried slot-map refreshes and waits ride it out,
+                    // within a bound instead of the client's default of minutes.
+                    .retries(CLUSTER_RETRIES)
+                    .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+                    .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
+                if let Some(t) = self.command_timeout {
+                    b = b.response_timeout(t);
+                }
+                let client = b.build().map_err(|e| match seeds.first() {
+                    Some(u) => tls_hint(u, &e),
+                    None => Error::backend("building the cluster client", e),
+                })?;
+                let addr = format!(
+                    "cluster {}",
+                    seeds
+                        .iter()
+                        .map(|u| redact(u))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                );
+                (
+                    Target::Cluster {
+                        client,
+                        seeds: seeds.clone(),
+                    },
+                    addr,
+                    0,
+                )
+            }
+        };
         let pool = Pool::new(
-            client,
+            target,
             self.pool_size,
             self.connect_timeout,
             self.command_timeout,
         );
-        let text: String = pool
-            .run(Retry::Idempotent, |c| redis::cmd("INFO").query(c))
+        let texts = pool
+            .run(Retry::Idempotent, crate::info::info_texts)
             .map_err(|e| Error::backend(format!("connecting to redis at {addr}"), e))?;
-        match ServerInfo::parse(&text, db).version {
+        let oldest = texts
+            .iter()
+            .map(|t| ServerInfo::parse(t, db).version)
+            .min()
+            .flatten();
+        match oldest {
             Some(v) if v >= (6, 2) => {}
             other => {
                 return Err(Error::Incompatible {

@@ -43,6 +43,24 @@ pub(crate) struct ServerInfo {
 }
 
 impl ServerInfo {
+    /// Two servers' fields added up (the nodes of a cluster): counts and bytes summed,
+    /// the older version kept.
+    pub(crate) fn sum(self, o: ServerInfo) -> ServerInfo {
+        ServerInfo {
+            version: match (self.version, o.version) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
+            db_keys: self.db_keys + o.db_keys,
+            used_memory: self.used_memory + o.used_memory,
+            maxmemory: self.maxmemory + o.maxmemory,
+            evicted_keys: self.evicted_keys + o.evicted_keys,
+            commands: self.commands + o.commands,
+            keyspace_hits: self.keyspace_hits + o.keyspace_hits,
+            keyspace_misses: self.keyspace_misses + o.keyspace_misses,
+        }
+    }
+
     /// Parses the text of `INFO` for logical database `db`.
     pub(crate) fn parse(text: &str, db: i64) -> Self {
         let db_field = format!("db{db}");
@@ -112,5 +130,22 @@ mod tests {
     fn garbage_gives_zeroes_not_panics() {
         let i = ServerInfo::parse("redis_version:x.y\nused_memory:lots\nnoise", 0);
         assert_eq!(i, ServerInfo::default());
+    }
+}
+
+/// The text of `INFO` from the server, or from every primary of a cluster.
+pub(crate) fn info_texts(c: &mut crate::pool::Conn) -> redis::RedisResult<Vec<String>> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+    match c.cluster() {
+        None => Ok(vec![redis::cmd("INFO").query(c)?]),
+        Some(cc) => {
+            let v = cc.route_command(
+                &redis::cmd("INFO"),
+                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+            )?;
+            let by_node: std::collections::HashMap<String, String> =
+                redis::FromRedisValue::from_redis_value(v).map_err(redis::RedisError::from)?;
+            Ok(by_node.into_values().collect())
+        }
     }
 }

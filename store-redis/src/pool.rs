@@ -15,12 +15,92 @@
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
-use redis::{Client, Connection, RedisError, RedisResult};
+use redis::cluster::{ClusterClient, ClusterConnection};
+use redis::{Client, Cmd, Connection, ConnectionLike, RedisError, RedisResult, Value};
+
+/// Where a pool's connections go: one server, or a Redis Cluster.
+pub(crate) enum Target {
+    /// One server (or a proxy in front of several).
+    Single(Client),
+    /// A Redis Cluster, through the `redis` crate's cluster client, which follows `MOVED`
+    /// and `ASK` and refreshes its slot map; `seeds` are the nodes it was given.
+    Cluster {
+        client: ClusterClient,
+        seeds: Vec<String>,
+    },
+}
+
+/// One pooled connection: to one server, or to a whole cluster (one connection per node
+/// inside, commands routed by their first key).
+pub(crate) enum Conn {
+    Single(Connection),
+    /// Boxed: a cluster connection holds its slot map and node table inline.
+    Cluster(Box<ClusterConnection>),
+}
+
+impl Conn {
+    /// The cluster connection, if this is one.
+    pub(crate) fn cluster(&mut self) -> Option<&mut ClusterConnection> {
+        match self {
+            Conn::Single(_) => None,
+            Conn::Cluster(c) => Some(&mut **c),
+        }
+    }
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command(&mut self, cmd: &[u8]) -> RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands(
+        &mut self,
+        cmd: &[u8],
+        offset: usize,
+        count: usize,
+    ) -> RedisResult<Vec<Value>> {
+        match self {
+            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
+        match self {
+            Conn::Single(c) => c.req_command(cmd),
+            Conn::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Single(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+
+    fn check_connection(&mut self) -> bool {
+        match self {
+            Conn::Single(c) => c.check_connection(),
+            Conn::Cluster(c) => c.check_connection(),
+        }
+    }
+
+    fn is_open(&self) -> bool {
+        match self {
+            Conn::Single(c) => c.is_open(),
+            Conn::Cluster(c) => c.is_open(),
+        }
+    }
+}
 
 /// Connections shared by the threads of one store.
 pub(crate) struct Pool {
-    client: Client,
-    idle: Mutex<Vec<Connection>>,
+    target: Target,
+    idle: Mutex<Vec<Conn>>,
     max_idle: usize,
     connect_timeout: Duration,
     command_timeout: Option<Duration>,
@@ -37,13 +117,13 @@ pub(crate) enum Retry {
 
 impl Pool {
     pub(crate) fn new(
-        client: Client,
+        target: Target,
         max_idle: usize,
         connect_timeout: Duration,
         command_timeout: Option<Duration>,
     ) -> Self {
         Pool {
-            client,
+            target,
             idle: Mutex::new(Vec::with_capacity(max_idle)),
             max_idle,
             connect_timeout,
@@ -55,7 +135,7 @@ impl Pool {
     pub(crate) fn run<T>(
         &self,
         retry: Retry,
-        mut op: impl FnMut(&mut Connection) -> RedisResult<T>,
+        mut op: impl FnMut(&mut Conn) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let pooled = self.take_idle();
         let was_pooled = pooled.is_some();
@@ -88,23 +168,34 @@ impl Pool {
         }
     }
 
-    fn connect(&self) -> RedisResult<Connection> {
-        let con = self
-            .client
-            .get_connection_with_timeout(self.connect_timeout)?;
-        con.set_read_timeout(self.command_timeout)?;
-        con.set_write_timeout(self.command_timeout)?;
-        Ok(con)
+    /// Whether this pool talks to a Redis Cluster.
+    pub(crate) fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster { .. })
     }
 
-    fn take_idle(&self) -> Option<Connection> {
+    fn connect(&self) -> RedisResult<Conn> {
+        match &self.target {
+            Target::Single(client) => {
+                let con = client.get_connection_with_timeout(self.connect_timeout)?;
+                con.set_read_timeout(self.command_timeout)?;
+                con.set_write_timeout(self.command_timeout)?;
+                Ok(Conn::Single(con))
+            }
+            // Timeouts and retries are set on the cluster client (see the builder).
+            Target::Cluster { client, .. } => client
+                .get_connection()
+                .map(|c| Conn::Cluster(Box::new(c))),
+        }
+    }
+
+    fn take_idle(&self) -> Option<Conn> {
         self.idle
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .pop()
     }
 
-    fn give_back(&self, con: Connection) {
+    fn give_back(&self, con: Conn) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.max_idle {
             idle.push(con);
@@ -121,8 +212,12 @@ impl Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let addr = match &self.target {
+            Target::Single(c) => c.get_connection_info().addr().to_string(),
+            Target::Cluster { seeds, .. } => format!("cluster {}", seeds.join(",")),
+        };
         f.debug_struct("Pool")
-            .field("addr", self.client.get_connection_info().addr())
+            .field("addr", &addr)
             .field("max_idle", &self.max_idle)
             .field("connect_timeout", &self.connect_timeout)
             .field("command_timeout", &self.command_timeout)

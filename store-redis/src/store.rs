@@ -134,6 +134,18 @@ impl RedisStore {
         RedisStoreBuilder::new(url)
     }
 
+    /// Options for a store on a Redis Cluster, reached through `seeds` (URLs of some of
+    /// its nodes, `redis://host:port`; better all primaries). The cluster client follows
+    /// `MOVED` and `ASK`, and rides out a failover by retrying for about ten seconds; scans,
+    /// `clear` and `stats` visit every primary. See the README's deployments.
+    pub fn cluster<I, S>(seeds: I) -> RedisStoreBuilder
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        RedisStoreBuilder::new_cluster(seeds.into_iter().map(Into::into).collect())
+    }
+
     /// A store on the server at `url` with default options.
     ///
     /// # Errors
@@ -371,6 +383,13 @@ impl RedisStore {
         let (raws, (secs, micros)): (Vec<Option<Vec<u8>>>, (u64, u64)) = self
             .pool
             .run(Retry::Idempotent, |c| {
+                if c.cluster().is_some() {
+                    // The keys are in many slots: the cluster client splits the MGET by
+                    // slot (not atomically), and the time comes from one node.
+                    let raws = redis::cmd("MGET").arg(keys).query(c)?;
+                    let time = redis::cmd("TIME").query(c)?;
+                    return Ok((raws, time));
+                }
                 redis::pipe()
                     .atomic()
                     .cmd("MGET")
@@ -418,27 +437,71 @@ impl RedisStore {
     /// (`SCAN` may return a key twice; the repeats are dropped) until it breaks. Every key
     /// present for the whole scan is in some batch.
     ///
-    /// A scan on a Redis Cluster would have to visit every primary; this one visits the
-    /// server the store is connected to (see the README's deployments).
+    /// On a Redis Cluster every primary is scanned in turn, each with its own cursor.
     fn each_batch(&self, prefix: &str, what: &str, f: &mut BatchFn<'_>) -> Result<()> {
         let pattern = format!(
             "{}{}*",
             glob_escape(&self.layout.data_key_prefix()),
             glob_escape(prefix)
         );
+        let nodes: Vec<Option<(String, u16)>> = if self.pool.is_cluster() {
+            self.pool
+                .run(Retry::Idempotent, primaries)
+                .map_err(|e| self.backend(&format!("{what} (CLUSTER SHARDS)"), None, e))?
+                .into_iter()
+                .map(Some)
+                .collect()
+        } else {
+            vec![None]
+        };
         let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        for node in nodes {
+            if self
+                .scan_node(node.as_ref(), &pattern, what, &mut seen, f)?
+                .is_break()
+            {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// One node's part of [`Self::each_batch`] (`None`: the server of a single-server
+    /// store).
+    fn scan_node(
+        &self,
+        node: Option<&(String, u16)>,
+        pattern: &str,
+        what: &str,
+        seen: &mut HashSet<Vec<u8>>,
+        f: &mut BatchFn<'_>,
+    ) -> Result<ControlFlow<()>> {
         let mut cursor: u64 = 0;
         loop {
             let (next, keys): (u64, Vec<Vec<u8>>) = self
                 .pool
                 .run(Retry::Idempotent, |c| {
-                    redis::cmd("SCAN")
-                        .arg(cursor)
+                    let mut cmd = redis::cmd("SCAN");
+                    cmd.arg(cursor)
                         .arg("MATCH")
-                        .arg(&pattern)
+                        .arg(pattern)
                         .arg("COUNT")
-                        .arg(500)
-                        .query(c)
+                        .arg(500);
+                    match (node, c.cluster()) {
+                        (Some((host, port)), Some(cc)) => {
+                            use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                            let v = cc.route_command(
+                                &cmd,
+                                RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                                    host: host.clone(),
+                                    port: *port,
+                                }),
+                            )?;
+                            redis::FromRedisValue::from_redis_value(v)
+                                .map_err(redis::RedisError::from)
+                        }
+                        _ => cmd.query(c),
+                    }
                 })
                 .map_err(|e| self.backend(&format!("{what} (SCAN)"), None, e))?;
             let fresh: Vec<Vec<u8>> = keys
@@ -446,10 +509,10 @@ impl RedisStore {
                 .filter(|k| seen.insert(k.clone()))
                 .collect();
             if !fresh.is_empty() && f(&fresh)?.is_break() {
-                return Ok(());
+                return Ok(ControlFlow::Break(()));
             }
             if next == 0 {
-                return Ok(());
+                return Ok(ControlFlow::Continue(()));
             }
             cursor = next;
         }
@@ -462,11 +525,7 @@ impl RedisStore {
     /// # Errors
     /// The server cannot be reached.
     pub fn server_counters(&self) -> Result<crate::ServerCounters> {
-        let text: String = self
-            .pool
-            .run(Retry::Idempotent, |c| redis::cmd("INFO").query(c))
-            .map_err(|e| self.backend("INFO", None, e))?;
-        let i = ServerInfo::parse(&text, self.db);
+        let i = self.server_info()?;
         Ok(crate::ServerCounters {
             commands: i.commands,
             keyspace_hits: i.keyspace_hits,
@@ -475,6 +534,20 @@ impl RedisStore {
             db_keys: i.db_keys,
             used_memory: i.used_memory,
         })
+    }
+
+    /// The server's `INFO`, summed over every primary of a cluster (the version is the
+    /// oldest node's).
+    fn server_info(&self) -> Result<ServerInfo> {
+        let texts = self
+            .pool
+            .run(Retry::Idempotent, crate::info::info_texts)
+            .map_err(|e| self.backend("INFO", None, e))?;
+        Ok(texts
+            .iter()
+            .map(|t| ServerInfo::parse(t, self.db))
+            .reduce(ServerInfo::sum)
+            .unwrap_or_default())
     }
 
     fn outcome(version: Version) -> WriteOutcome {
@@ -638,15 +711,27 @@ impl SessionStore for RedisStore {
                 .pool
                 .run(Retry::Never, |c| {
                     scripts::PURGE.prepare_invoke().load(c)?;
+                    // On a cluster the keys are in many slots: a cluster pipeline sends
+                    // each node its own.
                     let mut pipe = redis::pipe();
+                    let mut cpipe = redis::cluster::cluster_pipe();
                     for k in keys {
                         pipe.cmd("EVALSHA")
                             .arg(scripts::PURGE.get_hash())
                             .arg(1)
                             .arg(k)
                             .arg(&now);
+                        cpipe
+                            .cmd("EVALSHA")
+                            .arg(scripts::PURGE.get_hash())
+                            .arg(1)
+                            .arg(k)
+                            .arg(&now);
                     }
-                    pipe.query(c)
+                    match c.cluster() {
+                        Some(cc) => cpipe.query(cc),
+                        None => pipe.query(c),
+                    }
                 })
                 .map_err(|e| self.backend("purge", None, e))?;
             let n: u64 = removed.iter().sum();
@@ -670,11 +755,7 @@ impl SessionStore for RedisStore {
     ///   non-zero with an injected clock);
     /// - `evicted_expired` and `recovered` are 0.
     fn stats(&self) -> Result<Stats> {
-        let text: String = self
-            .pool
-            .run(Retry::Idempotent, |c| redis::cmd("INFO").query(c))
-            .map_err(|e| self.backend("INFO", None, e))?;
-        let info = ServerInfo::parse(&text, self.db);
+        let info = self.server_info()?;
         let mut s = Stats::default();
         s.entries = info.db_keys;
         s.capacity = (info.maxmemory > 0).then_some(info.maxmemory);
@@ -719,6 +800,7 @@ impl SessionStore for RedisStore {
                 .run(Retry::Never, |c| {
                     scripts::DELETE.prepare_invoke().load(c)?;
                     let mut deletes = redis::pipe();
+                    let mut cdeletes = redis::cluster::cluster_pipe();
                     for k in keys {
                         deletes
                             .cmd("EVALSHA")
@@ -727,8 +809,19 @@ impl SessionStore for RedisStore {
                             .arg(k)
                             .arg(&now)
                             .arg("");
+                        cdeletes
+                            .cmd("EVALSHA")
+                            .arg(scripts::DELETE.get_hash())
+                            .arg(1)
+                            .arg(k)
+                            .arg(&now)
+                            .arg("");
                     }
-                    let d: Vec<i64> = deletes.query(c)?;
+                    // On a cluster each node gets the scripts of its own keys.
+                    let d: Vec<i64> = match c.cluster() {
+                        Some(cc) => cdeletes.query(cc)?,
+                        None => deletes.query(c)?,
+                    };
                     let u: u64 = redis::cmd("UNLINK").arg(keys).query(c)?;
                     Ok((d, u))
                 })
@@ -768,4 +861,30 @@ mod tests {
         assert_eq!(glob_escape("app:s:"), "app:s:");
         assert_eq!(glob_escape(r"a*b?c[d]e\\"), r"a\*b\?c\[d\]e\\\\");
     }
+}
+
+/// The primaries of the cluster, as `(host, port)`, from `CLUSTER SLOTS` (a node that
+/// serves several slot ranges is named once).
+fn primaries(c: &mut crate::pool::Conn) -> redis::RedisResult<Vec<(String, u16)>> {
+    let slots: Vec<Vec<redis::Value>> = redis::cmd("CLUSTER").arg("SLOTS").query(c)?;
+    let mut out: Vec<(String, u16)> = Vec::new();
+    for range in slots {
+        // [start, end, [host, port, id, ...], replicas...]
+        let Some(primary) = range.get(2) else {
+            continue;
+        };
+        let node: Vec<redis::Value> = redis::FromRedisValue::from_redis_value(primary.clone())
+            .map_err(redis::RedisError::from)?;
+        let (Some(host), Some(port)) = (node.first(), node.get(1)) else {
+            continue;
+        };
+        let host: String = redis::FromRedisValue::from_redis_value(host.clone())
+            .map_err(redis::RedisError::from)?;
+        let port: u16 = redis::FromRedisValue::from_redis_value(port.clone())
+            .map_err(redis::RedisError::from)?;
+        if !out.contains(&(host.clone(), port)) {
+            out.push((host, port));
+        }
+    }
+    Ok(out)
 }

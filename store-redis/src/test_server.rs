@@ -169,3 +169,114 @@ impl Drop for RedisServer {
         self.kill();
     }
 }
+
+/// A real Redis Cluster for tests: six `redis-server` processes on loopback (three
+/// primaries, three replicas), started and stopped by the repository's
+/// `.ci/redis-cluster` script, and stopped by a watchdog if this process dies first.
+/// Like [`RedisServer::start`], `None` with a printed `SKIP` line when `redis-server` is
+/// missing, unless `STORE_REDIS_REQUIRE_SERVER=1`.
+pub struct RedisCluster {
+    dir: tempfile_dir::Dir,
+    base: u16,
+}
+
+/// A temporary directory without a dependency: made under the system's temp directory,
+/// removed when dropped.
+mod tempfile_dir {
+    pub(super) struct Dir(pub(super) std::path::PathBuf);
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+/// The cluster script of the repository.
+fn cluster_script() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/redis-cluster"))
+}
+
+impl RedisCluster {
+    /// Starts a cluster (about 3 s), or `None` after printing a skip line naming `test`.
+    ///
+    /// # Panics
+    /// When `redis-server` is missing and `STORE_REDIS_REQUIRE_SERVER=1`, or when no
+    /// cluster came up on any of 5 port ranges.
+    pub fn start(test: &str) -> Option<Self> {
+        // The same check (and skip line) as for a single server.
+        drop(RedisServer::start(test, &[])?);
+        let script = cluster_script();
+        assert!(script.is_file(), "{} is missing", script.display());
+        for attempt in 0..5u32 {
+            let base = 17_000 + ((std::process::id() + attempt * 97) % 400) as u16 * 8;
+            let dir = std::env::temp_dir()
+                .join(format!("store-redis-cluster-{}-{base}", std::process::id()));
+            let _ = std::fs::create_dir_all(&dir);
+            let dir = tempfile_dir::Dir(dir);
+            let out = Command::new(&script)
+                .arg("start")
+                .arg(&dir.0)
+                .arg(base.to_string())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run .ci/redis-cluster");
+            if !out.status.success() {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "redis cluster on ports {base}..: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                continue;
+            }
+            // Stops the nodes if this process dies without dropping the cluster.
+            let _ = Command::new("bash")
+                .arg("-c")
+                .arg(format!(
+                    "while kill -0 {} 2>/dev/null; do sleep 0.5; done; '{}' stop '{}' >/dev/null 2>&1",
+                    std::process::id(),
+                    script.display(),
+                    dir.0.display()
+                ))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            return Some(RedisCluster { dir, base });
+        }
+        panic!("no redis cluster came up on 5 port ranges");
+    }
+
+    /// The nodes' URLs (`redis://127.0.0.1:<port>`), primaries first.
+    pub fn seeds(&self) -> Vec<String> {
+        (0..6)
+            .map(|i| format!("redis://127.0.0.1:{}", self.base + i))
+            .collect()
+    }
+
+    /// A builder for a store on this cluster with short timeouts.
+    pub fn builder(&self, prefix: &str) -> RedisStoreBuilder {
+        RedisStore::cluster(self.seeds())
+            .prefix(prefix)
+            .connect_timeout(Duration::from_secs(1))
+            .command_timeout(Duration::from_secs(2))
+    }
+
+    /// A store on this cluster.
+    pub fn store(&self, prefix: &str) -> RedisStore {
+        self.builder(prefix)
+            .build()
+            .expect("store on the test cluster")
+    }
+}
+
+impl Drop for RedisCluster {
+    fn drop(&mut self) {
+        let _ = Command::new(cluster_script())
+            .arg("stop")
+            .arg(&self.dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

@@ -1,0 +1,93 @@
+//! store-redis on a real Redis Cluster (three primaries, three replicas, started by
+//! `.ci/redis-cluster` through `test_server::RedisCluster`): every operation, with the
+//! keys spread over every primary, and the calls that visit the whole store (`scan`,
+//! `clear`, `stats`) seeing every node's share. The conformance suite runs against a
+//! cluster too (`engine-tests/tests/redis_cluster.rs`).
+
+use std::ops::ControlFlow;
+
+use store_api::{Expiry, Key, ScanOptions, SessionStore, SessionStoreExt, WriteMode};
+use store_redis::test_server::RedisCluster;
+
+fn key(i: u32) -> Key {
+    Key::new(format!("session:{i:05}")).unwrap()
+}
+
+#[test]
+fn every_operation_works_across_the_primaries() {
+    let Some(cluster) = RedisCluster::start(module_path!()) else {
+        return;
+    };
+    let s = cluster.store("app:");
+    for i in 0..300 {
+        s.set(&key(i), format!("v{i}").as_bytes()).unwrap();
+    }
+    for i in 0..300 {
+        assert_eq!(
+            s.get_value(&key(i)).unwrap().unwrap(),
+            format!("v{i}").into_bytes()
+        );
+    }
+    // The keys are spread: every primary holds some.
+    let mut per_node = Vec::new();
+    for port in cluster.seeds().iter().take(3) {
+        let mut c = redis::Client::open(port.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        per_node.push(n);
+    }
+    assert!(per_node.iter().all(|&n| n > 20), "{per_node:?}");
+    // Writes of every mode, versions, update, touch, rotate (across slots), delete.
+    let w = s
+        .put(&key(1), b"new", Expiry::Never, WriteMode::ReplaceOnly)
+        .unwrap();
+    assert!(
+        s.put(
+            &key(1),
+            b"x",
+            Expiry::Never,
+            WriteMode::IfVersion(w.version)
+        )
+        .is_ok()
+    );
+    assert!(
+        s.put(&key(1), b"x", Expiry::Never, WriteMode::CreateOnly)
+            .is_err()
+    );
+    let n = s
+        .update(&key(2), &mut |e| {
+            let mut v = e.map(|e| e.value.clone()).unwrap_or_default();
+            v.push(b'!');
+            store_api::UpdateAction::set(v, Expiry::Never)
+        })
+        .unwrap();
+    assert!(matches!(n, store_api::UpdateOutcome::Written(_)));
+    assert_eq!(s.get_value(&key(2)).unwrap().unwrap(), b"v2!");
+    assert!(
+        s.touch(&key(3), Expiry::After(std::time::Duration::from_secs(60)))
+            .unwrap()
+    );
+    assert!(s.rotate(&key(4), &key(10_004)).unwrap());
+    assert_eq!(s.get_value(&key(10_004)).unwrap().unwrap(), b"v4");
+    assert!(s.get(&key(4)).unwrap().is_none());
+    assert!(s.delete(&key(5)).unwrap());
+    // Whole-store calls visit every primary.
+    let mut seen = 0;
+    let visited = s
+        .scan(&ScanOptions::new(), &mut |_| {
+            seen += 1;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!((visited, seen), (299, 299));
+    let st = s.stats().unwrap();
+    assert!(st.entries >= 299, "{st:?}");
+    assert_eq!(s.clear().unwrap(), 299);
+    assert!(s.get(&key(6)).unwrap().is_none());
+    let again = s
+        .scan(&ScanOptions::new(), &mut |_| ControlFlow::Continue(()))
+        .unwrap();
+    assert_eq!(again, 0);
+}
