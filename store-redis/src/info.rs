@@ -97,6 +97,23 @@ impl ServerInfo {
     }
 }
 
+/// The text of `INFO` from the server, or from every primary of a cluster.
+pub(crate) fn info_texts(c: &mut crate::pool::Conn) -> redis::RedisResult<Vec<String>> {
+    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+    match c.cluster() {
+        None => Ok(vec![redis::cmd("INFO").query(c)?]),
+        Some(cc) => {
+            let v = cc.route_command(
+                &redis::cmd("INFO"),
+                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+            )?;
+            let by_node: std::collections::HashMap<String, String> =
+                redis::FromRedisValue::from_redis_value(v).map_err(redis::RedisError::from)?;
+            Ok(by_node.into_values().collect())
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,22 +147,5 @@ mod tests {
     fn garbage_gives_zeroes_not_panics() {
         let i = ServerInfo::parse("redis_version:x.y\nused_memory:lots\nnoise", 0);
         assert_eq!(i, ServerInfo::default());
-    }
-}
-
-/// The text of `INFO` from the server, or from every primary of a cluster.
-pub(crate) fn info_texts(c: &mut crate::pool::Conn) -> redis::RedisResult<Vec<String>> {
-    use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
-    match c.cluster() {
-        None => Ok(vec![redis::cmd("INFO").query(c)?]),
-        Some(cc) => {
-            let v = cc.route_command(
-                &redis::cmd("INFO"),
-                RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
-            )?;
-            let by_node: std::collections::HashMap<String, String> =
-                redis::FromRedisValue::from_redis_value(v).map_err(redis::RedisError::from)?;
-            Ok(by_node.into_values().collect())
-        }
     }
 }

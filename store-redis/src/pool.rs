@@ -182,9 +182,9 @@ impl Pool {
                 Ok(Conn::Single(con))
             }
             // Timeouts and retries are set on the cluster client (see the builder).
-            Target::Cluster { client, .. } => client
-                .get_connection()
-                .map(|c| Conn::Cluster(Box::new(c))),
+            Target::Cluster { client, .. } => {
+                client.get_connection().map(|c| Conn::Cluster(Box::new(c)))
+            }
         }
     }
 

@@ -852,17 +852,6 @@ impl SessionStore for RedisStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn glob_escape_makes_patterns_literal() {
-        assert_eq!(glob_escape("app:s:"), "app:s:");
-        assert_eq!(glob_escape(r"a*b?c[d]e\\"), r"a\*b\?c\[d\]e\\\\");
-    }
-}
-
 /// The primaries of the cluster, as `(host, port)`, from `CLUSTER SLOTS` (a node that
 /// serves several slot ranges is named once).
 fn primaries(c: &mut crate::pool::Conn) -> redis::RedisResult<Vec<(String, u16)>> {
@@ -887,4 +876,15 @@ fn primaries(c: &mut crate::pool::Conn) -> redis::RedisResult<Vec<(String, u16)>
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_escape_makes_patterns_literal() {
+        assert_eq!(glob_escape("app:s:"), "app:s:");
+        assert_eq!(glob_escape(r"a*b?c[d]e\\"), r"a\*b\?c\[d\]e\\\\");
+    }
 }
