@@ -8,6 +8,7 @@
 //! | `tests/fastmmap_small_pages.rs` | `store-fastmmap` with 4 KiB pages, so eviction and page repair run constantly |
 //! | `tests/fastmmap_futex.rs`, `tests/fastmmap_futex_small_pages.rs` | the same two with the futex lock kind (Linux) |
 //! | `tests/redis.rs` | `store-redis` on a private `redis-server` (one key prefix per harness), on a `ManualClock` for the expiry behaviours |
+//! | `tests/redis_cluster.rs` | the same on a private Redis Cluster (three primaries, three replicas, `.ci/redis-cluster`) |
 //!
 //! The Redis harness starts its server with store-redis's `test-server` launcher, the one
 //! store-redis's own tests use; without a `redis-server` binary its behaviours are skipped
@@ -26,4 +27,4 @@ pub use fastmmap::{
     FastMmap, FastMmapFutex, FastMmapFutexSmallPages, FastMmapHarness, FastMmapSmallPages,
 };
 pub use memory::MemoryHarness;
-pub use redis::RedisHarness;
+pub use redis::{RedisClusterHarness, RedisHarness};

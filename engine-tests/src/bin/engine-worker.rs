@@ -2,7 +2,8 @@
 //! engine shared across processes; the first argument names the harness.
 
 use engine_tests::{
-    FastMmapFutex, FastMmapFutexSmallPages, FastMmapHarness, FastMmapSmallPages, RedisHarness,
+    FastMmapFutex, FastMmapFutexSmallPages, FastMmapHarness, FastMmapSmallPages,
+    RedisClusterHarness, RedisHarness,
 };
 
 fn main() {
@@ -14,6 +15,7 @@ fn main() {
             conformance::worker::main::<FastMmapFutexSmallPages>()
         }
         Some("redis") => conformance::worker::main::<RedisHarness>(),
+        Some("redis-cluster") => conformance::worker::main::<RedisClusterHarness>(),
         other => {
             eprintln!("engine-worker: unknown harness {other:?}");
             std::process::exit(2)
