@@ -253,6 +253,56 @@ impl RedisCluster {
             .collect()
     }
 
+    /// The port of node `i` (0..6; the script makes 0..3 the first primaries).
+    pub fn port(&self, i: u16) -> u16 {
+        self.base + i
+    }
+
+    /// Sends `signal` (`KILL`, `STOP`, `CONT`, ...) to the node on `port`.
+    ///
+    /// # Panics
+    /// If the node's pidfile is missing or `kill` fails.
+    pub fn signal(&self, port: u16, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.0.join(format!("{port}.pid")))
+            .expect("the node's pidfile");
+        let ok = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.trim())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {}", pid.trim());
+    }
+
+    /// Stops every node (their data is gone: no persistence) and starts the cluster
+    /// again on the same ports.
+    ///
+    /// # Panics
+    /// If it does not come up again.
+    pub fn restart(&mut self) {
+        let script = cluster_script();
+        let _ = Command::new(&script)
+            .arg("stop")
+            .arg(&self.dir.0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        for _ in 0..20 {
+            let out = Command::new(&script)
+                .arg("start")
+                .arg(&self.dir.0)
+                .arg(self.base.to_string())
+                .stdin(Stdio::null())
+                .output()
+                .expect("run .ci/redis-cluster");
+            if out.status.success() {
+                return;
+            }
+            sleep(Duration::from_millis(250));
+        }
+        panic!("the cluster did not come up again on ports {}..", self.base);
+    }
+
     /// A builder for a store on this cluster with short timeouts.
     pub fn builder(&self, prefix: &str) -> RedisStoreBuilder {
         RedisStore::cluster(self.seeds())
