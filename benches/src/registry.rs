@@ -26,6 +26,9 @@ pub enum EngineId {
     Lmdb,
     /// Redis on loopback through `store-redis` (feature `peers`).
     Redis,
+    /// A local Redis Cluster (three primaries, three replicas) through `store-redis`
+    /// (feature `peers`; `redis-server` and `redis-cli` installed).
+    RedisCluster,
 }
 
 /// How the benches run one engine or peer: one impl per `peers/<x>.rs`, the same shape as
@@ -79,24 +82,26 @@ pub(crate) fn not_attachable(engine: &str, location: &Location) -> Error {
 }
 
 /// Every engine's adapter, in [`EngineId`] order, which is table order.
-const ADAPTERS: [&dyn EngineAdapter; 6] = [
+const ADAPTERS: [&dyn EngineAdapter; 7] = [
     &peers::FastmmapEngine::FCNTL,
     &peers::FastmmapEngine::FUTEX,
     &peers::MemoryEngine,
     &peers::HashMapEngine,
     peers::LMDB,
     peers::REDIS,
+    peers::REDIS_CLUSTER,
 ];
 
 impl EngineId {
     /// Every engine, in table order.
-    pub const ALL: [EngineId; 6] = [
+    pub const ALL: [EngineId; 7] = [
         EngineId::Fastmmap,
         EngineId::FastmmapFutex,
         EngineId::Memory,
         EngineId::HashMap,
         EngineId::Lmdb,
         EngineId::Redis,
+        EngineId::RedisCluster,
     ];
 
     fn adapter(self) -> &'static dyn EngineAdapter {
@@ -201,6 +206,7 @@ mod tests {
                 ("mutex-hashmap", false),
                 ("lmdb", true),
                 ("redis", true),
+                ("redis-cluster", true),
             ]
         );
     }

@@ -25,7 +25,8 @@ usage: compare [--quick | --full] [--engines a,b] [--workloads x,y] [--workers N
   --quick        tiny budget for CI (a few seconds)
   --full         the long version (1e6 sessions, longer samples), for BENCHMARKS.md
   --engines      store-fastmmap,store-fastmmap-futex,store-memory,mutex-hashmap,lmdb,
-                 redis (default: all built)
+                 redis,redis-cluster (default: all built; redis-cluster starts a local
+                 cluster of six redis-server processes)
   --workloads    names from --list (default: all)
   --workers N    largest worker-process count of the mp_* workloads (default 2)
   --out DIR      where results go (default target/compare)

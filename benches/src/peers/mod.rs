@@ -46,6 +46,16 @@ pub(crate) const REDIS: &dyn EngineAdapter = &not_built::NotBuilt {
     name: "redis",
 };
 
+/// The Redis Cluster row of the registry.
+#[cfg(feature = "peers")]
+pub(crate) const REDIS_CLUSTER: &dyn EngineAdapter = &redis::RedisClusterEngine;
+/// The Redis Cluster row of the registry: not in this build.
+#[cfg(not(feature = "peers"))]
+pub(crate) const REDIS_CLUSTER: &dyn EngineAdapter = &not_built::NotBuilt {
+    id: crate::EngineId::RedisCluster,
+    name: "redis-cluster",
+};
+
 /// The stand-in for a peer this build leaves out (feature `peers` off): listed under its
 /// usual name, never available.
 #[cfg(not(feature = "peers"))]

@@ -79,6 +79,109 @@ mod on {
         }
     }
 
+    fn connect_cluster(seeds: &str, prefix: &str) -> Result<RedisStore> {
+        RedisStore::cluster(seeds.split(','))
+            .prefix(prefix)
+            .connect_timeout(Duration::from_millis(500))
+            .build()
+    }
+
+    /// A Redis Cluster this process started (three primaries, three replicas on loopback,
+    /// by the repository's `.ci/redis-cluster`), for the whole run: its nodes are stopped
+    /// by a watchdog once this process exits. The seeds, comma-separated, or why not.
+    fn local_cluster() -> std::result::Result<&'static str, String> {
+        static CLUSTER: std::sync::OnceLock<std::result::Result<String, String>> =
+            std::sync::OnceLock::new();
+        CLUSTER
+            .get_or_init(|| {
+                let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/redis-cluster");
+                let dir = std::env::temp_dir().join(format!("bench-cluster-{}", std::process::id()));
+                std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                let base = 19_000 + (std::process::id() % 100) as u16 * 8;
+                let out = Command::new(script)
+                    .arg("start")
+                    .arg(&dir)
+                    .arg(base.to_string())
+                    .stdin(Stdio::null())
+                    .output()
+                    .map_err(|e| format!("running {script}: {e}"))?;
+                if !out.status.success() {
+                    return Err(format!(
+                        "no local Redis Cluster ({script} start failed: {})",
+                        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+                    ));
+                }
+                let _ = Command::new("bash")
+                    .arg("-c")
+                    .arg(format!(
+                        "while kill -0 {} 2>/dev/null; do sleep 0.5; done; '{script}' stop '{}' >/dev/null 2>&1; rm -rf '{}'",
+                        std::process::id(),
+                        dir.display(),
+                        dir.display()
+                    ))
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn();
+                let seeds = String::from_utf8_lossy(&out.stdout);
+                Ok(seeds.lines().last().unwrap_or("").trim().to_string())
+            })
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    /// The registry's adapter for `store-redis` on a Redis Cluster: a private local
+    /// cluster, one key prefix per store.
+    pub(crate) struct RedisClusterEngine;
+
+    impl EngineAdapter for RedisClusterEngine {
+        fn id(&self) -> EngineId {
+            EngineId::RedisCluster
+        }
+
+        fn name(&self) -> &'static str {
+            "redis-cluster"
+        }
+
+        fn shared_across_processes(&self) -> bool {
+            true
+        }
+
+        fn available(&self, _url: &str) -> std::result::Result<(), String> {
+            let seeds = local_cluster()?;
+            connect_cluster(seeds, "bench:")
+                .map(drop)
+                .map_err(|e| format!("the local Redis Cluster at {seeds} does not answer ({e})"))
+        }
+
+        fn create(&self, _sizing: Sizing, _url: &str) -> Result<OpenedEngine> {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            let seeds = local_cluster().map_err(|why| store_api::Error::InvalidConfig {
+                option: "engines",
+                reason: why,
+            })?;
+            let prefix = format!(
+                "bench:{}:{}:",
+                std::process::id(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            );
+            let store = connect_cluster(seeds, &prefix)?;
+            Ok(OpenedEngine {
+                store: Arc::new(ViaApi(store)),
+                location: Location::Redis(format!("{seeds}#{prefix}")),
+                dir: None,
+            })
+        }
+
+        fn attach(&self, location: &Location, _sizing: Sizing) -> Result<Arc<dyn BenchStore>> {
+            let Location::Redis(location) = location else {
+                return Err(not_attachable(self.name(), location));
+            };
+            let (seeds, prefix) = split(location);
+            Ok(Arc::new(ViaApi(connect_cluster(seeds, prefix)?)))
+        }
+    }
+
     /// A `redis-server` this process started on a free loopback port, without
     /// persistence; killed on drop.
     #[derive(Debug)]
@@ -140,7 +243,7 @@ mod on {
 #[cfg(feature = "peers")]
 pub use on::LocalRedis;
 #[cfg(feature = "peers")]
-pub(crate) use on::RedisEngine;
+pub(crate) use on::{RedisClusterEngine, RedisEngine};
 
 #[cfg(test)]
 mod tests {
