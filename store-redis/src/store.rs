@@ -66,11 +66,12 @@ use crate::scripts;
 /// # Redis Cluster
 ///
 /// Every script call names keys of one hash slot only (see the README's key layout), so
-/// the layout never causes `CROSSSLOT`. This version connects to **one** node and does
-/// not follow `MOVED`/`ASK` redirections: against a cluster, use it only through a
-/// slot-routing proxy, or with a hash-tagged prefix (`{app}:`) on the node that owns
-/// that slot. Replicas are not read from. [`rotate`](SessionStore::rotate) is the
-/// contract's default (create the new id, then delete the old), not atomic.
+/// the layout never causes `CROSSSLOT`. [`RedisStore::cluster`] connects through the
+/// `redis` crate's cluster client, which follows `MOVED`/`ASK` redirections and rides out
+/// a failover by retrying (up to 6 times, with growing waits); scans, `clear` and `stats`
+/// visit every primary. [`RedisStore::builder`] talks to one node (or a proxy). Replicas
+/// are not read from. [`rotate`](SessionStore::rotate) is the contract's default (create
+/// the new id, then delete the old), not atomic: the two ids hash to different slots.
 ///
 /// # Failures
 ///
