@@ -98,43 +98,7 @@ impl Harness for RedisHarness {
     }
 
     fn corrupt(&self, how: Corruption) -> Result<(), Unsupported> {
-        let con = &mut self.connection();
-        if how == Corruption::Incompatible {
-            let () = redis::cmd("SET")
-                .arg(format!("{}format", self.prefix))
-                .arg("store-redis 999")
-                .query(con)
-                .expect("SET");
-            return Ok(());
-        }
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}s:*", self.prefix))
-            .query(con)
-            .expect("KEYS");
-        for (i, k) in keys.iter().enumerate() {
-            let () = match how {
-                // Garbage over part of the header of every other entry.
-                Corruption::Scribble if i % 2 == 0 => redis::cmd("SETRANGE")
-                    .arg(k)
-                    .arg(i % 40)
-                    .arg(b"\xff\x00garbage")
-                    .query::<i64>(con)
-                    .map(drop)
-                    .expect("SETRANGE"),
-                // Every entry cut short inside its header.
-                Corruption::Truncate => {
-                    let head: Vec<u8> = redis::cmd("GETRANGE")
-                        .arg(k)
-                        .arg(0)
-                        .arg(i % 44)
-                        .query(con)
-                        .expect("GETRANGE");
-                    redis::cmd("SET").arg(k).arg(head).query(con).expect("SET")
-                }
-                _ => (),
-            };
-        }
-        Ok(())
+        corrupt_prefix(&mut self.connection(), &self.prefix, how)
     }
 
     fn worker_args(&self) -> Option<Vec<String>> {
@@ -234,43 +198,7 @@ impl Harness for RedisClusterHarness {
     }
 
     fn corrupt(&self, how: Corruption) -> Result<(), Unsupported> {
-        let con = &mut self.connection();
-        if how == Corruption::Incompatible {
-            let () = redis::cmd("SET")
-                .arg(format!("{}format", self.prefix))
-                .arg("store-redis 999")
-                .query(con)
-                .expect("SET");
-            return Ok(());
-        }
-        let keys: Vec<String> = redis::cmd("KEYS")
-            .arg(format!("{}s:*", self.prefix))
-            .query(con)
-            .expect("KEYS");
-        for (i, k) in keys.iter().enumerate() {
-            let () = match how {
-                // Garbage over part of the header of every other entry.
-                Corruption::Scribble if i % 2 == 0 => redis::cmd("SETRANGE")
-                    .arg(k)
-                    .arg(i % 40)
-                    .arg(b"\xff\x00garbage")
-                    .query::<i64>(con)
-                    .map(drop)
-                    .expect("SETRANGE"),
-                // Every entry cut short inside its header.
-                Corruption::Truncate => {
-                    let head: Vec<u8> = redis::cmd("GETRANGE")
-                        .arg(k)
-                        .arg(0)
-                        .arg(i % 44)
-                        .query(con)
-                        .expect("GETRANGE");
-                    redis::cmd("SET").arg(k).arg(head).query(con).expect("SET")
-                }
-                _ => (),
-            };
-        }
-        Ok(())
+        corrupt_prefix(&mut self.connection(), &self.prefix, how)
     }
 
     fn worker_args(&self) -> Option<Vec<String>> {
@@ -293,4 +221,49 @@ impl Harness for RedisClusterHarness {
             )),
         }
     }
+}
+
+/// Damages the entries under `prefix` as `how` says, through `con` (a connection to the
+/// server, or to the cluster, which routes each key's command to its node).
+fn corrupt_prefix(
+    con: &mut dyn redis::ConnectionLike,
+    prefix: &str,
+    how: Corruption,
+) -> Result<(), Unsupported> {
+    if how == Corruption::Incompatible {
+        let () = redis::cmd("SET")
+            .arg(format!("{}format", prefix))
+            .arg("store-redis 999")
+            .query(con)
+            .expect("SET");
+        return Ok(());
+    }
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}s:*", prefix))
+        .query(con)
+        .expect("KEYS");
+    for (i, k) in keys.iter().enumerate() {
+        let () = match how {
+            // Garbage over part of the header of every other entry.
+            Corruption::Scribble if i % 2 == 0 => redis::cmd("SETRANGE")
+                .arg(k)
+                .arg(i % 40)
+                .arg(b"\xff\x00garbage")
+                .query::<i64>(con)
+                .map(drop)
+                .expect("SETRANGE"),
+            // Every entry cut short inside its header.
+            Corruption::Truncate => {
+                let head: Vec<u8> = redis::cmd("GETRANGE")
+                    .arg(k)
+                    .arg(0)
+                    .arg(i % 44)
+                    .query(con)
+                    .expect("GETRANGE");
+                redis::cmd("SET").arg(k).arg(head).query(con).expect("SET")
+            }
+            _ => (),
+        };
+    }
+    Ok(())
 }

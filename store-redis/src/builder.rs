@@ -288,7 +288,7 @@ impl RedisStoreBuilder {
                 );
                 (
                     Target::Cluster {
-                        client,
+                        client: Box::new(client),
                         seeds: seeds.clone(),
                     },
                     addr,

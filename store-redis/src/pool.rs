@@ -25,7 +25,8 @@ pub(crate) enum Target {
     /// A Redis Cluster, through the `redis` crate's cluster client, which follows `MOVED`
     /// and `ASK` and refreshes its slot map; `seeds` are the nodes it was given.
     Cluster {
-        client: ClusterClient,
+        /// Boxed: the cluster client's options are large, and every store carries this.
+        client: Box<ClusterClient>,
         seeds: Vec<String>,
     },
 }

@@ -712,27 +712,12 @@ impl SessionStore for RedisStore {
                 .pool
                 .run(Retry::Never, |c| {
                     scripts::PURGE.prepare_invoke().load(c)?;
-                    // On a cluster the keys are in many slots: a cluster pipeline sends
-                    // each node its own.
-                    let mut pipe = redis::pipe();
-                    let mut cpipe = redis::cluster::cluster_pipe();
-                    for k in keys {
-                        pipe.cmd("EVALSHA")
-                            .arg(scripts::PURGE.get_hash())
-                            .arg(1)
-                            .arg(k)
-                            .arg(&now);
-                        cpipe
-                            .cmd("EVALSHA")
-                            .arg(scripts::PURGE.get_hash())
-                            .arg(1)
-                            .arg(k)
-                            .arg(&now);
-                    }
-                    match c.cluster() {
-                        Some(cc) => cpipe.query(cc),
-                        None => pipe.query(c),
-                    }
+                    let calls = keys.iter().map(|k| {
+                        let mut cmd = redis::cmd("EVALSHA");
+                        cmd.arg(scripts::PURGE.get_hash()).arg(1).arg(k).arg(&now);
+                        cmd
+                    });
+                    pipelined(c, calls)
                 })
                 .map_err(|e| self.backend("purge", None, e))?;
             let n: u64 = removed.iter().sum();
@@ -800,29 +785,16 @@ impl SessionStore for RedisStore {
                 .pool
                 .run(Retry::Never, |c| {
                     scripts::DELETE.prepare_invoke().load(c)?;
-                    let mut deletes = redis::pipe();
-                    let mut cdeletes = redis::cluster::cluster_pipe();
-                    for k in keys {
-                        deletes
-                            .cmd("EVALSHA")
-                            .arg(scripts::DELETE.get_hash())
+                    let calls = keys.iter().map(|k| {
+                        let mut cmd = redis::cmd("EVALSHA");
+                        cmd.arg(scripts::DELETE.get_hash())
                             .arg(1)
                             .arg(k)
                             .arg(&now)
                             .arg("");
-                        cdeletes
-                            .cmd("EVALSHA")
-                            .arg(scripts::DELETE.get_hash())
-                            .arg(1)
-                            .arg(k)
-                            .arg(&now)
-                            .arg("");
-                    }
-                    // On a cluster each node gets the scripts of its own keys.
-                    let d: Vec<i64> = match c.cluster() {
-                        Some(cc) => cdeletes.query(cc)?,
-                        None => deletes.query(c)?,
-                    };
+                        cmd
+                    });
+                    let d: Vec<i64> = pipelined(c, calls)?;
                     let u: u64 = redis::cmd("UNLINK").arg(keys).query(c)?;
                     Ok((d, u))
                 })
@@ -850,6 +822,30 @@ impl SessionStore for RedisStore {
         caps.scan = Support::Exact;
         caps.clear = Support::Exact;
         caps
+    }
+}
+
+/// Sends `cmds` in one pipeline: on a cluster, a cluster pipeline, which sends each
+/// node the commands of its own keys.
+fn pipelined<T: redis::FromRedisValue>(
+    c: &mut crate::pool::Conn,
+    cmds: impl Iterator<Item = redis::Cmd>,
+) -> redis::RedisResult<T> {
+    match c.cluster() {
+        Some(cc) => {
+            let mut p = redis::cluster::cluster_pipe();
+            for cmd in cmds {
+                p.add_command(cmd);
+            }
+            p.query(cc)
+        }
+        None => {
+            let mut p = redis::pipe();
+            for cmd in cmds {
+                p.add_command(cmd);
+            }
+            p.query(c)
+        }
     }
 }
 

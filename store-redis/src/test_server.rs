@@ -172,7 +172,8 @@ impl Drop for RedisServer {
 
 /// A real Redis Cluster for tests: six `redis-server` processes on loopback (three
 /// primaries, three replicas), started and stopped by the repository's
-/// `.ci/redis-cluster` script, and stopped by a watchdog if this process dies first.
+/// `.ci/redis-cluster` script, and stopped by the script's watchdog if this process dies
+/// first.
 /// Like [`RedisServer::start`], `None` with a printed `SKIP` line when `redis-server` is
 /// missing, unless `STORE_REDIS_REQUIRE_SERVER=1`.
 pub struct RedisCluster {
@@ -213,10 +214,13 @@ impl RedisCluster {
                 .join(format!("store-redis-cluster-{}-{base}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
             let dir = tempfile_dir::Dir(dir);
+            // The script's watchdog stops the nodes if this process dies without
+            // dropping the cluster.
             let out = Command::new(&script)
                 .arg("start")
                 .arg(&dir.0)
                 .arg(base.to_string())
+                .arg(std::process::id().to_string())
                 .stdin(Stdio::null())
                 .output()
                 .expect("run .ci/redis-cluster");
@@ -228,19 +232,6 @@ impl RedisCluster {
                 );
                 continue;
             }
-            // Stops the nodes if this process dies without dropping the cluster.
-            let _ = Command::new("bash")
-                .arg("-c")
-                .arg(format!(
-                    "while kill -0 {} 2>/dev/null; do sleep 0.5; done; '{}' stop '{}' >/dev/null 2>&1",
-                    std::process::id(),
-                    script.display(),
-                    dir.0.display()
-                ))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
             return Some(RedisCluster { dir, base });
         }
         panic!("no redis cluster came up on 5 port ranges");
@@ -292,6 +283,7 @@ impl RedisCluster {
                 .arg("start")
                 .arg(&self.dir.0)
                 .arg(self.base.to_string())
+                .arg(std::process::id().to_string())
                 .stdin(Stdio::null())
                 .output()
                 .expect("run .ci/redis-cluster");

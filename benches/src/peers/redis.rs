@@ -87,42 +87,36 @@ mod on {
     }
 
     /// A Redis Cluster this process started (three primaries, three replicas on loopback,
-    /// by the repository's `.ci/redis-cluster`), for the whole run: its nodes are stopped
-    /// by a watchdog once this process exits. The seeds, comma-separated, or why not.
+    /// by the repository's `.ci/redis-cluster`), for the whole run: the script's watchdog
+    /// stops its nodes once this process exits. The seeds, comma-separated, or why not.
     fn local_cluster() -> std::result::Result<&'static str, String> {
         static CLUSTER: std::sync::OnceLock<std::result::Result<String, String>> =
             std::sync::OnceLock::new();
         CLUSTER
             .get_or_init(|| {
                 let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../.ci/redis-cluster");
-                let dir = std::env::temp_dir().join(format!("bench-cluster-{}", std::process::id()));
+                let dir =
+                    std::env::temp_dir().join(format!("bench-cluster-{}", std::process::id()));
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
                 let base = 19_000 + (std::process::id() % 100) as u16 * 8;
+                // The script's watchdog stops the nodes once this process is gone.
                 let out = Command::new(script)
                     .arg("start")
                     .arg(&dir)
                     .arg(base.to_string())
+                    .arg(std::process::id().to_string())
                     .stdin(Stdio::null())
                     .output()
                     .map_err(|e| format!("running {script}: {e}"))?;
                 if !out.status.success() {
                     return Err(format!(
                         "no local Redis Cluster ({script} start failed: {})",
-                        String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+                        String::from_utf8_lossy(&out.stderr)
+                            .lines()
+                            .last()
+                            .unwrap_or("")
                     ));
                 }
-                let _ = Command::new("bash")
-                    .arg("-c")
-                    .arg(format!(
-                        "while kill -0 {} 2>/dev/null; do sleep 0.5; done; '{script}' stop '{}' >/dev/null 2>&1; rm -rf '{}'",
-                        std::process::id(),
-                        dir.display(),
-                        dir.display()
-                    ))
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn();
                 let seeds = String::from_utf8_lossy(&out.stdout);
                 Ok(seeds.lines().last().unwrap_or("").trim().to_string())
             })
