@@ -135,6 +135,52 @@ return {0, ver}
     ))
 });
 
+/// `rotate` in one step: `KEYS[1]` the old id's data key, `KEYS[2]` the new id's data
+/// key, `KEYS[3]` the new id's version counter (all three in one slot). `ARGV`: now.
+/// Moves the live entry of `KEYS[1]` to `KEYS[2]` with its value and expiry and a new
+/// version from the new id's counter, unless the new id is live.
+///
+/// Returns `{0}` the old id absent or expired, `{1}` the new id live, `{2, version}`
+/// moved, `{4, n}` foreign data under `KEYS[n]`.
+pub(crate) static ROTATE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(concat!(
+        prelude!(),
+        r#"
+local cur = live_version()
+if cur == false then return {4, 1} end
+if cur == nil then return {0} end
+local h = redis.call('GETRANGE', KEYS[2], 0, 44)
+if h ~= '' then
+  if #h ~= 45 or string.sub(h, 1, 3) ~= 'v1:' or string.sub(h, 24, 24) ~= ':'
+      or string.sub(h, 45, 45) ~= ':' or tonumber(string.sub(h, 25, 44)) == nil then
+    return {4, 2}
+  end
+  local e2 = tonumber(string.sub(h, 25, 44))
+  if e2 == 0 or e2 > now then return {1} end
+  redis.call('DEL', KEYS[2])
+elseif redis.call('EXISTS', KEYS[2]) == 1 then
+  return {4, 2}
+end
+local raw = redis.call('GET', KEYS[1])
+local e20 = string.sub(raw, 25, 44)
+local e = tonumber(e20)
+if e == 0 then e = nil end
+if redis.call('EXISTS', KEYS[3]) == 0 then
+  redis.call('SET', KEYS[3], t[1] .. string.format('%06d', tonumber(t[2])))
+end
+local ver = redis.call('INCR', KEYS[3])
+local args = {'SET', KEYS[2], 'v1:' .. string.format('%020d', ver) .. ':' .. e20 .. ':' .. string.sub(raw, 46)}
+if server_expires(e) then
+  table.insert(args, 'PXAT')
+  table.insert(args, string.format('%d', e))
+end
+redis.call(unpack(args))
+redis.call('DEL', KEYS[1])
+return {2, ver}
+"#
+    ))
+});
+
 /// `KEYS[1]` data key. `ARGV`: now, the expected version (20 digits) or `''` for any.
 /// Returns 1 deleted, 0 absent or expired, -1 another version, -2 foreign data with a
 /// version expected (without one, foreign data is deleted and 1 returned).

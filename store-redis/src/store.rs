@@ -70,8 +70,9 @@ use crate::scripts;
 /// `redis` crate's cluster client, which follows `MOVED`/`ASK` redirections and rides out
 /// a failover by retrying (up to 6 times, with growing waits); scans, `clear` and `stats`
 /// visit every primary. [`RedisStore::builder`] talks to one node (or a proxy). Replicas
-/// are not read from. [`rotate`](SessionStore::rotate) is the contract's default (create
-/// the new id, then delete the old), not atomic: the two ids hash to different slots.
+/// are not read from. [`rotate`](SessionStore::rotate) is one atomic script where both
+/// ids' keys share a slot (one server; a cluster with a hash-tagged prefix), and the
+/// contract's default (create the new id, then delete the old) across slots.
 ///
 /// # Failures
 ///
@@ -805,6 +806,53 @@ impl SessionStore for RedisStore {
             Ok(ControlFlow::Continue(()))
         })?;
         Ok(total)
+    }
+
+    /// One script moves the entry, atomically, when the two ids' keys are in one hash
+    /// slot: always on one server, and on a cluster when the prefix carries a hash tag
+    /// (`{shop}:`, the whole store in one slot). Otherwise (a cluster, untagged prefix: the
+    /// ids hash to different slots, and Redis runs no script or transaction across slots)
+    /// the contract's default: create the new id, then delete the old, not atomic.
+    fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
+        let from_key = self.layout.data_key(from);
+        let to_key = self.layout.data_key(to);
+        let counter = self.layout.counter_key(&to_key);
+        let one_slot = !self.pool.is_cluster()
+            || (crate::keys::key_slot(from_key.as_bytes())
+                == crate::keys::key_slot(to_key.as_bytes())
+                && crate::keys::key_slot(counter.as_bytes())
+                    == crate::keys::key_slot(to_key.as_bytes()));
+        if !one_slot {
+            let Some(entry) = self.get(from)? else {
+                return Ok(false);
+            };
+            let expiry = entry.expires_at.map_or(Expiry::Never, Expiry::At);
+            self.put(to, &entry.value, expiry, WriteMode::CreateOnly)?;
+            self.delete(from)?;
+            return Ok(true);
+        }
+        let now = self.now_arg();
+        let reply: Vec<u64> = self
+            .pool
+            .run(Retry::Never, |c| {
+                scripts::ROTATE
+                    .key(&from_key)
+                    .key(&to_key)
+                    .key(&counter)
+                    .arg(&now)
+                    .invoke(c)
+            })
+            .map_err(|e| self.backend("rotate", Some(from), e))?;
+        match reply.as_slice() {
+            [0] => Ok(false),
+            [1] => Err(Error::AlreadyExists { key: to.clone() }),
+            [2, _] => {
+                self.writes.fetch_add(1, Ordering::Relaxed);
+                Ok(true)
+            }
+            [4, 2] => Err(self.corrupted(&to_key)),
+            _ => Err(self.corrupted(&from_key)),
+        }
     }
 
     fn capabilities(&self) -> Capabilities {

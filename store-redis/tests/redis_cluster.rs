@@ -91,3 +91,40 @@ fn every_operation_works_across_the_primaries() {
         .unwrap();
     assert_eq!(again, 0);
 }
+
+/// With a hash-tagged prefix the whole store is in one slot, so `rotate` is one script
+/// there too (as on one server): the new id must not be live, the old one is gone.
+#[test]
+fn a_tagged_prefix_keeps_the_store_in_one_slot_and_rotate_in_one_script() {
+    let Some(cluster) = RedisCluster::start(module_path!()) else {
+        return;
+    };
+    let s = cluster.store("{shop}:");
+    for i in 0..50 {
+        s.set(&key(i), b"v").unwrap();
+    }
+    assert!(s.rotate(&key(1), &key(1001)).unwrap());
+    assert!(s.get(&key(1)).unwrap().is_none());
+    assert_eq!(s.get_value(&key(1001)).unwrap().unwrap(), b"v");
+    assert!(matches!(
+        s.rotate(&key(2), &key(1001)),
+        Err(store_api::Error::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        s.get_value(&key(2)).unwrap().unwrap(),
+        b"v",
+        "left in place"
+    );
+    assert!(!s.rotate(&key(999), &key(1999)).unwrap(), "absent");
+    // One slot: one primary holds every key of the store.
+    let mut holders = 0;
+    for port in cluster.seeds().iter().take(3) {
+        let mut c = redis::Client::open(port.as_str())
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
+        holders += usize::from(n > 0);
+    }
+    assert_eq!(holders, 1);
+}
