@@ -13,16 +13,6 @@ use crate::info::ServerInfo;
 use crate::keys::{FORMAT, KeyLayout};
 use crate::pool::{Pool, Retry, Target};
 
-/// How often the cluster client retries a command that met a redirection, a slot
-/// without a primary (`CLUSTERDOWN`), a dead node or a timeout, and between which waits
-/// (ms, growing): enough to ride out a failover of a killed primary on the node timeout
-/// the tests use (2 s). A node that stops answering costs each try the command timeout,
-/// so one call may take up to `(CLUSTER_RETRIES + 1) * command_timeout` (14 s with the
-/// defaults) before it fails.
-const CLUSTER_RETRIES: u32 = 6;
-const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
-const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 1_000;
-
 /// Largest value accepted unless told otherwise (4 MiB, as `store-memory`: sessions are
 /// small; a larger value is almost always a bug).
 pub const DEFAULT_MAX_VALUE_LEN: usize = 4 << 20;
@@ -263,14 +253,11 @@ impl RedisStoreBuilder {
                             .into(),
                     });
                 }
+                // No retries in the client: it would resend a write after a timeout (the
+                // write may have run). The pool retries what surely did not run.
                 let mut b = redis::cluster::ClusterClient::builder(seeds.clone())
                     .connection_timeout(self.connect_timeout)
-                    // A failover takes the cluster a few seconds (the node timeout plus
-                    // the election): retried slot-map refreshes and waits ride it out,
-                    // within a bound instead of the client's default of minutes.
-                    .retries(CLUSTER_RETRIES)
-                    .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
-                    .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
+                    .retries(0);
                 if let Some(t) = self.command_timeout {
                     b = b.response_timeout(t);
                 }
@@ -289,7 +276,8 @@ impl RedisStoreBuilder {
                 (
                     Target::Cluster {
                         client: Box::new(client),
-                        seeds: seeds.clone(),
+                        seeds: seeds.iter().map(|u| redact(u)).collect(),
+                        connecting: Default::default(),
                     },
                     addr,
                     0,
@@ -327,6 +315,12 @@ impl RedisStoreBuilder {
         let marker = layout.format_key();
         let (found,): (Option<String>,) = pool
             .run(Retry::Idempotent, |c| {
+                if c.cluster().is_some() {
+                    // One key, but a cluster does not redirect a transaction.
+                    let () = redis::cmd("SETNX").arg(&marker).arg(FORMAT).query(c)?;
+                    let found: Option<String> = redis::cmd("GET").arg(&marker).query(c)?;
+                    return Ok((found,));
+                }
                 redis::pipe()
                     .atomic()
                     .cmd("SETNX")

@@ -27,7 +27,10 @@ pub(crate) enum Target {
     Cluster {
         /// Boxed: the cluster client's options are large, and every store carries this.
         client: Box<ClusterClient>,
+        /// The seeds with passwords redacted, for `Debug`.
         seeds: Vec<String>,
+        /// Connection attempts running now (see [`connect_cluster`]).
+        connecting: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     },
 }
 
@@ -73,6 +76,13 @@ impl ConnectionLike for Conn {
         match self {
             Conn::Single(c) => c.req_command(cmd),
             Conn::Cluster(c) => c.req_command(cmd),
+        }
+    }
+
+    fn supports_pipelining(&self) -> bool {
+        match self {
+            Conn::Single(c) => c.supports_pipelining(),
+            Conn::Cluster(c) => c.supports_pipelining(),
         }
     }
 
@@ -133,10 +143,38 @@ impl Pool {
     }
 
     /// Runs `op` on a connection.
+    ///
+    /// On a cluster, `op` is tried again (on a new connection, so with a fresh slot map,
+    /// after a growing wait) when it failed in a way that says the server did **not** run
+    /// it: a redirection (`MOVED`, `ASK`), `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, a
+    /// refused connection. That is what rides out a failover; the cluster client's own
+    /// retries are off, since it would also resend a write after a timeout, which may
+    /// have run.
     pub(crate) fn run<T>(
         &self,
         retry: Retry,
         mut op: impl FnMut(&mut Conn) -> RedisResult<T>,
+    ) -> RedisResult<T> {
+        if !self.is_cluster() {
+            return self.run_once(retry, &mut op);
+        }
+        let mut wait = CLUSTER_FIRST_WAIT;
+        for _ in 0..CLUSTER_RETRIES {
+            match self.run_once(retry, &mut op) {
+                Err(e) if not_run(&e) => {
+                    std::thread::sleep(wait);
+                    wait = (wait * 2).min(CLUSTER_MAX_WAIT);
+                }
+                other => return other,
+            }
+        }
+        self.run_once(retry, &mut op)
+    }
+
+    fn run_once<T>(
+        &self,
+        retry: Retry,
+        op: &mut impl FnMut(&mut Conn) -> RedisResult<T>,
     ) -> RedisResult<T> {
         let pooled = self.take_idle();
         let was_pooled = pooled.is_some();
@@ -149,7 +187,9 @@ impl Pool {
                 self.give_back(con);
                 Ok(v)
             }
-            Err(e) if breaks_connection(&e) => {
+            // A cluster connection that met any error is replaced: its slot map may be
+            // stale (the client refreshes it only while retrying, which is off).
+            Err(e) if breaks_connection(&e) || self.is_cluster() => {
                 drop(con);
                 self.clear();
                 if was_pooled && retry == Retry::Idempotent && e.is_connection_dropped() {
@@ -182,9 +222,13 @@ impl Pool {
                 con.set_write_timeout(self.command_timeout)?;
                 Ok(Conn::Single(con))
             }
-            // Timeouts and retries are set on the cluster client (see the builder).
-            Target::Cluster { client, .. } => {
-                client.get_connection().map(|c| Conn::Cluster(Box::new(c)))
+            Target::Cluster {
+                client, connecting, ..
+            } => {
+                let con = connect_cluster(client, connecting, self.connect_timeout)?;
+                con.set_read_timeout(self.command_timeout)?;
+                con.set_write_timeout(self.command_timeout)?;
+                Ok(Conn::Cluster(Box::new(con)))
             }
         }
     }
@@ -224,6 +268,68 @@ impl std::fmt::Debug for Pool {
             .field("command_timeout", &self.command_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// How often [`Pool::run`] tries a cluster call again after an error that says it did
+/// not run, and the waits between tries (doubling): 50 ms to 1 s, about 5 s in all,
+/// longer than a failover of a killed primary takes with a node timeout of 2 s.
+const CLUSTER_RETRIES: u32 = 8;
+const CLUSTER_FIRST_WAIT: Duration = Duration::from_millis(50);
+const CLUSTER_MAX_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether a cluster call failed before the server ran it, so that running it again is
+/// safe for a write too: the node refused it (a redirection, the slot being moved or
+/// without a primary, the node loading), or no connection could be made.
+fn not_run(e: &RedisError) -> bool {
+    use redis::{ErrorKind, ServerErrorKind};
+    e.is_cluster_error()
+        || e.is_connection_refusal()
+        || matches!(
+            e.kind(),
+            ErrorKind::Server(ServerErrorKind::MasterDown | ServerErrorKind::BusyLoading)
+                | ErrorKind::ClusterConnectionNotFound
+        )
+}
+
+/// Connection attempts to a cluster that may run at once; beyond, a call fails at once
+/// instead of leaving one more thread behind on a node that does not answer.
+const MAX_CONNECTING: usize = 32;
+
+/// A new cluster connection within four connect timeouts: the cluster client sends
+/// each node a `PING` before it sets any read timeout, so a node that accepts
+/// connections but never answers (stopped, hung) would block the caller for ever. The
+/// attempt runs on a thread of its own; if it does not finish in time the caller gets an
+/// error and the thread is left to finish (or hang) alone. At most [`MAX_CONNECTING`]
+/// attempts run at once, so a hung node costs a bounded number of threads.
+fn connect_cluster(
+    client: &ClusterClient,
+    connecting: &std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    connect_timeout: Duration,
+) -> RedisResult<ClusterConnection> {
+    use std::sync::atomic::Ordering;
+    // Relaxed: a bound on threads, not a hand-over of data.
+    if connecting.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTING {
+        connecting.fetch_sub(1, Ordering::Relaxed);
+        return Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "too many connection attempts to the cluster have not finished (a node accepts \
+             connections but does not answer)",
+        )));
+    }
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (client, count) = (client.clone(), connecting.clone());
+    std::thread::spawn(move || {
+        let r = client.get_connection();
+        count.fetch_sub(1, Ordering::Relaxed);
+        let _ = tx.send(r);
+    });
+    let limit = connect_timeout * 4;
+    rx.recv_timeout(limit).unwrap_or_else(|_| {
+        Err(RedisError::from(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("connecting to the cluster took more than {limit:?}"),
+        )))
+    })
 }
 
 /// Whether the connection that produced `e` must be dropped. Errors the server sent as a

@@ -135,6 +135,13 @@ return {0, ver}
     ))
 });
 
+/// A read on a Redis Cluster: `KEYS[1]`'s string and the time of the node that holds it,
+/// in one step (the single server's `MULTI GET TIME EXEC`, which a cluster cannot
+/// redirect: a transaction that meets `MOVED` is aborted whole). Returns `{value or
+/// false, TIME}`.
+pub(crate) static READ: LazyLock<Script> =
+    LazyLock::new(|| Script::new("return {redis.call('GET', KEYS[1]), redis.call('TIME')}"));
+
 /// `rotate` in one step: `KEYS[1]` the old id's data key, `KEYS[2]` the new id's data
 /// key, `KEYS[3]` the new id's version counter (all three in one slot). `ARGV`: now.
 /// Moves the live entry of `KEYS[1]` to `KEYS[2]` with its value and expiry and a new

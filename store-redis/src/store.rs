@@ -67,8 +67,9 @@ use crate::scripts;
 ///
 /// Every script call names keys of one hash slot only (see the README's key layout), so
 /// the layout never causes `CROSSSLOT`. [`RedisStore::cluster`] connects through the
-/// `redis` crate's cluster client, which follows `MOVED`/`ASK` redirections and rides out
-/// a failover by retrying (up to 6 times, with growing waits); scans, `clear` and `stats`
+/// `redis` crate's cluster client; the store's pool retries what surely did not run
+/// (redirections, a slot without a primary) on fresh connections, which rides out a
+/// failover, and never resends a write that may have run. Scans, `clear` and `stats`
 /// visit every primary. [`RedisStore::builder`] talks to one node (or a proxy). Replicas
 /// are not read from. [`rotate`](SessionStore::rotate) is one atomic script where both
 /// ids' keys share a slot (one server; a cluster with a hash-tagged prefix), and the
@@ -137,9 +138,11 @@ impl RedisStore {
     }
 
     /// Options for a store on a Redis Cluster, reached through `seeds` (URLs of some of
-    /// its nodes, `redis://host:port`; better all primaries). The cluster client follows
-    /// `MOVED` and `ASK`, and rides out a failover by retrying for about ten seconds; scans,
-    /// `clear` and `stats` visit every primary. See the README's deployments.
+    /// its nodes, `redis://host:port`; better all primaries). A call that surely did not
+    /// run (a redirection, a slot without a primary, a refused connection) is tried again
+    /// on a fresh connection for about 5 s, which rides out a failover; a write that timed
+    /// out is never resent. Scans, `clear` and `stats` visit every primary. See the
+    /// README's deployments.
     pub fn cluster<I, S>(seeds: I) -> RedisStoreBuilder
     where
         I: IntoIterator<Item = S>,
@@ -262,6 +265,9 @@ impl RedisStore {
         let (raw, (secs, micros)): (Option<Vec<u8>>, (u64, u64)) = self
             .pool
             .run(Retry::Idempotent, |c| {
+                if c.cluster().is_some() {
+                    return scripts::READ.key(data_key).invoke(c);
+                }
                 redis::pipe()
                     .atomic()
                     .cmd("GET")
@@ -386,9 +392,14 @@ impl RedisStore {
             .pool
             .run(Retry::Idempotent, |c| {
                 if c.cluster().is_some() {
-                    // The keys are in many slots: the cluster client splits the MGET by
-                    // slot (not atomically), and the time comes from one node.
-                    let raws = redis::cmd("MGET").arg(keys).query(c)?;
+                    // The keys are in many slots: one GET each, a cluster pipeline (one
+                    // round trip per node), and the time of one node.
+                    let gets = keys.iter().map(|k| {
+                        let mut g = redis::cmd("GET");
+                        g.arg(k);
+                        g
+                    });
+                    let raws = pipelined(c, gets)?;
                     let time = redis::cmd("TIME").query(c)?;
                     return Ok((raws, time));
                 }
@@ -446,26 +457,44 @@ impl RedisStore {
             glob_escape(&self.layout.data_key_prefix()),
             glob_escape(prefix)
         );
-        let nodes: Vec<Option<(String, u16)>> = if self.pool.is_cluster() {
+        let mut seen: HashSet<Vec<u8>> = HashSet::new();
+        if !self.pool.is_cluster() {
+            let _stopped_or_done = self.scan_node(None, &pattern, what, &mut seen, f)?;
+            return Ok(());
+        }
+        // A cluster: every primary in turn. A failover or a slot migration during the
+        // scan changes which node holds what; the scan then goes over the new primaries
+        // again (the keys already handed out are not handed out twice), so that every
+        // key present for the whole scan is seen.
+        let primaries_now = || {
             self.pool
                 .run(Retry::Idempotent, primaries)
-                .map_err(|e| self.backend(&format!("{what} (CLUSTER SHARDS)"), None, e))?
-                .into_iter()
-                .map(Some)
-                .collect()
-        } else {
-            vec![None]
+                .map_err(|e| self.backend(&format!("{what} (CLUSTER SLOTS)"), None, e))
         };
-        let mut seen: HashSet<Vec<u8>> = HashSet::new();
-        for node in nodes {
-            if self
-                .scan_node(node.as_ref(), &pattern, what, &mut seen, f)?
-                .is_break()
-            {
+        let mut nodes = primaries_now()?;
+        for _ in 0..SCAN_TOPOLOGY_TRIES {
+            for node in &nodes {
+                if self
+                    .scan_node(Some(node), &pattern, what, &mut seen, f)?
+                    .is_break()
+                {
+                    return Ok(());
+                }
+            }
+            let after = primaries_now()?;
+            if after == nodes {
                 return Ok(());
             }
+            nodes = after;
         }
-        Ok(())
+        Err(Error::Backend {
+            context: format!(
+                "redis {what} on {}: the cluster's primaries kept changing during the scan \
+                 ({SCAN_TOPOLOGY_TRIES} passes); retry once it is stable",
+                self.addr
+            ),
+            source: Box::new(std::io::Error::other("cluster topology changed")),
+        })
     }
 
     /// One node's part of [`Self::each_batch`] (`None`: the server of a single-server
@@ -823,31 +852,37 @@ impl SessionStore for RedisStore {
                 && crate::keys::key_slot(counter.as_bytes())
                     == crate::keys::key_slot(to_key.as_bytes()));
         if !one_slot {
-            let Some(entry) = self.get(from)? else {
-                return Ok(false);
-            };
-            let expiry = entry.expires_at.map_or(Expiry::Never, Expiry::At);
-            self.put(to, &entry.value, expiry, WriteMode::CreateOnly)?;
-            self.delete(from)?;
-            return Ok(true);
+            return self.rotate_in_two_steps(from, to);
         }
         let now = self.now_arg();
-        let reply: Vec<u64> = self
-            .pool
-            .run(Retry::Never, |c| {
-                scripts::ROTATE
-                    .key(&from_key)
-                    .key(&to_key)
-                    .key(&counter)
-                    .arg(&now)
-                    .invoke(c)
-            })
-            .map_err(|e| self.backend("rotate", Some(from), e))?;
+        let reply: redis::RedisResult<Vec<u64>> = self.pool.run(Retry::Never, |c| {
+            scripts::ROTATE
+                .key(&from_key)
+                .key(&to_key)
+                .key(&counter)
+                .arg(&now)
+                .invoke(c)
+        });
+        let reply = match reply {
+            Ok(r) => r,
+            // Behind a slot-routing proxy, one server may still refuse keys of several
+            // slots: the move then takes two steps, as on a cluster.
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::CrossSlot) => {
+                return self.rotate_in_two_steps(from, to);
+            }
+            Err(e) => return Err(self.backend("rotate", Some(from), e)),
+        };
+        // Counted as the two-step move counts: a read, a hit if found, two writes.
+        self.reads.fetch_add(1, Ordering::Relaxed);
         match reply.as_slice() {
             [0] => Ok(false),
-            [1] => Err(Error::AlreadyExists { key: to.clone() }),
+            [1] => {
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                Err(Error::AlreadyExists { key: to.clone() })
+            }
             [2, _] => {
-                self.writes.fetch_add(1, Ordering::Relaxed);
+                self.hits.fetch_add(1, Ordering::Relaxed);
+                self.writes.fetch_add(2, Ordering::Relaxed);
                 Ok(true)
             }
             [4, 2] => Err(self.corrupted(&to_key)),
@@ -856,6 +891,24 @@ impl SessionStore for RedisStore {
     }
 
     fn capabilities(&self) -> Capabilities {
+        self.capabilities_of()
+    }
+}
+
+impl RedisStore {
+    /// The contract's default `rotate`: the new id written create-only, then the old one
+    /// deleted; not atomic (a write to the old id racing the move may be lost).
+    fn rotate_in_two_steps(&self, from: &Key, to: &Key) -> Result<bool> {
+        let Some(entry) = self.get(from)? else {
+            return Ok(false);
+        };
+        let expiry = entry.expires_at.map_or(Expiry::Never, Expiry::At);
+        self.put(to, &entry.value, expiry, WriteMode::CreateOnly)?;
+        self.delete(from)?;
+        Ok(true)
+    }
+
+    fn capabilities_of(&self) -> Capabilities {
         let mut caps = Capabilities::new(self.max_value_len);
         caps.shared_across_processes = true;
         caps.shared_across_hosts = true;
@@ -872,6 +925,10 @@ impl SessionStore for RedisStore {
         caps
     }
 }
+
+/// Passes over a cluster's primaries a scan makes before it gives up on a topology that
+/// keeps changing.
+const SCAN_TOPOLOGY_TRIES: usize = 3;
 
 /// Sends `cmds` in one pipeline: on a cluster, a cluster pipeline, which sends each
 /// node the commands of its own keys.
@@ -916,10 +973,19 @@ fn primaries(c: &mut crate::pool::Conn) -> redis::RedisResult<Vec<(String, u16)>
             .map_err(redis::RedisError::from)?;
         let port: u16 = redis::FromRedisValue::from_redis_value(port.clone())
             .map_err(redis::RedisError::from)?;
+        // An empty host is the node that answered; `?` a node whose address it does not
+        // know: neither can be scanned by address.
+        if host.is_empty() || host == "?" {
+            return Err(redis::RedisError::from(std::io::Error::other(format!(
+                "CLUSTER SLOTS names a primary without a usable address ({host:?}:{port}); \
+                 set cluster-announce-ip on the nodes"
+            ))));
+        }
         if !out.contains(&(host.clone(), port)) {
             out.push((host, port));
         }
     }
+    out.sort();
     Ok(out)
 }
 

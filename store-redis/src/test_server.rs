@@ -208,10 +208,15 @@ impl RedisCluster {
         drop(RedisServer::start(test, &[])?);
         let script = cluster_script();
         assert!(script.is_file(), "{} is missing", script.display());
-        for attempt in 0..5u32 {
-            let base = 17_000 + ((std::process::id() + attempt * 97) % 400) as u16 * 8;
+        // Every cluster of this process gets ports and a directory of its own (tests run
+        // in parallel threads); other processes' clusters are told apart by the script,
+        // which refuses ports in use.
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        for _ in 0..5u32 {
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let base = 17_000 + ((std::process::id() * 7 + n * 53) % 250) as u16 * 8;
             let dir = std::env::temp_dir()
-                .join(format!("store-redis-cluster-{}-{base}", std::process::id()));
+                .join(format!("store-redis-cluster-{}-{n}", std::process::id()));
             let _ = std::fs::create_dir_all(&dir);
             let dir = tempfile_dir::Dir(dir);
             // The script's watchdog stops the nodes if this process dies without

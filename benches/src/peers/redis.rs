@@ -98,7 +98,8 @@ mod on {
                 let dir =
                     std::env::temp_dir().join(format!("bench-cluster-{}", std::process::id()));
                 std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-                let base = 19_000 + (std::process::id() % 100) as u16 * 8;
+                // Ports apart from the tests' clusters (17000-18999).
+                let base = 21_000 + (std::process::id() % 100) as u16 * 8;
                 // The script's watchdog stops the nodes once this process is gone.
                 let out = Command::new(script)
                     .arg("start")
