@@ -50,7 +50,7 @@ pub use error::{BoxError, Error, Result};
 pub use key::{Key, KeyRule, MAX_KEY_LEN};
 pub use scan::{ScanEntry, ScanOptions, Support, visit_part};
 pub use stats::{Blocking, Capabilities, Stats, UpdateAtomicity};
-pub use store::{SessionStore, SessionStoreExt};
+pub use store::{SessionStore, SessionStoreExt, rotate_by_copy};
 pub use time::{Clock, Expiry, ManualClock, SystemClock, Timestamp, is_live};
 pub use typed::{Typed, TypedUpdate};
 pub use write::{EvictionPolicy, Evictions, UpdateAction, UpdateOutcome, WriteMode, WriteOutcome};

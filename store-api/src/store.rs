@@ -142,13 +142,7 @@ pub trait SessionStore: Send + Sync + Debug {
     /// [`TooLarge`](crate::Error::TooLarge) if the value does not fit under the key `to`
     /// (a longer key leaves less room); [`NoSpace`](crate::Error::NoSpace); backend errors.
     fn rotate(&self, from: &Key, to: &Key) -> Result<bool> {
-        let Some(entry) = self.get(from)? else {
-            return Ok(false);
-        };
-        let expiry = entry.expires_at.map_or(Expiry::Never, Expiry::At);
-        self.put(to, &entry.value, expiry, WriteMode::CreateOnly)?;
-        self.delete(from)?;
-        Ok(true)
+        rotate_by_copy(self, from, to)
     }
 
     /// Reads and deletes the live entry of `key` in one atomic step (one-time tokens,
@@ -352,6 +346,22 @@ macro_rules! forward_impl {
 
 forward_impl!(std::sync::Arc<S>);
 forward_impl!(Box<S>);
+
+/// The default [`SessionStore::rotate`], for engines that override it and still need it
+/// where they cannot lock both keys: `to` written create-only with `from`'s value and
+/// expiry, then `from` deleted. Not atomic: a write to `from` racing the move may be lost.
+///
+/// # Errors
+/// As [`SessionStore::rotate`].
+pub fn rotate_by_copy<S: SessionStore + ?Sized>(store: &S, from: &Key, to: &Key) -> Result<bool> {
+    let Some(entry) = store.get(from)? else {
+        return Ok(false);
+    };
+    let expiry = entry.expires_at.map_or(Expiry::Never, Expiry::At);
+    store.put(to, &entry.value, expiry, WriteMode::CreateOnly)?;
+    store.delete(from)?;
+    Ok(true)
+}
 
 #[cfg(test)]
 mod tests {

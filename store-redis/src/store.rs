@@ -899,13 +899,7 @@ impl RedisStore {
     /// The contract's default `rotate`: the new id written create-only, then the old one
     /// deleted; not atomic (a write to the old id racing the move may be lost).
     fn rotate_in_two_steps(&self, from: &Key, to: &Key) -> Result<bool> {
-        let Some(entry) = self.get(from)? else {
-            return Ok(false);
-        };
-        let expiry = entry.expires_at.map_or(Expiry::Never, Expiry::At);
-        self.put(to, &entry.value, expiry, WriteMode::CreateOnly)?;
-        self.delete(from)?;
-        Ok(true)
+        store_api::rotate_by_copy(self, from, to)
     }
 
     fn capabilities_of(&self) -> Capabilities {

@@ -9,6 +9,22 @@ use std::ops::ControlFlow;
 use store_api::{Expiry, Key, ScanOptions, SessionStore, SessionStoreExt, WriteMode};
 use store_redis::test_server::RedisCluster;
 
+/// Keys on each of the cluster's first three nodes (its primaries when it started).
+fn keys_per_primary(cluster: &RedisCluster) -> Vec<u64> {
+    cluster
+        .seeds()
+        .iter()
+        .take(3)
+        .map(|url| {
+            let mut c = redis::Client::open(url.as_str())
+                .unwrap()
+                .get_connection()
+                .unwrap();
+            redis::cmd("DBSIZE").query(&mut c).unwrap()
+        })
+        .collect()
+}
+
 fn key(i: u32) -> Key {
     Key::new(format!("session:{i:05}")).unwrap()
 }
@@ -29,15 +45,7 @@ fn every_operation_works_across_the_primaries() {
         );
     }
     // The keys are spread: every primary holds some.
-    let mut per_node = Vec::new();
-    for port in cluster.seeds().iter().take(3) {
-        let mut c = redis::Client::open(port.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
-        per_node.push(n);
-    }
+    let per_node = keys_per_primary(&cluster);
     assert!(per_node.iter().all(|&n| n > 20), "{per_node:?}");
     // Writes of every mode, versions, update, touch, rotate (across slots), delete.
     let w = s
@@ -117,14 +125,9 @@ fn a_tagged_prefix_keeps_the_store_in_one_slot_and_rotate_in_one_script() {
     );
     assert!(!s.rotate(&key(999), &key(1999)).unwrap(), "absent");
     // One slot: one primary holds every key of the store.
-    let mut holders = 0;
-    for port in cluster.seeds().iter().take(3) {
-        let mut c = redis::Client::open(port.as_str())
-            .unwrap()
-            .get_connection()
-            .unwrap();
-        let n: u64 = redis::cmd("DBSIZE").query(&mut c).unwrap();
-        holders += usize::from(n > 0);
-    }
+    let holders = keys_per_primary(&cluster)
+        .iter()
+        .filter(|&&n| n > 0)
+        .count();
     assert_eq!(holders, 1);
 }
