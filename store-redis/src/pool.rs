@@ -75,7 +75,12 @@ impl ConnectionLike for Conn {
     fn req_command(&mut self, cmd: &Cmd) -> RedisResult<Value> {
         match self {
             Conn::Single(c) => c.req_command(cmd),
-            Conn::Cluster(c) => c.req_command(cmd),
+            Conn::Cluster(c) => match c.req_command(cmd).and_then(Value::extract_error) {
+                Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::Ask) => {
+                    follow_ask(c, cmd, e)
+                }
+                other => other,
+            },
         }
     }
 
@@ -146,8 +151,8 @@ impl Pool {
     ///
     /// On a cluster, `op` is tried again (on a new connection, so with a fresh slot map,
     /// after a growing wait) when it failed in a way that says the server did **not** run
-    /// it: a redirection (`MOVED`, `ASK`), `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, a
-    /// refused connection. That is what rides out a failover; the cluster client's own
+    /// it: a redirection (`MOVED`; an `ASK` that [`follow_ask`] could not follow),
+    /// `TRYAGAIN`, `CLUSTERDOWN`, `MASTERDOWN`, a refused connection. That is what rides out a failover; the cluster client's own
     /// retries are off, since it would also resend a write after a timeout, which may
     /// have run.
     pub(crate) fn run<T>(
@@ -268,6 +273,30 @@ impl std::fmt::Debug for Pool {
             .field("command_timeout", &self.command_timeout)
             .finish_non_exhaustive()
     }
+}
+
+/// Follows an `ASK` redirection (the key's slot is being migrated and the key is already
+/// on the node it names): `ASKING`, then the same command, on that node's connection.
+/// The node that answered `ASK` did not run the command, so sending it once more is safe
+/// for a write too. (The cluster client's own retries, which would do this, are off: see
+/// [`Pool::run`].)
+fn follow_ask(c: &mut ClusterConnection, cmd: &Cmd, e: RedisError) -> RedisResult<Value> {
+    use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+    let Some((host, port)) = e
+        .redirect_node()
+        .and_then(|(addr, _slot)| addr.rsplit_once(':'))
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+    else {
+        return Err(e);
+    };
+    let to = || {
+        RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+            host: host.clone(),
+            port,
+        })
+    };
+    c.route_command(&redis::cmd("ASKING"), to())?;
+    c.route_command(cmd, to()).and_then(Value::extract_error)
 }
 
 /// How often [`Pool::run`] tries a cluster call again after an error that says it did

@@ -351,3 +351,97 @@ fn a_write_that_times_out_is_applied_at_most_once() {
         "a create-only put reported its own write: {created:?}"
     );
 }
+
+/// A node's cluster id.
+fn node_id(port: u16) -> String {
+    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap()
+}
+
+/// A slot being migrated, its keys already moved to the new node: the old node answers
+/// `ASK`, and the store follows it (`ASKING`, then the command on the new node) for
+/// reads and writes; after the migration ends, `MOVED` takes it to the new node.
+#[test]
+fn reads_and_writes_follow_a_slot_migration() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(cluster) = RedisCluster::start(module_path!()) else {
+        return;
+    };
+    let s = cluster.store("mig:");
+    let k = key(11);
+    s.set(&k, b"before").unwrap();
+    let data_key = format!("mig:s:{k}");
+    let src = primary_of(cluster.port(0), &data_key);
+    let dst = (0..3).map(|i| cluster.port(i)).find(|&p| p != src).unwrap();
+    let conn = |port: u16| {
+        redis::Client::open(format!("redis://127.0.0.1:{port}"))
+            .unwrap()
+            .get_connection()
+            .unwrap()
+    };
+    let (mut cs, mut cd) = (conn(src), conn(dst));
+    let slot: u64 = redis::cmd("CLUSTER")
+        .arg("KEYSLOT")
+        .arg(&data_key)
+        .query(&mut cs)
+        .unwrap();
+    let (src_id, dst_id) = (node_id(src), node_id(dst));
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("IMPORTING")
+        .arg(&src_id)
+        .query(&mut cd)
+        .unwrap();
+    let () = redis::cmd("CLUSTER")
+        .arg("SETSLOT")
+        .arg(slot)
+        .arg("MIGRATING")
+        .arg(&dst_id)
+        .query(&mut cs)
+        .unwrap();
+    // Every key of the slot (the entry and its version counter) to the new node.
+    let keys: Vec<String> = redis::cmd("CLUSTER")
+        .arg("GETKEYSINSLOT")
+        .arg(slot)
+        .arg(100)
+        .query(&mut cs)
+        .unwrap();
+    assert!(keys.contains(&data_key), "{keys:?}");
+    let () = redis::cmd("MIGRATE")
+        .arg("127.0.0.1")
+        .arg(dst)
+        .arg("")
+        .arg(0)
+        .arg(5000)
+        .arg("KEYS")
+        .arg(&keys)
+        .query(&mut cs)
+        .unwrap();
+    // Mid-migration: the old node answers ASK.
+    let t = Instant::now();
+    assert_eq!(s.get_value(&k).unwrap().unwrap(), b"before");
+    s.set(&k, b"during").unwrap();
+    assert_eq!(s.get_value(&k).unwrap().unwrap(), b"during");
+    assert!(
+        t.elapsed() < Duration::from_secs(2),
+        "{:?}: redirections were retried, not followed",
+        t.elapsed()
+    );
+    // The migration ends: every primary learns the slot's new owner.
+    for i in 0..3 {
+        let () = redis::cmd("CLUSTER")
+            .arg("SETSLOT")
+            .arg(slot)
+            .arg("NODE")
+            .arg(&dst_id)
+            .query(&mut conn(cluster.port(i)))
+            .unwrap();
+    }
+    assert_eq!(s.get_value(&k).unwrap().unwrap(), b"during");
+    s.set(&k, b"after").unwrap();
+    assert_eq!(s.get_value(&k).unwrap().unwrap(), b"after");
+}
