@@ -72,26 +72,17 @@ impl Harness for RedisHarness {
     }
 
     fn open(&self) -> store_api::Result<RedisStore> {
-        let mut b = RedisStore::builder(self.url.as_str())
-            .prefix(self.prefix.as_str())
-            .connect_timeout(Duration::from_secs(1))
-            .command_timeout(Duration::from_secs(2));
-        if let Some(clock) = &self.spec.clock {
-            b = b.clock(Arc::new(clock.clone()));
-        }
-        if let Some(ttl) = self.spec.default_ttl {
-            b = b.default_ttl(ttl);
-        }
-        b.build()
+        configured(
+            RedisStore::builder(self.url.as_str()),
+            &self.prefix,
+            &self.spec,
+        )
+        .build()
     }
 
     fn unreachable(spec: &Spec) -> Result<store_api::Result<RedisStore>, Unsupported> {
         let _ = spec;
-        // A loopback port nobody listens on: take one and close it again.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| Unsupported::new(format!("no free loopback port: {e}")))?
-            .port();
+        let port = closed_port()?;
         Ok(RedisStore::builder(format!("redis://127.0.0.1:{port}/0"))
             .connect_timeout(Duration::from_millis(200))
             .build())
@@ -172,26 +163,17 @@ impl Harness for RedisClusterHarness {
     }
 
     fn open(&self) -> store_api::Result<RedisStore> {
-        let mut b = RedisStore::cluster(self.seeds.clone())
-            .prefix(self.prefix.as_str())
-            .connect_timeout(Duration::from_secs(1))
-            .command_timeout(Duration::from_secs(2));
-        if let Some(clock) = &self.spec.clock {
-            b = b.clock(Arc::new(clock.clone()));
-        }
-        if let Some(ttl) = self.spec.default_ttl {
-            b = b.default_ttl(ttl);
-        }
-        b.build()
+        configured(
+            RedisStore::cluster(self.seeds.clone()),
+            &self.prefix,
+            &self.spec,
+        )
+        .build()
     }
 
     fn unreachable(spec: &Spec) -> Result<store_api::Result<RedisStore>, Unsupported> {
         let _ = spec;
-        // A loopback port nobody listens on: take one and close it again.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| Unsupported::new(format!("no free loopback port: {e}")))?
-            .port();
+        let port = closed_port()?;
         Ok(RedisStore::cluster([format!("redis://127.0.0.1:{port}")])
             .connect_timeout(Duration::from_millis(200))
             .build())
@@ -221,6 +203,33 @@ impl Harness for RedisClusterHarness {
             )),
         }
     }
+}
+
+/// A harness's builder with its prefix, short timeouts and the spec's clock and TTL.
+fn configured(
+    b: store_redis::RedisStoreBuilder,
+    prefix: &str,
+    spec: &Spec,
+) -> store_redis::RedisStoreBuilder {
+    let mut b = b
+        .prefix(prefix)
+        .connect_timeout(Duration::from_secs(1))
+        .command_timeout(Duration::from_secs(2));
+    if let Some(clock) = &spec.clock {
+        b = b.clock(Arc::new(clock.clone()));
+    }
+    if let Some(ttl) = spec.default_ttl {
+        b = b.default_ttl(ttl);
+    }
+    b
+}
+
+/// A loopback port nobody listens on: one taken and closed again.
+fn closed_port() -> Result<u16, Unsupported> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| Unsupported::new(format!("no free loopback port: {e}")))?
+        .port())
 }
 
 /// Damages the entries under `prefix` as `how` says, through `con` (a connection to the
