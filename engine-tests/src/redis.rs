@@ -56,11 +56,7 @@ impl Harness for RedisHarness {
     type Store = RedisStore;
 
     fn create(spec: &Spec) -> Result<Self, Unsupported> {
-        if spec.size == Size::Small {
-            return Err(Unsupported::new(
-                "store-redis is unbounded: Redis's maxmemory policy evicts, not the engine",
-            ));
-        }
+        unbounded(spec)?;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let server = shared_server()?;
         Ok(RedisHarness {
@@ -148,11 +144,7 @@ impl Harness for RedisClusterHarness {
     type Store = RedisStore;
 
     fn create(spec: &Spec) -> Result<Self, Unsupported> {
-        if spec.size == Size::Small {
-            return Err(Unsupported::new(
-                "store-redis is unbounded: Redis's maxmemory policy evicts, not the engine",
-            ));
-        }
+        unbounded(spec)?;
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let cluster = shared_cluster()?;
         Ok(RedisClusterHarness {
@@ -203,6 +195,16 @@ impl Harness for RedisClusterHarness {
             )),
         }
     }
+}
+
+/// Refuses the behaviours of a bounded store: store-redis is unbounded.
+fn unbounded(spec: &Spec) -> Result<(), Unsupported> {
+    if spec.size == Size::Small {
+        return Err(Unsupported::new(
+            "store-redis is unbounded: Redis's maxmemory policy evicts, not the engine",
+        ));
+    }
+    Ok(())
 }
 
 /// A harness's builder with its prefix, short timeouts and the spec's clock and TTL.

@@ -852,7 +852,7 @@ impl SessionStore for RedisStore {
                 && crate::keys::key_slot(counter.as_bytes())
                     == crate::keys::key_slot(to_key.as_bytes()));
         if !one_slot {
-            return self.rotate_in_two_steps(from, to);
+            return store_api::rotate_by_copy(self, from, to);
         }
         let now = self.now_arg();
         let reply: redis::RedisResult<Vec<u64>> = self.pool.run(Retry::Never, |c| {
@@ -868,7 +868,7 @@ impl SessionStore for RedisStore {
             // Behind a slot-routing proxy, one server may still refuse keys of several
             // slots: the move then takes two steps, as on a cluster.
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::CrossSlot) => {
-                return self.rotate_in_two_steps(from, to);
+                return store_api::rotate_by_copy(self, from, to);
             }
             Err(e) => return Err(self.backend("rotate", Some(from), e)),
         };
@@ -891,18 +891,6 @@ impl SessionStore for RedisStore {
     }
 
     fn capabilities(&self) -> Capabilities {
-        self.capabilities_of()
-    }
-}
-
-impl RedisStore {
-    /// The contract's default `rotate`: the new id written create-only, then the old one
-    /// deleted; not atomic (a write to the old id racing the move may be lost).
-    fn rotate_in_two_steps(&self, from: &Key, to: &Key) -> Result<bool> {
-        store_api::rotate_by_copy(self, from, to)
-    }
-
-    fn capabilities_of(&self) -> Capabilities {
         let mut caps = Capabilities::new(self.max_value_len);
         caps.shared_across_processes = true;
         caps.shared_across_hosts = true;

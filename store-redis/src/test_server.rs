@@ -35,6 +35,13 @@ fn find_binary() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// A test store's options: `prefix`, a 1 s connect timeout and `command` per command.
+fn test_options(b: RedisStoreBuilder, prefix: &str, command: Duration) -> RedisStoreBuilder {
+    b.prefix(prefix)
+        .connect_timeout(Duration::from_secs(1))
+        .command_timeout(command)
+}
+
 fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
     l.local_addr().expect("local addr").port()
@@ -92,10 +99,11 @@ impl RedisServer {
 
     /// A builder for a store on this server with short timeouts.
     pub fn builder(&self, prefix: &str) -> RedisStoreBuilder {
-        RedisStore::builder(self.url())
-            .prefix(prefix)
-            .connect_timeout(Duration::from_secs(1))
-            .command_timeout(Duration::from_secs(1))
+        test_options(
+            RedisStore::builder(self.url()),
+            prefix,
+            Duration::from_secs(1),
+        )
     }
 
     /// A store on this server.
@@ -302,10 +310,12 @@ impl RedisCluster {
 
     /// A builder for a store on this cluster with short timeouts.
     pub fn builder(&self, prefix: &str) -> RedisStoreBuilder {
-        RedisStore::cluster(self.seeds())
-            .prefix(prefix)
-            .connect_timeout(Duration::from_secs(1))
-            .command_timeout(Duration::from_secs(2))
+        // A longer command timeout than one server's: six nodes share two cores.
+        test_options(
+            RedisStore::cluster(self.seeds()),
+            prefix,
+            Duration::from_secs(2),
+        )
     }
 
     /// A store on this cluster.

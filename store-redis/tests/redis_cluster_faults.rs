@@ -13,6 +13,14 @@ use store_redis::test_server::RedisCluster;
 /// The fault tests kill and stop nodes on a 2-core machine: one cluster at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
+/// A plain connection to the node on `port`.
+fn node(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
+}
+
 fn key(i: u64) -> Key {
     Key::new(format!("session:{i:07}")).unwrap()
 }
@@ -20,10 +28,7 @@ fn key(i: u64) -> Key {
 /// The port of the primary that owns `key`'s data key in `store` (hash slot of the
 /// store's own key name), asked of node `seed`.
 fn primary_of(seed: u16, data_key: &str) -> u16 {
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{seed}"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = node(seed);
     let slot: u64 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(data_key)
@@ -53,10 +58,7 @@ fn primary_of(seed: u16, data_key: &str) -> u16 {
 
 /// The replica of the primary on `primary` (asked of `seed`).
 fn replica_of(seed: u16, primary: u16) -> u16 {
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{seed}"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = node(seed);
     let nodes: String = redis::cmd("CLUSTER").arg("NODES").query(&mut c).unwrap();
     let id = nodes
         .lines()
@@ -282,10 +284,7 @@ fn reads_follow_a_manual_failover() {
     }
     let primary = primary_of(cluster.port(0), &format!("fo:s:{k}"));
     let replica = replica_of(cluster.port(0), primary);
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{replica}"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = node(replica);
     let () = redis::cmd("CLUSTER").arg("FAILOVER").query(&mut c).unwrap();
     wait_role(replica, "master");
     wait_role(primary, "slave");
@@ -318,10 +317,7 @@ fn a_write_that_times_out_is_applied_at_most_once() {
     let k = key(5);
     s.set(&k, b"0").unwrap();
     let primary = primary_of(cluster.port(0), &format!("pause:s:{k}"));
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{primary}"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut c = node(primary);
     let () = redis::cmd("CLIENT")
         .arg("PAUSE")
         .arg(1500)
@@ -354,11 +350,10 @@ fn a_write_that_times_out_is_applied_at_most_once() {
 
 /// A node's cluster id.
 fn node_id(port: u16) -> String {
-    let mut c = redis::Client::open(format!("redis://127.0.0.1:{port}"))
+    redis::cmd("CLUSTER")
+        .arg("MYID")
+        .query(&mut node(port))
         .unwrap()
-        .get_connection()
-        .unwrap();
-    redis::cmd("CLUSTER").arg("MYID").query(&mut c).unwrap()
 }
 
 /// A slot being migrated, its keys already moved to the new node: the old node answers
@@ -376,13 +371,7 @@ fn reads_and_writes_follow_a_slot_migration() {
     let data_key = format!("mig:s:{k}");
     let src = primary_of(cluster.port(0), &data_key);
     let dst = (0..3).map(|i| cluster.port(i)).find(|&p| p != src).unwrap();
-    let conn = |port: u16| {
-        redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .unwrap()
-            .get_connection()
-            .unwrap()
-    };
-    let (mut cs, mut cd) = (conn(src), conn(dst));
+    let (mut cs, mut cd) = (node(src), node(dst));
     let slot: u64 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(&data_key)
@@ -438,7 +427,7 @@ fn reads_and_writes_follow_a_slot_migration() {
             .arg(slot)
             .arg("NODE")
             .arg(&dst_id)
-            .query(&mut conn(cluster.port(i)))
+            .query(&mut node(cluster.port(i)))
             .unwrap();
     }
     assert_eq!(s.get_value(&k).unwrap().unwrap(), b"during");

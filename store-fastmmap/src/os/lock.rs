@@ -143,14 +143,17 @@ pub(crate) struct RangeGuard<'f> {
 }
 
 impl<'f> RangeGuard<'f> {
-    /// Waits for a write lock on `range` of `fd`; a range ending at `u64::MAX` extends to
-    /// the end of the file, however long it grows (fcntl's `l_len` of 0).
+    /// Waits for a write lock on `range` of `fd`. An empty range is refused: fcntl reads
+    /// an `l_len` of 0 as "to the end of the file, however long it grows", which would
+    /// also cover the users byte (`USERS_BYTE`) every futex-kind store holds.
     pub(crate) fn lock(fd: BorrowedFd<'f>, range: std::ops::Range<u64>) -> io::Result<Self> {
-        let len = if range.end == u64::MAX {
-            0
-        } else {
-            range.end.saturating_sub(range.start)
-        };
+        if range.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "an empty byte range to lock",
+            ));
+        }
+        let len = range.end - range.start;
         lock_range(fd.as_raw_fd(), range.start, len)?;
         Ok(RangeGuard {
             fd,
