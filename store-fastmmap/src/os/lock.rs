@@ -280,6 +280,18 @@ mod tests {
         assert!(release_retries() >= before + 3);
     }
 
+    /// An empty range would be `l_len` 0: a lock to the end of the file and beyond,
+    /// over the users byte too. It is refused; a real range locks and unlocks.
+    #[test]
+    fn an_empty_range_is_refused_a_real_one_locks() {
+        use std::os::fd::AsFd as _;
+        let f = tempfile::tempfile().unwrap();
+        let err = RangeGuard::lock(f.as_fd(), 4096..4096).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
+        let g = RangeGuard::lock(f.as_fd(), 0..4096).unwrap();
+        drop(g);
+    }
+
     #[test]
     fn a_lasting_unlock_failure_gives_up() {
         let mut given_up = None;
